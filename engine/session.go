@@ -1,0 +1,443 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Session is one client connection's view of the engine: the rooms it
+// joined and the queue of frames waiting for its writer. The engine never
+// blocks on a session: a full queue kicks it with ErrSlowConsumer, and the
+// client reconnects and resumes with since, so nothing is lost.
+//
+// All methods may be called concurrently; Next is meant for one writer.
+type Session struct {
+	e    *Engine
+	User string
+	id   uint64
+
+	mu       sync.Mutex
+	queue    [][]byte
+	qbytes   int
+	rooms    map[string]*room
+	token    string
+	closed   bool
+	notify   chan struct{} // cap 1: the queue gained frames
+	space    chan struct{} // cap 1: the writer took frames
+	done     chan struct{} // closed by Kick
+	doneErr  error
+	inflight chan struct{} // send slots, made on first send
+}
+
+// Connect opens a session for user, whose token has ID token. Errors:
+// *RetryError when user already has MaxSessionsPerUser sessions here,
+// ErrShutdown after Close.
+func (e *Engine) Connect(user, token string) (*Session, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Load() {
+		return nil, ErrShutdown
+	}
+	if e.users[user] >= e.opts.MaxSessionsPerUser {
+		return nil, &RetryError{After: 1000, Reason: fmt.Sprintf("at most %d connections per user", e.opts.MaxSessionsPerUser)}
+	}
+	s := &Session{
+		e:      e,
+		User:   user,
+		id:     e.nextID.Add(1),
+		rooms:  make(map[string]*room),
+		token:  token,
+		notify: make(chan struct{}, 1),
+		space:  make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+	e.users[user]++
+	e.sessions[s] = struct{}{}
+	e.addToken(s, token)
+	return s, nil
+}
+
+func (e *Engine) addToken(s *Session, token string) {
+	set := e.tokens[token]
+	if set == nil {
+		set = make(map[*Session]struct{})
+		e.tokens[token] = set
+	}
+	set[s] = struct{}{}
+}
+
+func (e *Engine) removeToken(s *Session, token string) {
+	if set := e.tokens[token]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(e.tokens, token)
+		}
+	}
+}
+
+// SetToken replaces the ID of the session's token (in-band re-auth).
+func (s *Session) SetToken(token string) {
+	s.e.mu.Lock()
+	defer s.e.mu.Unlock()
+	s.e.removeToken(s, s.token)
+	s.token = token
+	s.e.addToken(s, token)
+}
+
+// Done is closed when the session was kicked; Err says why.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session was kicked, or nil.
+func (s *Session) Err() error {
+	select {
+	case <-s.done:
+		return s.doneErr
+	default:
+		return nil
+	}
+}
+
+// Kick ends the session with err (ErrSlowConsumer, ErrRevoked,
+// ErrShutdown); only the first call counts.
+func (s *Session) Kick(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.done:
+	default:
+		s.doneErr = err
+		close(s.done)
+	}
+}
+
+// push queues frame without blocking; a full queue kicks the session.
+func (s *Session) push(frame []byte) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.queue) >= s.e.opts.QueueLen || s.qbytes+len(frame) > s.e.opts.MaxQueueBytes {
+		s.mu.Unlock()
+		s.Kick(ErrSlowConsumer)
+		return
+	}
+	s.queue = append(s.queue, frame)
+	s.qbytes += len(frame)
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Enqueue queues a reply frame for the client, in order with messages.
+func (s *Session) Enqueue(frame []byte) { s.push(frame) }
+
+// pushWait queues frame, waiting while the queue is more than half full,
+// so a long replay is paced by the client instead of overflowing.
+func (s *Session) pushWait(ctx context.Context, frame []byte) error {
+	for {
+		s.mu.Lock()
+		if len(s.queue) < s.e.opts.QueueLen/2 && s.qbytes+len(frame) <= s.e.opts.MaxQueueBytes/2 {
+			s.mu.Unlock()
+			s.push(frame)
+			return nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.space:
+		case <-s.done:
+			return s.doneErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// ErrWoken is returned by Next when its timer or wake channel fired first.
+var ErrWoken = errors.New("woken")
+
+// Next waits for queued frames and returns them all, oldest first, reusing
+// buf. It returns ErrWoken when timer or wake fires first (either may be
+// nil), the kick reason once the session is kicked, or ctx.Err().
+func (s *Session) Next(ctx context.Context, buf [][]byte, timer <-chan time.Time, wake <-chan struct{}) ([][]byte, error) {
+	for {
+		s.mu.Lock()
+		if len(s.queue) > 0 {
+			buf = append(buf[:0], s.queue...)
+			clear(s.queue)
+			s.queue = s.queue[:0]
+			s.qbytes = 0
+			s.mu.Unlock()
+			select {
+			case s.space <- struct{}{}:
+			default:
+			}
+			return buf, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.notify:
+		case <-s.done:
+			return nil, s.doneErr
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timer:
+			return buf[:0], ErrWoken
+		case <-wake:
+			return buf[:0], ErrWoken
+		}
+	}
+}
+
+// Drain returns and forgets whatever is queued, for a last flush after
+// the session was kicked.
+func (s *Session) Drain() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queue
+	s.queue, s.qbytes = nil, 0
+	return q
+}
+
+// Inflight returns how many sends await their result.
+func (s *Session) Inflight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.inflight)
+}
+
+// Send stores a message like Engine.Send, but waits while the session has
+// MaxInflight sends unacknowledged, so one client cannot queue unbounded
+// work. done runs on another goroutine.
+func (s *Session) Send(ctx context.Context, name, text, clientID string, done func(AppendResult, error)) error {
+	s.mu.Lock()
+	if s.inflight == nil {
+		s.inflight = make(chan struct{}, s.e.opts.MaxInflight)
+	}
+	slots := s.inflight
+	s.mu.Unlock()
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	err := s.e.Send(ctx, s.User, name, text, clientID, func(r AppendResult, err error) {
+		<-slots
+		done(r, err)
+	})
+	if err != nil {
+		<-slots
+	}
+	return err
+}
+
+// JoinInfo is what a join reports before any message is delivered.
+type JoinInfo struct {
+	Room      string
+	LastID    StreamPos
+	Online    []string
+	Recovered *bool // set only when joining with since
+}
+
+// Join subscribes the session to room. It calls joined with the room's
+// newest position and online users; then, with since, queues every stored
+// message after since in order; then goes live. From the join (or since)
+// on, the session gets every message of the room exactly once, in stream
+// order. Joining a room already joined starts that room's delivery over.
+// Errors: as Authorize, *RetryError (too many rooms), ErrUnavailable.
+func (s *Session) Join(ctx context.Context, name string, since *StreamPos, joined func(JoinInfo)) error {
+	e := s.e
+	kind, err := e.Authorize(ctx, s.User, name)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	_, rejoin := s.rooms[name]
+	tooMany := !rejoin && len(s.rooms) >= e.opts.MaxRoomsPerSession
+	s.mu.Unlock()
+	if tooMany {
+		return &RetryError{Reason: fmt.Sprintf("at most %d rooms per connection", e.opts.MaxRoomsPerSession)}
+	}
+	if rejoin {
+		s.leave(name, true)
+	}
+
+	r, err := e.acquire(ctx, name)
+	if err != nil {
+		return err
+	}
+	sb := &sub{}
+	r.mu.Lock()
+	r.subs[s] = sb
+	first := r.users[s.User] == 0
+	r.users[s.User]++
+	r.mu.Unlock()
+	s.mu.Lock()
+	s.rooms[name] = r
+	s.mu.Unlock()
+
+	if err := s.start(ctx, r, sb, kind, first, since, joined); err != nil {
+		s.leave(name, rejoin)
+		return err
+	}
+	return nil
+}
+
+// start runs the part of Join after the session is registered (pending)
+// with the room: the tail buffers new messages for it meanwhile.
+func (s *Session) start(ctx context.Context, r *room, sb *sub, kind Kind, first bool, since *StreamPos, joined func(JoinInfo)) error {
+	e := s.e
+	cctx, cancel := e.callCtx(ctx)
+	defer cancel()
+	// Read after registering: anything newer than last reaches sb through
+	// the tail, because the tail started at or before it.
+	last, err := e.opts.Log.Last(cctx, r.name)
+	if err != nil {
+		return unavailable(err)
+	}
+	var online []string
+	if first {
+		online, err = e.opts.Presence.Join(cctx, r.name, []string{s.User}, e.opts.Now().Add(e.opts.PresenceTTL))
+	} else {
+		online, err = e.opts.Presence.Online(cctx, r.name)
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	if !slices.Contains(online, s.User) {
+		online = append(online, s.User)
+	}
+	slices.Sort(online)
+	if kind == KindChannel {
+		if err := e.opts.Directory.MarkJoined(cctx, r.name, s.User); err != nil {
+			return unavailable(err)
+		}
+	}
+	info := JoinInfo{Room: r.name, LastID: last, Online: online}
+	pos := last
+	if since != nil {
+		trimmed, err := e.opts.Log.Trimmed(cctx, r.name)
+		if err != nil {
+			return unavailable(err)
+		}
+		recovered := !since.Less(trimmed)
+		info.Recovered = &recovered
+	}
+	joined(info)
+
+	if since != nil {
+		pos = *since
+		for {
+			pctx, pcancel := e.callCtx(ctx)
+			msgs, err := e.opts.Log.Range(pctx, r.name, pos, e.opts.ReplayPage)
+			pcancel()
+			if err != nil {
+				return unavailable(err)
+			}
+			for i := range msgs {
+				if err := s.pushWait(ctx, e.opts.Encoder.Message(msgs[i])); err != nil {
+					return err
+				}
+				pos = msgs[i].ID
+			}
+			if len(msgs) < e.opts.ReplayPage {
+				break
+			}
+		}
+	}
+
+	r.mu.Lock()
+	for _, p := range sb.buf {
+		if pos.Less(p.id) {
+			s.push(p.frame)
+			pos = p.id
+		}
+	}
+	sb.pos = pos
+	sb.buf, sb.live = nil, true
+	r.mu.Unlock()
+	return nil
+}
+
+// Leave unsubscribes the session from room. Errors: ErrNotFound when the
+// session has not joined it.
+func (s *Session) Leave(name string) error {
+	s.mu.Lock()
+	_, ok := s.rooms[name]
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("room %s not joined: %w", name, ErrNotFound)
+	}
+	s.leave(name, false)
+	return nil
+}
+
+// leave removes the session from room; keepPresence leaves the user's
+// presence as it is (a rejoin follows at once).
+func (s *Session) leave(name string, keepPresence bool) {
+	e := s.e
+	s.mu.Lock()
+	r := s.rooms[name]
+	delete(s.rooms, name)
+	s.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	delete(r.subs, s)
+	r.users[s.User]--
+	gone := r.users[s.User] <= 0
+	if gone {
+		delete(r.users, s.User)
+	}
+	r.mu.Unlock()
+	if gone && !keepPresence {
+		ctx, cancel := e.callCtx(e.ctx)
+		if e.closed.Load() {
+			// Close cancelled e.ctx; still say goodbye within the timeout.
+			ctx, cancel = e.callCtx(context.Background())
+		}
+		if err := e.opts.Presence.Leave(ctx, name, []string{s.User}); err != nil {
+			e.log.Warn("presence leave", "room", name, "user", s.User, "err", err)
+		}
+		cancel()
+	}
+	e.release(r)
+}
+
+// Close leaves every room and forgets the session. Call it once the
+// connection is gone; it is idempotent.
+func (s *Session) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	names := make([]string, 0, len(s.rooms))
+	for name := range s.rooms {
+		names = append(names, name)
+	}
+	s.queue, s.qbytes = nil, 0
+	s.mu.Unlock()
+	for _, name := range names {
+		s.leave(name, false)
+	}
+	e := s.e
+	e.mu.Lock()
+	if _, ok := e.sessions[s]; ok {
+		delete(e.sessions, s)
+		e.users[s.User]--
+		if e.users[s.User] <= 0 {
+			delete(e.users, s.User)
+		}
+		e.removeToken(s, s.token)
+	}
+	e.mu.Unlock()
+}

@@ -1,0 +1,110 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// NormalizeUsername lowercases name and checks it: 3–32 ASCII letters,
+// digits, '_', '-' or '.'. Errors wrap ErrInvalid.
+func NormalizeUsername(name string) (string, error) {
+	if n := len(name); n < 3 || n > 32 {
+		return "", fmt.Errorf("username must be 3 to 32 characters: %w", ErrInvalid)
+	}
+	for i := 0; i < len(name); i++ {
+		if !isNameByte(name[i], true) {
+			return "", fmt.Errorf("username may hold only letters, digits, '_', '-' and '.': %w", ErrInvalid)
+		}
+	}
+	return strings.ToLower(name), nil
+}
+
+func isNameByte(c byte, upperAndDot bool) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '_', c == '-':
+		return true
+	case upperAndDot && (c >= 'A' && c <= 'Z' || c == '.'):
+		return true
+	}
+	return false
+}
+
+// ValidChannelName checks a channel name: 1–64 lowercase letters, digits,
+// '_' or '-'. Errors wrap ErrInvalid.
+func ValidChannelName(name string) error {
+	if len(name) < 1 || len(name) > 64 {
+		return fmt.Errorf("room name must be 1 to 64 characters: %w", ErrInvalid)
+	}
+	for i := 0; i < len(name); i++ {
+		if !isNameByte(name[i], false) {
+			return fmt.Errorf("room name may hold only lowercase letters, digits, '_' and '-': %w", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// DirectRoom returns the name of the direct room of users a and b
+// (normalised): "dm:<a>:<b>" with a < b.
+func DirectRoom(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return "dm:" + a + ":" + b
+}
+
+// parseDirect splits "dm:a:b" into its members; ok is false when name is
+// not a well-formed direct room name.
+func parseDirect(name string) (a, b string, ok bool) {
+	rest, found := strings.CutPrefix(name, "dm:")
+	if !found {
+		return "", "", false
+	}
+	a, b, found = strings.Cut(rest, ":")
+	if !found || a >= b {
+		return "", "", false
+	}
+	if na, err := NormalizeUsername(a); err != nil || na != a {
+		return "", "", false
+	}
+	if nb, err := NormalizeUsername(b); err != nil || nb != b {
+		return "", "", false
+	}
+	return a, b, true
+}
+
+// ValidText checks a message text: valid UTF-8, not blank, no control
+// characters but newline and tab, at most max characters. Errors wrap
+// ErrInvalid or ErrTooLarge.
+func ValidText(text string, max int) error {
+	if utf8.RuneCountInString(text) > max {
+		return fmt.Errorf("text is longer than %d characters: %w", max, ErrTooLarge)
+	}
+	if strings.TrimSpace(text) == "" {
+		return fmt.Errorf("text is empty: %w", ErrInvalid)
+	}
+	if !utf8.ValidString(text) {
+		return fmt.Errorf("text is not valid UTF-8: %w", ErrInvalid)
+	}
+	for _, r := range text {
+		if r != '\n' && r != '\t' && unicode.IsControl(r) {
+			return fmt.Errorf("text holds a control character: %w", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// validClientID checks a client_id: at most 128 bytes of printable
+// characters.
+func validClientID(id string) error {
+	if len(id) > 128 {
+		return fmt.Errorf("client_id is longer than 128 bytes: %w", ErrInvalid)
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return fmt.Errorf("client_id holds a control character: %w", ErrInvalid)
+		}
+	}
+	return nil
+}

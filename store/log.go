@@ -1,0 +1,294 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redstream/chat/engine"
+)
+
+type sendReq struct {
+	req  engine.AppendRequest
+	done func(engine.AppendResult, error)
+}
+
+// maxBatch bounds one pipeline of sends: enough to amortise a round trip
+// over many sends, small enough that one batch's Redis time (≈ 5 µs a
+// script) stays far below a millisecond.
+const maxBatch = 128
+
+// Append implements engine.Log. Sends queue per room-hashed worker; a
+// worker sends all it has queued as one pipeline, so many sends in flight
+// share round trips, and one room's sends keep their order.
+func (s *Store) Append(req engine.AppendRequest, done func(engine.AppendResult, error)) {
+	q := s.queues[shardOf(req.Room)%len(s.queues)]
+	select {
+	case <-s.ctx.Done():
+		go done(engine.AppendResult{}, fmt.Errorf("store: closed: %w", engine.ErrUnavailable))
+	case q <- sendReq{req, done}:
+	}
+}
+
+func (s *Store) sendLoop(q chan sendReq) {
+	batch := make([]sendReq, 0, maxBatch)
+	for {
+		select {
+		case <-s.ctx.Done():
+			for {
+				select {
+				case r := <-q:
+					r.done(engine.AppendResult{}, fmt.Errorf("store: closed: %w", engine.ErrUnavailable))
+				default:
+					return
+				}
+			}
+		case r := <-q:
+			batch = append(batch[:0], r)
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-q:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.sendBatch(batch)
+		clear(batch)
+	}
+}
+
+func (s *Store) sendArgs(r engine.AppendRequest) ([]string, []any) {
+	cid := r.ClientID
+	idem := idemKey(r.Room, r.User, cid)
+	keys := []string{streamKey(r.Room), metaKey(r.Room), readKey(r.Room), idem, prefixRate + r.User}
+	args := []any{r.User, r.Text, cid, s.opts.MaxLen, int64(s.opts.IdempotencyTTL / time.Second),
+		r.Now.UnixMilli(), s.opts.SendRate, s.opts.SendBurst}
+	return keys, args
+}
+
+func (s *Store) sendBatch(batch []sendReq) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.Timeout)
+	defer cancel()
+	cmds := make([]*redis.Cmd, len(batch))
+	_, _ = s.send.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range batch {
+			keys, args := s.sendArgs(r.req)
+			cmds[i] = sendScript.EvalSha(ctx, p, keys, args...)
+		}
+		return nil
+	})
+	for i, r := range batch {
+		cmd := cmds[i]
+		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			// Redis restarted and lost its script cache; the script did
+			// not run, so running it again cannot store twice.
+			keys, args := s.sendArgs(r.req)
+			cmd = sendScript.Run(ctx, s.send, keys, args...)
+		}
+		r.done(s.sendResult(r.req, cmd))
+	}
+}
+
+func (s *Store) sendResult(req engine.AppendRequest, cmd *redis.Cmd) (engine.AppendResult, error) {
+	vals, err := cmd.StringSlice()
+	if err != nil {
+		return engine.AppendResult{}, wrap("send "+req.Room, err)
+	}
+	if len(vals) < 2 {
+		return engine.AppendResult{}, fmt.Errorf("store: send %s: unexpected reply %q: %w", req.Room, vals, engine.ErrUnavailable)
+	}
+	switch vals[0] {
+	case "rl":
+		ms, _ := strconv.ParseInt(vals[1], 10, 64)
+		return engine.AppendResult{}, &engine.RetryError{After: ms, Reason: "too many messages; slow down"}
+	case "dup":
+		id, err := engine.ParsePos(vals[1])
+		if err != nil {
+			return engine.AppendResult{}, fmt.Errorf("store: send %s: bad id %q: %w", req.Room, vals[1], engine.ErrUnavailable)
+		}
+		m := engine.Message{ID: id, Room: req.Room, User: req.User, Text: req.Text, TS: int64(id.Ms), ClientID: req.ClientID}
+		return engine.AppendResult{Message: m, Duplicate: true}, nil
+	}
+	id, err := engine.ParsePos(vals[1])
+	if err != nil || len(vals) < 3 {
+		return engine.AppendResult{}, fmt.Errorf("store: send %s: bad reply %q: %w", req.Room, vals, engine.ErrUnavailable)
+	}
+	n, _ := strconv.ParseUint(vals[2], 10, 64)
+	return engine.AppendResult{Message: engine.Message{
+		ID: id, Room: req.Room, User: req.User, Text: req.Text, TS: int64(id.Ms), ClientID: req.ClientID, Seq: n,
+	}}, nil
+}
+
+func decode(room string, x redis.XMessage) (engine.Message, bool) {
+	id, err := engine.ParsePos(x.ID)
+	if err != nil {
+		return engine.Message{}, false
+	}
+	m := engine.Message{ID: id, Room: room, TS: int64(id.Ms)}
+	m.User, _ = x.Values["u"].(string)
+	m.Text, _ = x.Values["t"].(string)
+	m.ClientID, _ = x.Values["c"].(string)
+	if n, ok := x.Values["n"].(string); ok {
+		m.Seq, _ = strconv.ParseUint(n, 10, 64)
+	}
+	return m, true
+}
+
+func decodeAll(room string, xs []redis.XMessage) []engine.Message {
+	out := make([]engine.Message, 0, len(xs))
+	for _, x := range xs {
+		if m, ok := decode(room, x); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func next(p engine.StreamPos) string {
+	if p.Seq == ^uint64(0) {
+		return engine.StreamPos{Ms: p.Ms + 1}.String()
+	}
+	return engine.StreamPos{Ms: p.Ms, Seq: p.Seq + 1}.String()
+}
+
+func prev(p engine.StreamPos) string {
+	if p.Seq == 0 {
+		return engine.StreamPos{Ms: p.Ms - 1, Seq: ^uint64(0)}.String()
+	}
+	return engine.StreamPos{Ms: p.Ms, Seq: p.Seq - 1}.String()
+}
+
+// Range implements engine.Log.
+func (s *Store) Range(ctx context.Context, room string, after engine.StreamPos, n int) ([]engine.Message, error) {
+	if after.Ms == ^uint64(0) && after.Seq == ^uint64(0) {
+		return nil, nil
+	}
+	xs, err := s.rdb.XRangeN(ctx, streamKey(room), next(after), "+", int64(n)).Result()
+	if err != nil {
+		return nil, wrap("xrange "+room, err)
+	}
+	return decodeAll(room, xs), nil
+}
+
+// RevRange implements engine.Log.
+func (s *Store) RevRange(ctx context.Context, room string, before engine.StreamPos, n int) ([]engine.Message, error) {
+	end := "+"
+	if !before.IsZero() {
+		end = prev(before)
+	}
+	xs, err := s.rdb.XRevRangeN(ctx, streamKey(room), end, "-", int64(n)).Result()
+	if err != nil {
+		return nil, wrap("xrevrange "+room, err)
+	}
+	return decodeAll(room, xs), nil
+}
+
+// Last implements engine.Log.
+func (s *Store) Last(ctx context.Context, room string) (engine.StreamPos, error) {
+	xs, err := s.rdb.XRevRangeN(ctx, streamKey(room), "+", "-", 1).Result()
+	if err != nil {
+		return engine.StreamPos{}, wrap("last "+room, err)
+	}
+	if len(xs) == 0 {
+		return engine.StreamPos{}, nil
+	}
+	return engine.ParsePos(xs[0].ID)
+}
+
+// Get implements engine.Log.
+func (s *Store) Get(ctx context.Context, room string, id engine.StreamPos) (engine.Message, error) {
+	xs, err := s.rdb.XRangeN(ctx, streamKey(room), id.String(), id.String(), 1).Result()
+	if err != nil {
+		return engine.Message{}, wrap("get "+room, err)
+	}
+	if len(xs) == 0 {
+		return engine.Message{}, fmt.Errorf("message %s: %w", id, engine.ErrNotFound)
+	}
+	m, _ := decode(room, xs[0])
+	return m, nil
+}
+
+// Trimmed implements engine.Log. Redis 7.0 does not report what MAXLEN
+// trimming removed (its max-deleted-entry-id only follows XDEL), so the
+// room's counter tells: every entry carries its room's message number n, and
+// when the first kept entry's n is above 1, everything before it was
+// trimmed. The answer is exact but for one case that errs safe: a since
+// equal to the last trimmed ID reads as trimmed, and the client reloads.
+func (s *Store) Trimmed(ctx context.Context, room string) (engine.StreamPos, error) {
+	xs, err := s.rdb.XRangeN(ctx, streamKey(room), "-", "+", 1).Result()
+	if err != nil {
+		return engine.StreamPos{}, wrap("first "+room, err)
+	}
+	if len(xs) == 0 {
+		return engine.StreamPos{}, nil
+	}
+	m, ok := decode(room, xs[0])
+	if !ok || m.Seq <= 1 {
+		return engine.StreamPos{}, nil
+	}
+	return engine.ParsePos(prev(m.ID))
+}
+
+// tailCount bounds one XREAD: enough for a burst, small enough that a
+// slow room cannot delay the others of its shard.
+const tailCount = 512
+
+// Shards implements engine.Tail.
+func (s *Store) Shards() int { return Shards }
+
+// Shard implements engine.Tail.
+func (s *Store) Shard(room string) int { return shardOf(room) }
+
+// Read implements engine.Tail with one XREAD BLOCK over the shard's room
+// streams and this instance's wake-up stream of the shard.
+func (s *Store) Read(ctx context.Context, shard int, rooms []string, after []engine.StreamPos, block time.Duration) ([]engine.Message, error) {
+	streams := make([]string, 0, 2*len(rooms)+2)
+	for _, r := range rooms {
+		streams = append(streams, streamKey(r))
+	}
+	wake := s.wakeKey(shard)
+	streams = append(streams, wake)
+	for _, p := range after {
+		streams = append(streams, p.String())
+	}
+	s.wakeMu.Lock()
+	streams = append(streams, s.wakeIDs[shard])
+	s.wakeMu.Unlock()
+	res, err := s.tail.XRead(ctx, &redis.XReadArgs{Streams: streams, Count: tailCount, Block: block}).Result()
+	if err == redis.Nil {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, wrap("xread", err)
+	}
+	var out []engine.Message
+	for _, st := range res {
+		if st.Stream == wake {
+			if n := len(st.Messages); n > 0 {
+				s.wakeMu.Lock()
+				s.wakeIDs[shard] = st.Messages[n-1].ID
+				s.wakeMu.Unlock()
+			}
+			continue
+		}
+		out = append(out, decodeAll(roomOfStream(st.Stream), st.Messages)...)
+	}
+	return out, nil
+}
+
+// Wake implements engine.Tail.
+func (s *Store) Wake(ctx context.Context, shard int) error {
+	key := s.wakeKey(shard)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.XAdd(ctx, &redis.XAddArgs{Stream: key, MaxLen: 1, Values: []any{"w", "1"}})
+		p.Expire(ctx, key, time.Hour)
+		return nil
+	})
+	return wrap("wake", err)
+}

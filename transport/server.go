@@ -1,0 +1,310 @@
+package transport
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alexedwards/argon2id"
+	"github.com/labstack/echo/v4"
+
+	"github.com/redstream/chat/engine"
+	"github.com/redstream/chat/transport/wire"
+)
+
+// Options configures a Server. The zero value of each field means its
+// default, named in the field's comment; Engine, Users, Tokens, Limits and
+// Secret are required.
+type Options struct {
+	Engine *engine.Engine
+	Users  UserStore
+	Tokens TokenStore
+	Limits Limiter
+	// Secret is the HS256 key, at least 32 bytes.
+	Secret []byte
+	// TokenTTL is a token's lifetime. Zero means 24h.
+	TokenTTL time.Duration
+	// AllowedOrigins are extra Origin host patterns allowed on /ws
+	// (path.Match syntax); the same host is always allowed.
+	AllowedOrigins []string
+	// MaxFrame bounds a client frame in bytes. Zero means 64 KiB.
+	MaxFrame int64
+	// MaxBody bounds a REST body in bytes. Zero means 64 KiB.
+	MaxBody int64
+	// MaxConns bounds the sockets of this instance. Zero means 100000.
+	MaxConns int
+	// Login and registration limits; zero means the PROTOCOL.md defaults
+	// (10 failures per user in 5m, 100 per address in 1m) and, for
+	// registrations, no limit.
+	LoginUserLimit     int
+	LoginUserWindow    time.Duration
+	LoginAddrLimit     int
+	LoginAddrWindow    time.Duration
+	RegisterAddrLimit  int
+	RegisterAddrWindow time.Duration
+	// WriteTimeout bounds one socket write. Zero means 10s.
+	WriteTimeout time.Duration
+	// PingInterval is how often idle sockets are pinged. Zero means 30s.
+	PingInterval time.Duration
+	// Timeout bounds Redis calls of one request. Zero means 2s.
+	Timeout time.Duration
+	// TrustedProxies are the networks whose X-Forwarded-For is believed
+	// for the client address. Empty means none: the peer address counts.
+	TrustedProxies []netip.Prefix
+	// Ready reports whether this instance can serve (Redis answers, fan-out
+	// runs); /readyz uses it. Nil means always ready.
+	Ready func(ctx context.Context) error
+	// Web serves the web client at / and its files. Nil means 404.
+	Web http.Handler
+	// Metrics serves /metrics. Nil means 404.
+	Metrics http.Handler
+	// Pprof mounts /debug/pprof.
+	Pprof bool
+	// Argon2 are the password hash parameters. Nil means argon2id.DefaultParams.
+	Argon2 *argon2id.Params
+	// HashConcurrency bounds concurrent password hashes. Zero means GOMAXPROCS.
+	HashConcurrency int
+	Logger          *slog.Logger     // nil: discard
+	Now             func() time.Time // nil: time.Now
+}
+
+// Server serves the REST API, the WebSocket gateway and the web client.
+type Server struct {
+	opts      Options
+	echo      *echo.Echo
+	log       *slog.Logger
+	hashSem   chan struct{}
+	dummyHash string
+	draining  atomic.Bool
+
+	conns  sync.WaitGroup // open sockets
+	nconns atomic.Int64
+	mu     sync.Mutex
+	live   map[*conn]struct{}
+}
+
+// New validates opts and builds the routes.
+func New(opts Options) (*Server, error) {
+	if opts.Engine == nil || opts.Users == nil || opts.Tokens == nil || opts.Limits == nil {
+		return nil, errors.New("transport: Engine, Users, Tokens and Limits are required")
+	}
+	if len(opts.Secret) < 32 {
+		return nil, errors.New("transport: Secret must be at least 32 bytes")
+	}
+	setDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	setInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	setDur(&opts.TokenTTL, 24*time.Hour)
+	setDur(&opts.LoginUserWindow, 5*time.Minute)
+	setDur(&opts.LoginAddrWindow, time.Minute)
+	setDur(&opts.RegisterAddrWindow, time.Hour)
+	setDur(&opts.WriteTimeout, 10*time.Second)
+	setDur(&opts.PingInterval, 30*time.Second)
+	setDur(&opts.Timeout, 2*time.Second)
+	setInt(&opts.LoginUserLimit, 10)
+	setInt(&opts.LoginAddrLimit, 100)
+	setInt(&opts.MaxConns, 100000)
+	setInt(&opts.HashConcurrency, runtime.GOMAXPROCS(0))
+	if opts.MaxFrame <= 0 {
+		opts.MaxFrame = 64 << 10
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = 64 << 10
+	}
+	if opts.Argon2 == nil {
+		opts.Argon2 = argon2id.DefaultParams
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{
+		opts:    opts,
+		log:     opts.Logger,
+		hashSem: make(chan struct{}, opts.HashConcurrency),
+		live:    make(map[*conn]struct{}),
+	}
+	var err error
+	if s.dummyHash, err = argon2id.CreateHash("not a password of anyone", opts.Argon2); err != nil {
+		return nil, err
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = ipExtractor(opts.TrustedProxies)
+
+	api := e.Group("/api")
+	api.POST("/register", s.register)
+	api.POST("/login", s.login)
+	auth := api.Group("", s.requireAuth)
+	auth.POST("/logout", s.logout)
+	auth.POST("/refresh", s.refresh)
+	auth.GET("/me", s.me)
+	auth.GET("/rooms", s.listRooms)
+	auth.POST("/rooms", s.createRoom)
+	auth.POST("/dms", s.openDirect)
+	auth.GET("/rooms/:room/messages", s.history)
+	auth.POST("/rooms/:room/messages", s.postMessage)
+	api.Any("/*", func(c echo.Context) error {
+		return newAPIError(http.StatusNotFound, wire.CodeNotFound, "no such API route")
+	})
+
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", s.readyz)
+	if opts.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(opts.Metrics))
+	}
+	if opts.Pprof {
+		e.GET("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
+		e.GET("/debug/pprof/cmdline", echo.WrapHandler(http.HandlerFunc(pprof.Cmdline)))
+		e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
+		e.GET("/debug/pprof/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
+		e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
+	}
+	e.GET("/ws", echo.WrapHandler(http.HandlerFunc(s.serveWS)))
+	if opts.Web != nil {
+		e.GET("/*", echo.WrapHandler(opts.Web))
+	}
+	s.echo = e
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// ipExtractor believes X-Forwarded-For only from trusted proxies.
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		_, n, err := net.ParseCIDR(p.String())
+		if err == nil {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// handleError writes every error as {"error":{"code","message"}}.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var he *echo.HTTPError
+	var a *apiError
+	switch {
+	case errors.As(err, &he):
+		a = &apiError{Status: he.Code, Code: httpCode(he.Code), Message: http.StatusText(he.Code)}
+	default:
+		a = toAPI(err)
+	}
+	if a.Status >= 500 && a.Code == wire.CodeInternal {
+		s.log.Error("request", "method", c.Request().Method, "path", c.Path(), "err", err)
+	}
+	retryAfter(c.Response().Header(), a)
+	_ = c.JSON(a.Status, map[string]any{"error": map[string]string{"code": a.Code, "message": a.Message}})
+}
+
+func httpCode(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return wire.CodeNotFound
+	case http.StatusMethodNotAllowed, http.StatusBadRequest:
+		return wire.CodeInvalid
+	case http.StatusUnauthorized:
+		return wire.CodeUnauthorized
+	case http.StatusRequestEntityTooLarge:
+		return wire.CodeTooLarge
+	case http.StatusServiceUnavailable:
+		return wire.CodeUnavailable
+	}
+	return wire.CodeInternal
+}
+
+// bind decodes a JSON body of at most MaxBody bytes into v. Unknown fields
+// are ignored; anything else wrong is 400 invalid, an oversized body 413.
+func (s *Server) bind(c echo.Context, v any) error {
+	r := c.Request()
+	body := http.MaxBytesReader(c.Response(), r.Body, s.opts.MaxBody)
+	data, err := io.ReadAll(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return newAPIError(http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "request body is too large")
+		}
+		return newAPIError(http.StatusBadRequest, wire.CodeInvalid, "cannot read request body")
+	}
+	if err := wire.CheckJSONObject(data); err != nil {
+		return newAPIError(http.StatusBadRequest, wire.CodeInvalid, "request body must be a JSON object")
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return newAPIError(http.StatusBadRequest, wire.CodeInvalid, "request body is not valid JSON of the expected shape")
+	}
+	return nil
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	if s.draining.Load() {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+	}
+	if s.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.opts.Timeout)
+		defer cancel()
+		if err := s.opts.Ready(ctx); err != nil {
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Drain stops new logins and upgrades, makes /readyz fail, and closes every
+// socket with 1001 (going away), spread over grace so clients do not all
+// reconnect at once; it returns when all sockets are closed or ctx ends.
+func (s *Server) Drain(ctx context.Context, grace time.Duration) {
+	s.draining.Store(true)
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.live))
+	for c := range s.live {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	spread := grace / 2
+	for i, c := range conns {
+		if spread > 0 && len(conns) > 1 {
+			at := time.Duration(int64(spread) * int64(i) / int64(len(conns)))
+			time.AfterFunc(at, func() { c.sess.Kick(engine.ErrShutdown) })
+		} else {
+			c.sess.Kick(engine.ErrShutdown)
+		}
+	}
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// Conns returns the number of open sockets.
+func (s *Server) Conns() int64 { return s.nconns.Load() }
