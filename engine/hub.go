@@ -40,10 +40,43 @@ type room struct {
 
 // sub is one session's subscription to a room. Until live, messages the
 // tail delivers are kept in buf; Join flushes those newer than pos.
+//
+// While the session has sends to the room in flight, live messages wait in
+// held until the send's ack is queued, so a client always sees the ack of
+// its send before the message itself.
 type sub struct {
-	live bool
-	pos  StreamPos
-	buf  []pending
+	live     bool
+	pos      StreamPos
+	buf      []pending
+	inflight int
+	held     []pending
+}
+
+// deliverLive passes one live message to s, or holds it while s has sends
+// in flight. Called with the room's lock held.
+func (e *Engine) deliverLive(s *Session, sb *sub, id StreamPos, frame []byte) {
+	switch {
+	case sb.inflight == 0:
+		s.push(frame)
+	case len(sb.held) < e.opts.QueueLen:
+		sb.held = append(sb.held, pending{id, frame})
+	default:
+		s.Kick(ErrSlowConsumer)
+	}
+}
+
+// release passes on held messages up to acked (all of them once nothing is
+// in flight). Called with the room's lock held, after the ack was queued.
+func (sb *sub) release(s *Session, acked StreamPos) {
+	n := 0
+	for _, p := range sb.held {
+		if sb.inflight > 0 && acked.Less(p.id) {
+			break
+		}
+		s.push(p.frame)
+		n++
+	}
+	sb.held = append(sb.held[:0], sb.held[n:]...)
 }
 
 type pending struct {
@@ -230,7 +263,7 @@ func (e *Engine) deliver(sh *shard, msgs []Message) {
 					// started (its since or last_id): skip what it has.
 					if sb.pos.Less(m.ID) {
 						sb.pos = m.ID
-						s.push(frame)
+						e.deliverLive(s, sb, m.ID, frame)
 					}
 				} else if len(sb.buf) < e.opts.QueueLen {
 					sb.buf = append(sb.buf, pending{m.ID, frame})

@@ -227,12 +227,38 @@ func (s *Session) Send(ctx context.Context, name, text, clientID string, done fu
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	err := s.e.Send(ctx, s.User, name, text, clientID, func(r AppendResult, err error) {
+	// Hold this room's live messages for the session until the ack is
+	// queued (see sub).
+	s.mu.Lock()
+	r := s.rooms[name]
+	s.mu.Unlock()
+	var sb *sub
+	if r != nil {
+		r.mu.Lock()
+		if sb = r.subs[s]; sb != nil && sb.live {
+			sb.inflight++
+		} else {
+			sb = nil
+		}
+		r.mu.Unlock()
+	}
+	finish := func(acked StreamPos) {
+		if sb == nil {
+			return
+		}
+		r.mu.Lock()
+		sb.inflight--
+		sb.release(s, acked)
+		r.mu.Unlock()
+	}
+	err := s.e.Send(ctx, s.User, name, text, clientID, func(res AppendResult, err error) {
 		<-slots
-		done(r, err)
+		done(res, err)
+		finish(res.Message.ID)
 	})
 	if err != nil {
 		<-slots
+		finish(StreamPos{})
 	}
 	return err
 }
@@ -355,7 +381,7 @@ func (s *Session) start(ctx context.Context, r *room, sb *sub, kind Kind, first 
 	r.mu.Lock()
 	for _, p := range sb.buf {
 		if pos.Less(p.id) {
-			s.push(p.frame)
+			e.deliverLive(s, sb, p.id, p.frame)
 			pos = p.id
 		}
 	}

@@ -324,7 +324,7 @@ func TestHistoryPaging(t *testing.T) {
 func TestSlowReaderCutOff(t *testing.T) {
 	t.Parallel()
 	srv := storetest.Start(t, storetest.Options{})
-	in := startInstance(t, srv, instanceOpts{Engine: func(o *engine.Options) { o.QueueLen = 64 }})
+	in := startInstance(t, srv, instanceOpts{Engine: func(o *engine.Options) { o.QueueLen = 256 }})
 	tok := mustUser(t, in.URL, "alice")
 	fast := dial(t, in.URL, tok, "")
 	fast.join("general", "")
@@ -351,7 +351,7 @@ func TestSlowReaderCutOff(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 
 	text := strings.Repeat("y", 3900) // large frames fill socket buffers fast
-	const n = 1500
+	const n = 2500
 	start := time.Now()
 	for i := range n {
 		fast.send(map[string]any{"type": "send", "room": "general", "text": text, "client_id": fmt.Sprint(i)})
@@ -604,5 +604,45 @@ func TestOriginAndLimits(t *testing.T) {
 	long := map[string]string{"text": strings.Repeat("z", 4001)}
 	if st := api(t, in.URL, "POST", "/api/rooms/general/messages", tok, long, &e); st != 413 || e.Error.Code != "too_large" {
 		t.Errorf("long text: %d %+v", st, e)
+	}
+}
+
+// TestAckBeforeOwnMessage: on the sender's socket the ack of a send always
+// comes before the live message it stored, even with many sends in flight
+// and other users sending.
+func TestAckBeforeOwnMessage(t *testing.T) {
+	t.Parallel()
+	srv := storetest.Start(t, storetest.Options{})
+	in := startInstance(t, srv, instanceOpts{})
+	a := dial(t, in.URL, mustUser(t, in.URL, "alice"), "")
+	b := dial(t, in.URL, mustUser(t, in.URL, "bob"), "")
+	a.join("general", "")
+	b.join("general", "")
+	const n = 300
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range n {
+			b.send(map[string]any{"type": "send", "room": "general", "text": fmt.Sprint("b", i)})
+		}
+	})
+	for i := range n {
+		a.send(map[string]any{"type": "send", "room": "general", "text": fmt.Sprint("a", i), "client_id": fmt.Sprint(i)})
+	}
+	wg.Wait()
+	acked := map[string]bool{}
+	own, others := 0, 0
+	for own < n || others < n {
+		f := a.next(10*time.Second, func(f frame) bool { return f.Type == "ack" || f.Type == "message" })
+		switch {
+		case f.Type == "ack":
+			acked[f.ID] = true
+		case f.User == "alice":
+			if !acked[f.ID] {
+				t.Fatalf("message %s arrived before its ack", f.ID)
+			}
+			own++
+		default:
+			others++
+		}
 	}
 }

@@ -1,0 +1,507 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redstream/chat/transport/wire"
+)
+
+func TestParseArgs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		args      []string
+		stopAfter int
+		wantPos   []string
+		wantLimit int
+		wantJSON  bool
+		wantErr   bool
+	}{
+		{name: "flags after the argument", args: []string{"general", "--limit", "10", "--json"}, wantPos: []string{"general"}, wantLimit: 10, wantJSON: true},
+		{name: "flags before the argument", args: []string{"-limit=5", "general"}, wantPos: []string{"general"}, wantLimit: 5},
+		{name: "flags between arguments", args: []string{"a", "--json", "b"}, wantPos: []string{"a", "b"}, wantJSON: true},
+		{name: "double dash ends flags", args: []string{"a", "--", "--json"}, wantPos: []string{"a", "--json"}},
+		{name: "double dash after the room is dropped", args: []string{"general", "--", "--json"}, stopAfter: 1, wantPos: []string{"general", "--json"}},
+		{name: "stop after the room", args: []string{"general", "--json", "hi"}, stopAfter: 1, wantPos: []string{"general", "--json", "hi"}},
+		{name: "flags before the room still parsed", args: []string{"--json", "general", "-x"}, stopAfter: 1, wantPos: []string{"general", "-x"}, wantJSON: true},
+		{name: "unknown flag", args: []string{"general", "--nope"}, wantErr: true},
+		{name: "missing value", args: []string{"general", "--limit"}, wantErr: true},
+		{name: "bad value", args: []string{"general", "--limit", "ten"}, wantErr: true},
+		{name: "nothing", args: nil, wantPos: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fs := flag.NewFlagSet("x", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			limit := fs.Int("limit", 0, "")
+			js := fs.Bool("json", false, "")
+			pos, err := parseArgs(fs, tt.args, tt.stopAfter)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if tt.wantErr {
+				return
+			}
+			if !reflect.DeepEqual(pos, tt.wantPos) || *limit != tt.wantLimit || *js != tt.wantJSON {
+				t.Errorf("got pos=%q limit=%d json=%v, want pos=%q limit=%d json=%v",
+					pos, *limit, *js, tt.wantPos, tt.wantLimit, tt.wantJSON)
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"CHAT_CONFIG_DIR": t.TempDir()}
+	tests := []struct {
+		args     []string
+		code     int
+		inStderr string
+	}{
+		{nil, exitUsage, "no command given"},
+		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{[]string{"--bogus", "rooms"}, exitUsage, "flag provided but not defined"},
+		{[]string{"history"}, exitUsage, "usage: chat history ROOM"},
+		{[]string{"history", "a", "b"}, exitUsage, `unexpected argument "b"`},
+		{[]string{"history", "general", "--limit", "x"}, exitUsage, "invalid value"},
+		{[]string{"history", "general", "--before", "1-0", "--after", "2-0"}, exitUsage, "exclude each other"},
+		{[]string{"history", "general", "--limit", "0"}, exitUsage, "--limit must be a positive number"},
+		{[]string{"send", "general"}, exitUsage, "usage: chat send ROOM TEXT..."},
+		{[]string{"send", "general", "  "}, exitUsage, "empty message"},
+		{[]string{"login"}, exitUsage, "usage: chat login USER"},
+		{[]string{"register", "a", "b"}, exitUsage, "unexpected argument"},
+		{[]string{"join"}, exitUsage, "usage: chat join ROOM"},
+		{[]string{"rooms", "extra"}, exitUsage, "unexpected argument"},
+		{[]string{"--server", "ftp://x", "login", "alice"}, exitUsage, "scheme must be http or https"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Parallel()
+			res := runChat(t, env, "password1\n", tt.args...)
+			if res.code != tt.code || !strings.Contains(res.stderr, tt.inStderr) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", res.code, res.stderr, tt.code, tt.inStderr)
+			}
+			if res.stdout != "" {
+				t.Errorf("stdout %q, want nothing", res.stdout)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"history", "-h"}} {
+		res := runChat(t, nil, "", args...)
+		if res.code != exitOK || !strings.Contains(res.stdout, "usage: chat") {
+			t.Errorf("%q: exit %d, stdout %q", args, res.code, res.stdout)
+		}
+	}
+}
+
+func TestLoginSavesPrivateTokenFile(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	dir := filepath.Join(t.TempDir(), "nested", "chat")
+	env := map[string]string{"CHAT_SERVER": f.URL() + "/", "CHAT_CONFIG_DIR": dir}
+
+	res := runChat(t, env, "password1\r\n", "login", "Alice")
+	if res.code != exitOK || !strings.HasPrefix(res.stdout, "logged in as alice (token expires ") {
+		t.Fatalf("login: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+	st, err := os.Stat(filepath.Join(dir, tokenFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("token.json mode %v, want 0600", st.Mode().Perm())
+	}
+	if dst, err := os.Stat(dir); err != nil || dst.Mode().Perm() != 0o700 {
+		t.Errorf("config dir: %v, mode %v, want 0700", err, dst.Mode().Perm())
+	}
+	data, err := os.ReadFile(filepath.Join(dir, tokenFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved map[string]string
+	if err := json.Unmarshal(data, &saved); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"server", "username", "token", "expires_at"}
+	for _, k := range want {
+		if saved[k] == "" {
+			t.Errorf("token.json lacks %q: %s", k, data)
+		}
+	}
+	if saved["server"] != f.URL() || saved["username"] != "alice" || saved["token"] != "tok-alice" {
+		t.Errorf("token.json = %s", data)
+	}
+
+	// A file left with loose permissions is replaced by a private one.
+	if err := os.Chmod(filepath.Join(dir, tokenFileName), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := runChat(t, env, "password1\n", "login", "alice"); res.code != exitOK {
+		t.Fatalf("second login: %+v", res)
+	}
+	if st, _ := os.Stat(filepath.Join(dir, tokenFileName)); st.Mode().Perm() != 0o600 {
+		t.Errorf("after re-login token.json mode %v, want 0600", st.Mode().Perm())
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("config dir holds %d entries, want only token.json", len(entries))
+	}
+
+	// whoami uses the saved token; the server comes from the file when
+	// neither --server nor CHAT_SERVER is given.
+	res = runChat(t, map[string]string{"CHAT_CONFIG_DIR": dir}, "", "whoami")
+	if res.code != exitOK || res.stdout != "alice on "+f.URL()+"\n" {
+		t.Errorf("whoami: %+v", res)
+	}
+	res = runChat(t, env, "", "whoami", "--json")
+	if res.code != exitOK || strings.TrimSpace(res.stdout) != `{"username":"alice"}` {
+		t.Errorf("whoami --json: %+v", res)
+	}
+}
+
+func TestRegister(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	env := f.env(t, "")
+	res := runChat(t, env, "secret pass\n", "register", "Carol")
+	if res.code != exitOK || res.stdout != "registered carol\n" {
+		t.Fatalf("register: %+v", res)
+	}
+	// The password is the whole line, spaces included, without the newline.
+	if res := runChat(t, env, "secret pass", "login", "carol"); res.code != exitOK {
+		t.Errorf("login with the registered password: %+v", res)
+	}
+	res = runChat(t, env, "secret pass\n", "register", "carol")
+	if res.code != exitError || res.stderr != "chat: username is taken (username_taken)\n" {
+		t.Errorf("second register: %+v", res)
+	}
+	res = runChat(t, env, "", "register", "dave")
+	if res.code != exitError || !strings.Contains(res.stderr, "no password") {
+		t.Errorf("register without a password: %+v", res)
+	}
+}
+
+func TestErrorFormatting(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	env := f.env(t, "alice")
+	f.set(func(f *fakeServer) {
+		f.restError["GET /api/rooms/tech/messages"] = fakeError{403, "forbidden", "not your room"}
+		f.restError["POST /api/dms"] = fakeError{502, "", ""}
+	})
+	tests := []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"history", "nope"}, "chat: no such room (not_found)\n"},
+		{[]string{"history", "tech"}, "chat: not your room (forbidden)\n"},
+		{[]string{"dm", "zed"}, "chat: the server answered 502 Bad Gateway\n"}, // no code in the body
+		{[]string{"send", "nope", "hi"}, "chat: no such room (not_found)\n"},
+	}
+	for _, tt := range tests {
+		res := runChat(t, env, "", tt.args...)
+		want := tt.stderr
+		if res.code != exitError || res.stderr != want || res.stdout != "" {
+			t.Errorf("%q: exit %d stdout %q stderr %q; want exit 1 and stderr %q", tt.args, res.code, res.stdout, res.stderr, want)
+		}
+	}
+
+	res := runChat(t, env, "wrong-password\n", "login", "alice")
+	if res.code != exitError || res.stderr != "chat: invalid username or password (invalid_credentials)\n" {
+		t.Errorf("bad login: %+v", res)
+	}
+
+	// A revoked token: the server's message, then a hint.
+	f.set(func(f *fakeServer) { delete(f.tokens, "tok-alice") })
+	res = runChat(t, env, "", "rooms")
+	if res.code != exitError || !strings.HasPrefix(res.stderr, "chat: missing or invalid token (unauthorized)\n") ||
+		!strings.Contains(res.stderr, "chat login") {
+		t.Errorf("revoked token: %+v", res)
+	}
+}
+
+func TestNotLoggedIn(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	env := f.env(t, "")
+	for _, args := range [][]string{{"rooms"}, {"whoami"}, {"history", "general"}, {"send", "general", "hi"}, {"dm", "bob"}, {"join", "general"}} {
+		res := runChat(t, env, "", args...)
+		if res.code != exitError || res.stderr != "chat: not logged in; run chat login USER\n" {
+			t.Errorf("%q: %+v", args, res)
+		}
+	}
+
+	// A token for one server is never sent to another.
+	env = f.env(t, "alice")
+	env["CHAT_SERVER"] = "http://127.0.0.1:1"
+	res := runChat(t, env, "", "rooms")
+	if res.code != exitError || !strings.Contains(res.stderr, "not logged in to http://127.0.0.1:1") {
+		t.Errorf("other server: %+v", res)
+	}
+
+	// An expired saved login is reported without asking the server.
+	dir := t.TempDir()
+	if err := saveLogin(dir, &savedLogin{Server: f.URL(), Username: "alice", Token: "tok-alice", ExpiresAt: "2001-01-01T00:00:00Z"}); err != nil {
+		t.Fatal(err)
+	}
+	res = runChat(t, map[string]string{"CHAT_CONFIG_DIR": dir}, "", "rooms")
+	if res.code != exitError || !strings.Contains(res.stderr, "expired; run chat login") {
+		t.Errorf("expired: %+v", res)
+	}
+}
+
+func TestServerUnreachable(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	server := "http://" + addr
+	dir := t.TempDir()
+	if err := saveLogin(dir, &savedLogin{Server: server, Username: "alice", Token: "t", ExpiresAt: time.Now().Add(time.Hour).Format(time.RFC3339)}); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CHAT_CONFIG_DIR": dir, "CHAT_SERVER": addr} // no scheme: http is assumed
+	for _, args := range [][]string{{"login", "alice"}, {"rooms"}, {"join", "general"}} {
+		res := runChat(t, env, "password1\n", args...)
+		if res.code != exitError || !strings.HasPrefix(res.stderr, "chat: cannot reach the server at "+server+": ") {
+			t.Errorf("%q: %+v", args, res)
+		}
+	}
+}
+
+func TestRooms(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	env := f.env(t, "alice")
+	m := f.post("general", "bob", "hi")
+	res := runChat(t, env, "", "rooms")
+	if res.code != exitOK {
+		t.Fatalf("rooms: %+v", res)
+	}
+	lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+	want := [][]string{
+		{"NAME", "KIND", "UNREAD", "LAST_ID"},
+		{"dm:alice:bob", "direct", "0", "0-0"},
+		{"general", "channel", "1", m.ID},
+		{"support", "channel", "0", "0-0"},
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("rooms printed %q", res.stdout)
+	}
+	for i, line := range lines {
+		if got := strings.Fields(line); !reflect.DeepEqual(got, want[i]) {
+			t.Errorf("line %d = %q, want fields %q", i, line, want[i])
+		}
+	}
+	// Columns line up.
+	if strings.Index(lines[0], "KIND") != strings.Index(lines[2], "channel") {
+		t.Errorf("columns not aligned:\n%s", res.stdout)
+	}
+
+	res = runChat(t, env, "", "--json", "rooms")
+	var body struct {
+		Rooms []RoomInfo `json:"rooms"`
+	}
+	if res.code != exitOK || json.Unmarshal([]byte(res.stdout), &body) != nil || len(body.Rooms) != 3 {
+		t.Errorf("rooms --json: %+v", res)
+	}
+}
+
+func TestHistory(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	env := f.env(t, "alice")
+	var ids []string
+	for i := range 12 {
+		ids = append(ids, f.post("general", "bob", "message "+string(rune('a'+i))).ID)
+	}
+	f.post("general", "mallory", "evil\x1b[2Jtext\nsecond line")
+
+	res := runChat(t, env, "", "history", "general", "--limit", "3", "--before", ids[11])
+	if res.code != exitOK {
+		t.Fatalf("history: %+v", res)
+	}
+	var want strings.Builder
+	for i := 8; i < 11; i++ {
+		ts := time.UnixMilli(1700000000000 + int64(i+1)*1000).Local().Format("15:04:05")
+		want.WriteString(ts + "  bob: message " + string(rune('a'+i)) + "\n")
+	}
+	if res.stdout != want.String() {
+		t.Errorf("stdout:\n%s\nwant:\n%s", res.stdout, want.String())
+	}
+	if res.stderr != "more: chat history general --before "+ids[8]+"\n" {
+		t.Errorf("stderr = %q, want a --before hint", res.stderr)
+	}
+
+	res = runChat(t, env, "", "history", "general", "--after", ids[9], "--limit", "1")
+	if res.code != exitOK || !strings.HasSuffix(res.stdout, "bob: message k\n") ||
+		res.stderr != "more: chat history general --after "+ids[10]+"\n" {
+		t.Errorf("history --after: %+v", res)
+	}
+
+	// Control characters are dropped and later lines indented.
+	res = runChat(t, env, "", "history", "general", "--limit", "1")
+	if res.code != exitOK || strings.Contains(res.stdout, "\x1b") ||
+		!strings.HasSuffix(res.stdout, "mallory: evil[2Jtext"+continuation+"second line\n") {
+		t.Errorf("history of a hostile message: %q", res.stdout)
+	}
+
+	// --json prints the body as the server sent it.
+	res = runChat(t, env, "", "history", "general", "--json", "--limit", "2")
+	var page HistoryPage
+	if res.code != exitOK || json.Unmarshal([]byte(res.stdout), &page) != nil ||
+		len(page.Messages) != 2 || !page.HasMore || page.Messages[0].ID != ids[11] {
+		t.Errorf("history --json: %+v", res)
+	}
+
+	// The room is escaped as one path segment.
+	runChat(t, env, "", "history", "we ird/room")
+	runChat(t, env, "", "history", "dm:alice:bob")
+	f.mu.Lock()
+	reqs := strings.Join(f.requests, "\n")
+	f.mu.Unlock()
+	for _, want := range []string{
+		"GET /api/rooms/general/messages?before=" + ids[11] + "&limit=3",
+		"GET /api/rooms/we%20ird%2Froom/messages?",
+		"GET /api/rooms/dm:alice:bob/messages?",
+	} {
+		if !strings.Contains(reqs, want) {
+			t.Errorf("no request %q in:\n%s", want, reqs)
+		}
+	}
+}
+
+func TestSendAndDM(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	env := f.env(t, "alice")
+	res := runChat(t, env, "", "send", "general", "hello", "--json", "world")
+	if res.code != exitOK || !strings.HasPrefix(res.stdout, "1700000000000-") || strings.Count(res.stdout, "\n") != 1 {
+		t.Fatalf("send: %+v", res)
+	}
+	runChat(t, env, "", "send", "general", "again")
+	if got := f.texts("general"); !reflect.DeepEqual(got, []string{"hello --json world", "again"}) {
+		t.Errorf("stored %q", got)
+	}
+	f.mu.Lock()
+	var clientIDs []string
+	for _, m := range f.rooms["general"] {
+		clientIDs = append(clientIDs, m.ClientID)
+	}
+	f.mu.Unlock()
+	if clientIDs[0] == "" || clientIDs[0] == clientIDs[1] {
+		t.Errorf("client ids %q: want random and distinct", clientIDs)
+	}
+
+	res = runChat(t, env, "", "dm", "Bob")
+	if res.code != exitOK || res.stdout != "dm:alice:bob\n" {
+		t.Errorf("dm: %+v", res)
+	}
+	res = runChat(t, env, "", "dm", "nobody")
+	if res.code != exitError || res.stderr != "chat: no such user (not_found)\n" {
+		t.Errorf("dm to nobody: %+v", res)
+	}
+}
+
+func TestLogout(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	env := f.env(t, "alice")
+	res := runChat(t, env, "", "logout")
+	if res.code != exitOK || res.stdout != "logged out\n" {
+		t.Fatalf("logout: %+v", res)
+	}
+	if _, err := os.Stat(filepath.Join(env["CHAT_CONFIG_DIR"], tokenFileName)); !os.IsNotExist(err) {
+		t.Errorf("token.json still there: %v", err)
+	}
+	f.mu.Lock()
+	_, still := f.tokens["tok-alice"]
+	f.mu.Unlock()
+	if still {
+		t.Error("the server was not told")
+	}
+	// A token the server already refuses is forgotten too.
+	env = f.env(t, "alice")
+	res = runChat(t, env, "", "logout")
+	if res.code != exitOK {
+		t.Errorf("logout with a dead token: %+v", res)
+	}
+	if _, err := os.Stat(filepath.Join(env["CHAT_CONFIG_DIR"], tokenFileName)); !os.IsNotExist(err) {
+		t.Errorf("token.json still there: %v", err)
+	}
+}
+
+func TestNewerID(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"1-0", "", true},
+		{"", "", false},
+		{"1-1", "1-0", true},
+		{"1-0", "1-0", false},
+		{"1-10", "1-9", true}, // numeric, not lexical
+		{"10-0", "9-5", true},
+		{"9-5", "10-0", false},
+		{"5", "4-9", true},
+	}
+	for _, tt := range tests {
+		if got := newerID(tt.a, tt.b); got != tt.want {
+			t.Errorf("newerID(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestFormatMessage(t *testing.T) {
+	t.Parallel()
+	m := wire.Message{ID: "1-0", User: "bob", Text: "a\r\nb\x07", TS: 1700000000000}
+	ts := time.UnixMilli(m.TS).Local().Format("15:04:05")
+	if got, want := formatMessage(m, false), ts+"  bob: a"+continuation+"b"; got != want {
+		t.Errorf("plain: %q, want %q", got, want)
+	}
+	if got := formatMessage(m, true); !strings.Contains(got, ansiBold+"bob"+ansiReset) {
+		t.Errorf("color: %q", got)
+	}
+}
+
+func TestNormalizeServer(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"http://localhost:8080", "http://localhost:8080"},
+		{"HTTP://Example.COM/", "http://example.com"},
+		{"localhost:9000", "http://localhost:9000"},
+		{"https://chat.example/prefix/", "https://chat.example/prefix"},
+		{"ftp://x", ""},
+		{"http://", ""},
+		{"http://x/?q=1", ""},
+	}
+	for _, tt := range tests {
+		got, err := normalizeServer(tt.in)
+		if (err != nil) != (tt.want == "") || got != tt.want {
+			t.Errorf("normalizeServer(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+	if got := webSocketURL("https://chat.example/prefix"); got != "wss://chat.example/prefix/ws" {
+		t.Errorf("webSocketURL = %q", got)
+	}
+	if got := webSocketURL("http://127.0.0.1:1"); got != "ws://127.0.0.1:1/ws" {
+		t.Errorf("webSocketURL = %q", got)
+	}
+}

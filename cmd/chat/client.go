@@ -1,0 +1,343 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/redstream/chat/transport/wire"
+)
+
+// maxResponse bounds how much of a REST response the client reads.
+const maxResponse = 16 << 20
+
+// maxFrame bounds one WebSocket frame from the server. The server's own
+// frame limit is 64 KiB for what clients send; a message frame carrying
+// 4,000 characters of escaped text stays well below this.
+const maxFrame = 1 << 20
+
+// Client calls the chat server's REST API and opens its WebSocket. Its
+// methods may be called concurrently.
+type Client struct {
+	// Server is the base URL, as normalizeServer returns it.
+	Server string
+	// Token is sent as a Bearer token when not empty.
+	Token string
+	// HTTP makes the REST calls; nil means a client with a 30 s timeout.
+	HTTP *http.Client
+}
+
+// APIError is an error answer of the server: {"error":{"code","message"}},
+// or a made-up one when the body does not have that shape.
+type APIError struct {
+	Status     int
+	Code       string // empty when the server did not send one
+	Message    string
+	RetryAfter string // the Retry-After header, if any
+}
+
+func (e *APIError) Error() string {
+	if e.Code == "" {
+		return e.Message
+	}
+	return e.Message + " (" + e.Code + ")"
+}
+
+// UnreachableError says the server could not be reached at all.
+type UnreachableError struct {
+	Server string
+	Err    error
+}
+
+func (e *UnreachableError) Error() string {
+	return "cannot reach the server at " + e.Server + ": " + e.Err.Error()
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// LoginResponse is the answer to POST /api/login (and /api/refresh).
+type LoginResponse struct {
+	Token     string `json:"token"`
+	TokenType string `json:"token_type"`
+	ExpiresAt string `json:"expires_at"`
+	Username  string `json:"username"`
+}
+
+// RoomInfo is one entry of GET /api/rooms.
+type RoomInfo struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	LastID string `json:"last_id"`
+	Unread int64  `json:"unread"`
+}
+
+// HistoryPage is the answer to GET /api/rooms/{room}/messages.
+type HistoryPage struct {
+	Room     string         `json:"room"`
+	Messages []wire.Message `json:"messages"`
+	HasMore  bool           `json:"has_more"`
+}
+
+// HistoryQuery selects a history page; empty fields are not sent.
+type HistoryQuery struct {
+	Before, After string
+	Limit         int // 0 means the server's default
+}
+
+// normalizeServer turns a --server value into a base URL without a
+// trailing slash. A value without a scheme gets http://.
+func normalizeServer(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", errors.New("the server URL is empty")
+	}
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("bad server URL %q: %v", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("bad server URL %q: the scheme must be http or https", s)
+	}
+	if u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("bad server URL %q: want http[s]://host[:port][/path]", s)
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	u.Host = strings.ToLower(u.Host)
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return u.String(), nil
+}
+
+// webSocketURL is the /ws endpoint of a base URL from normalizeServer.
+func webSocketURL(server string) string {
+	switch {
+	case strings.HasPrefix(server, "https://"):
+		return "wss://" + strings.TrimPrefix(server, "https://") + "/ws"
+	default:
+		return "ws://" + strings.TrimPrefix(server, "http://") + "/ws"
+	}
+}
+
+func roomPath(room string) string {
+	return "/api/rooms/" + url.PathEscape(room) + "/messages"
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return defaultHTTP
+}
+
+var defaultHTTP = &http.Client{Timeout: 30 * time.Second}
+
+// do sends one request and returns the response body. A non-2xx answer is
+// an *APIError, a transport failure an *UnreachableError. When out is not
+// nil the body is decoded into it.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) ([]byte, error) {
+	u := c.Server + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return nil, &UnreachableError{Server: c.Server, Err: unwrapURLError(err)}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return nil, &UnreachableError{Server: c.Server, Err: err}
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return data, apiError(resp, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return data, fmt.Errorf("the server sent a malformed answer to %s %s: %v", method, path, err)
+		}
+	}
+	return data, nil
+}
+
+// unwrapURLError drops the `Get "http://…":` prefix that *url.Error adds,
+// since the message names the server anyway.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// apiError decodes an error body, or describes the status when the body
+// is not the protocol's error shape (a proxy's HTML page, say).
+func apiError(resp *http.Response, data []byte) *APIError {
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	e := &APIError{Status: resp.StatusCode, RetryAfter: resp.Header.Get("Retry-After")}
+	if json.Unmarshal(data, &body) == nil && body.Error.Code != "" {
+		e.Code = body.Error.Code
+		e.Message = body.Error.Message
+		if e.Message == "" {
+			e.Message = strings.ReplaceAll(e.Code, "_", " ")
+		}
+		return e
+	}
+	e.Message = "the server answered " + resp.Status
+	return e
+}
+
+// Register creates an account and returns the username as the server
+// normalised it.
+func (c *Client) Register(ctx context.Context, username, password string) (string, error) {
+	var out struct {
+		Username string `json:"username"`
+	}
+	in := map[string]string{"username": username, "password": password}
+	if _, err := c.do(ctx, http.MethodPost, "/api/register", nil, in, &out); err != nil {
+		return "", err
+	}
+	return out.Username, nil
+}
+
+// Login exchanges a username and password for a token.
+func (c *Client) Login(ctx context.Context, username, password string) (*LoginResponse, error) {
+	var out LoginResponse
+	in := map[string]string{"username": username, "password": password}
+	if _, err := c.do(ctx, http.MethodPost, "/api/login", nil, in, &out); err != nil {
+		return nil, err
+	}
+	if out.Token == "" {
+		return nil, errors.New("the server answered login without a token")
+	}
+	return &out, nil
+}
+
+// Logout revokes the client's token.
+func (c *Client) Logout(ctx context.Context) error {
+	_, err := c.do(ctx, http.MethodPost, "/api/logout", nil, nil, nil)
+	return err
+}
+
+// Me returns the raw body of GET /api/me and the username in it.
+func (c *Client) Me(ctx context.Context) ([]byte, string, error) {
+	var out struct {
+		Username string `json:"username"`
+	}
+	raw, err := c.do(ctx, http.MethodGet, "/api/me", nil, nil, &out)
+	return raw, out.Username, err
+}
+
+// Rooms returns the raw body of GET /api/rooms and the rooms in it.
+func (c *Client) Rooms(ctx context.Context) ([]byte, []RoomInfo, error) {
+	var out struct {
+		Rooms []RoomInfo `json:"rooms"`
+	}
+	raw, err := c.do(ctx, http.MethodGet, "/api/rooms", nil, nil, &out)
+	return raw, out.Rooms, err
+}
+
+// History returns the raw body of one history page and the page.
+func (c *Client) History(ctx context.Context, room string, q HistoryQuery) ([]byte, *HistoryPage, error) {
+	v := url.Values{}
+	if q.Before != "" {
+		v.Set("before", q.Before)
+	}
+	if q.After != "" {
+		v.Set("after", q.After)
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var page HistoryPage
+	raw, err := c.do(ctx, http.MethodGet, roomPath(room), v, nil, &page)
+	if err != nil {
+		return raw, nil, err
+	}
+	return raw, &page, nil
+}
+
+// Send posts a message and returns it as stored.
+func (c *Client) Send(ctx context.Context, room, text, clientID string) (*wire.Message, error) {
+	var out struct {
+		Message wire.Message `json:"message"`
+	}
+	in := map[string]string{"text": text}
+	if clientID != "" {
+		in["client_id"] = clientID
+	}
+	if _, err := c.do(ctx, http.MethodPost, roomPath(room), nil, in, &out); err != nil {
+		return nil, err
+	}
+	return &out.Message, nil
+}
+
+// DM opens (or finds) the direct room with user and returns its name.
+func (c *Client) DM(ctx context.Context, user string) (string, error) {
+	var out struct {
+		Name string `json:"name"`
+	}
+	if _, err := c.do(ctx, http.MethodPost, "/api/dms", nil, map[string]string{"user": user}, &out); err != nil {
+		return "", err
+	}
+	return out.Name, nil
+}
+
+// Dial opens the WebSocket. A refused upgrade is an *APIError (401 for a
+// bad token); anything else that keeps the socket from opening is an
+// *UnreachableError.
+func (c *Client) Dial(ctx context.Context) (*websocket.Conn, error) {
+	h := http.Header{}
+	if c.Token != "" {
+		h.Set("Authorization", "Bearer "+c.Token)
+	}
+	conn, resp, err := websocket.Dial(ctx, webSocketURL(c.Server), &websocket.DialOptions{HTTPHeader: h})
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			var data []byte
+			if resp.Body != nil {
+				data, _ = io.ReadAll(resp.Body)
+			}
+			return nil, apiError(resp, data)
+		}
+		return nil, &UnreachableError{Server: c.Server, Err: unwrapURLError(err)}
+	}
+	conn.SetReadLimit(maxFrame)
+	return conn, nil
+}

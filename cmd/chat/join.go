@@ -1,0 +1,614 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/redstream/chat/transport/wire"
+)
+
+// joinOptions tunes an interactive session. The zero value of each field
+// means the default given in its comment.
+type joinOptions struct {
+	JSON    bool // print every server frame as one JSON line
+	Verbose bool // print ✓ when a sent line is acknowledged
+	Color   bool // style messages with ANSI escapes (stdout is a terminal)
+
+	Tail         int           // history messages shown on the first join; 20
+	MinBackoff   time.Duration // first wait before reconnecting; 250ms
+	MaxBackoff   time.Duration // cap of the doubling wait; 5s
+	PingEvery    time.Duration // keepalive interval; 25s
+	DrainWait    time.Duration // wait for outstanding acks when input ends; 2s
+	DialTimeout  time.Duration // connect, join and the first history page; 10s
+	WriteTimeout time.Duration // one frame; 10s
+}
+
+func (o *joinOptions) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if o.Tail == 0 {
+		o.Tail = 20
+	}
+	def(&o.MinBackoff, 250*time.Millisecond)
+	def(&o.MaxBackoff, 5*time.Second)
+	def(&o.PingEvery, 25*time.Second)
+	def(&o.DrainWait, 2*time.Second)
+	def(&o.DialTimeout, 10*time.Second)
+	def(&o.WriteTimeout, 10*time.Second)
+}
+
+// typingQuiet is how long a user's typing notice stays quiet after it was
+// shown, so a fast typist does not flood the screen.
+const typingQuiet = 3 * time.Second
+
+// errTokenRejected ends a session whose token the server no longer takes
+// (close 1008, or 401 on reconnecting).
+var errTokenRejected = errors.New("token expired or revoked; run chat login")
+
+// joinRef marks the join frame so its error can be told from others.
+var joinRef = json.RawMessage(`"join"`)
+
+// session is one `chat join`. Only the goroutine in run touches its
+// fields; the goroutines it starts (stdin reader, socket reader, redial)
+// report through its channels.
+type session struct {
+	api       *Client
+	room      string
+	self      string
+	opts      joinOptions
+	out, errw io.Writer
+
+	newest      string      // newest message id shown, or joined.last_id
+	readSent    string      // newest id reported with a read frame
+	pending     []*outgoing // lines sent or waiting, not yet acked, oldest first
+	typingShown map[string]time.Time
+
+	conn         *websocket.Conn    // nil while disconnected
+	connStop     context.CancelFunc // stops conn's reader
+	gen          int                // bumped per connection change; older events are stale
+	lastRecv     time.Time
+	backoff      time.Duration
+	retry        <-chan time.Time // fires when it is time to redial
+	reconnecting bool             // "* reconnecting…" was printed for this outage
+	fatal        error            // ends the session at the next turn of the loop
+	closing      bool             // finish has begun; a failure now is no reason to reconnect
+
+	frames chan frameEvent
+	dialed chan dialResult
+	done   chan struct{}
+}
+
+// outgoing is a typed line. Its client ID stays the same across resends,
+// so the server stores it once even if an ack was lost.
+type outgoing struct {
+	clientID string
+	text     string
+}
+
+type frameEvent struct {
+	gen  int
+	data []byte
+	err  error
+}
+
+// dialResult is a connection that has joined the room, or why not.
+type dialResult struct {
+	conn       *websocket.Conn
+	joined     wire.Joined
+	joinedRaw  []byte
+	early      [][]byte       // frames that came before joined
+	history    []wire.Message // the tail, on the first connection only
+	historyErr error
+	err        error
+}
+
+func newSession(api *Client, room, self string, out, errw io.Writer, opts joinOptions) *session {
+	opts.setDefaults()
+	return &session{
+		api: api, room: room, self: self, opts: opts, out: out, errw: errw,
+		typingShown: make(map[string]time.Time),
+		frames:      make(chan frameEvent),
+		dialed:      make(chan dialResult),
+		done:        make(chan struct{}),
+	}
+}
+
+// run connects, shows the room and relays between stdin and the socket
+// until stdin ends, /quit, ctx ends or the token is refused. The first
+// connection is not retried: if it fails, the error is returned.
+func (s *session) run(ctx context.Context, stdin io.Reader) error {
+	defer close(s.done)
+	res := s.connect(ctx, "", true)
+	if res.err != nil {
+		return res.err
+	}
+	s.attach(res, true)
+
+	lines := make(chan string)
+	go readLines(stdin, lines, s.done)
+	ping := time.NewTicker(s.opts.PingEvery)
+	defer ping.Stop()
+	markRead := time.NewTicker(time.Second)
+	defer markRead.Stop()
+	var drain <-chan time.Time // set once input has ended
+	for {
+		if s.fatal != nil {
+			s.dropConn()
+			return s.fatal
+		}
+		if drain != nil && len(s.pending) == 0 {
+			s.finish()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			s.finish()
+			return nil
+		case ev := <-s.frames:
+			if ev.gen != s.gen {
+				continue
+			}
+			if ev.err != nil {
+				s.lost(ev.err)
+				continue
+			}
+			s.handle(ev.data)
+		case line, ok := <-lines:
+			if !ok || strings.HasPrefix(strings.TrimSpace(line), "/quit") {
+				lines = nil
+				drain = time.After(s.opts.DrainWait)
+				continue
+			}
+			s.queue(line)
+		case <-s.retry:
+			s.retry = nil
+			go s.redial(ctx, s.newest)
+		case res := <-s.dialed:
+			if res.err != nil {
+				if permanent(res.err) {
+					return res.err
+				}
+				s.scheduleRetry()
+				continue
+			}
+			s.attach(res, false)
+		case <-ping.C:
+			s.keepalive()
+		case <-markRead.C:
+			s.markRead()
+		case <-drain:
+			n := len(s.pending)
+			s.finish()
+			return fmt.Errorf("%d line(s) not confirmed by the server", n)
+		}
+	}
+}
+
+// permanent reports whether a failed reconnect should end the session
+// rather than be retried.
+func permanent(err error) bool {
+	if errors.Is(err, errTokenRejected) {
+		return true
+	}
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == 0 { // an error frame answering join
+		switch ae.Code {
+		case wire.CodeNotFound, wire.CodeForbidden, wire.CodeInvalid, wire.CodeBadFrame:
+			return true
+		}
+	}
+	return false
+}
+
+// connect dials, joins (from since unless first) and, on the first
+// connection, loads the history tail. It runs in its own goroutine for
+// reconnects, so it touches only its arguments and immutable fields.
+func (s *session) connect(ctx context.Context, since string, first bool) dialResult {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.DialTimeout)
+	defer cancel()
+	conn, err := s.api.Dial(ctx)
+	if err != nil {
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Status == 401 {
+			return dialResult{err: errTokenRejected}
+		}
+		return dialResult{err: err}
+	}
+	join := wire.ClientFrame{Type: wire.TypeJoin, Room: s.room, Ref: joinRef}
+	if !first {
+		join.Since = since
+	}
+	if err := conn.Write(ctx, websocket.MessageText, wire.Encode(join)); err != nil {
+		conn.CloseNow()
+		return dialResult{err: closeErr(err)}
+	}
+	var res dialResult
+	for res.joinedRaw == nil {
+		_, p, err := conn.Read(ctx)
+		if err != nil {
+			conn.CloseNow()
+			return dialResult{err: closeErr(err)}
+		}
+		var f struct {
+			Type string          `json:"type"`
+			Ref  json.RawMessage `json:"ref"`
+		}
+		if json.Unmarshal(p, &f) != nil {
+			continue
+		}
+		switch {
+		case f.Type == wire.TypeJoined:
+			var j wire.Joined
+			if json.Unmarshal(p, &j) == nil && j.Room == s.room {
+				res.joined, res.joinedRaw = j, p
+				continue
+			}
+		case f.Type == wire.TypeError && bytes.Equal(f.Ref, joinRef):
+			var e wire.Error
+			_ = json.Unmarshal(p, &e)
+			conn.Close(websocket.StatusNormalClosure, "")
+			return dialResult{err: &APIError{Code: e.Code, Message: e.Message}}
+		}
+		res.early = append(res.early, p)
+	}
+	if first {
+		var page *HistoryPage
+		_, page, res.historyErr = s.api.History(ctx, s.room, HistoryQuery{Limit: s.opts.Tail})
+		if page != nil {
+			res.history = page.Messages
+		}
+	}
+	res.conn = conn
+	return res
+}
+
+// closeErr turns a close with 1008 into errTokenRejected.
+func closeErr(err error) error {
+	if websocket.CloseStatus(err) == wire.ClosePolicy {
+		return errTokenRejected
+	}
+	return err
+}
+
+func (s *session) redial(ctx context.Context, since string) {
+	res := s.connect(ctx, since, false)
+	select {
+	case s.dialed <- res:
+	case <-s.done:
+		if res.conn != nil {
+			res.conn.CloseNow()
+		}
+	}
+}
+
+// attach makes a joined connection current: it shows what the join
+// brought, starts the reader and sends every line not yet acked.
+func (s *session) attach(res dialResult, first bool) {
+	s.gen++
+	ctx, cancel := context.WithCancel(context.Background())
+	s.conn, s.connStop = res.conn, cancel
+	s.lastRecv = time.Now()
+	s.backoff = 0
+	go s.readFrom(ctx, s.gen, res.conn)
+
+	if s.reconnecting {
+		s.reconnecting = false
+		fmt.Fprintln(s.errw, "* reconnected")
+	}
+	j := res.joined
+	switch {
+	case s.opts.JSON:
+		s.printJSON(res.joinedRaw)
+	case first:
+		online := make([]string, len(j.Online))
+		for i, u := range j.Online {
+			online[i] = oneLine(u)
+		}
+		s.println(fmt.Sprintf("* joined %s; online: %s", oneLine(j.Room), strings.Join(online, ", ")))
+	}
+	if j.Recovered != nil && !*j.Recovered {
+		fmt.Fprintln(s.errw, "* some messages of the outage are older than the server keeps; see chat history")
+	}
+	if first {
+		if res.historyErr != nil {
+			fmt.Fprintf(s.errw, "* no history: %v\n", res.historyErr)
+		}
+		for _, m := range res.history {
+			s.show(m, nil)
+		}
+		if newerID(j.LastID, s.newest) {
+			s.newest = j.LastID
+		}
+		s.readSent = s.newest // nothing new to report yet
+	}
+	for _, p := range res.early {
+		s.handle(p)
+	}
+	for _, o := range s.pending {
+		if s.conn == nil {
+			break // the connection failed again while resending
+		}
+		s.sendLine(o)
+	}
+}
+
+func (s *session) readFrom(ctx context.Context, gen int, c *websocket.Conn) {
+	for {
+		_, p, err := c.Read(ctx)
+		select {
+		case s.frames <- frameEvent{gen: gen, data: p, err: err}:
+		case <-ctx.Done():
+			return
+		case <-s.done:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// lost handles a failed connection: a refused token ends the session,
+// anything else schedules a reconnect.
+func (s *session) lost(err error) {
+	s.dropConn()
+	if s.closing {
+		return
+	}
+	switch websocket.CloseStatus(err) {
+	case wire.ClosePolicy:
+		s.fatal = errTokenRejected
+		return
+	case wire.CloseTooBig:
+		s.dropLargest()
+	}
+	if !s.reconnecting {
+		s.reconnecting = true
+		fmt.Fprintln(s.errw, "* reconnecting…")
+	}
+	s.scheduleRetry()
+}
+
+// scheduleRetry arms the redial timer: MinBackoff after a drop, then
+// doubling up to MaxBackoff while attempts fail.
+func (s *session) scheduleRetry() {
+	if s.backoff == 0 {
+		s.backoff = s.opts.MinBackoff
+	} else {
+		s.backoff = min(2*s.backoff, s.opts.MaxBackoff)
+	}
+	s.retry = time.After(s.backoff)
+}
+
+func (s *session) dropConn() {
+	if s.conn == nil {
+		return
+	}
+	s.gen++
+	s.connStop()
+	s.conn.CloseNow()
+	s.conn = nil
+}
+
+// dropLargest gives up the biggest waiting line after the server closed
+// the socket for a too large frame; resending it would only repeat that.
+func (s *session) dropLargest() {
+	if len(s.pending) == 0 {
+		return
+	}
+	big := 0
+	for i, o := range s.pending {
+		if len(o.text) > len(s.pending[big].text) {
+			big = i
+		}
+	}
+	s.pending = append(s.pending[:big], s.pending[big+1:]...)
+	s.println("! too_large: a line was too large for the server and was not sent")
+}
+
+// finish leaves cleanly: reports the read position and closes normally.
+func (s *session) finish() {
+	if s.conn == nil {
+		return
+	}
+	s.closing = true
+	s.markRead()
+	if s.conn != nil {
+		s.conn.Close(websocket.StatusNormalClosure, "")
+	}
+	s.dropConn()
+}
+
+// handle processes one frame from the server.
+func (s *session) handle(p []byte) {
+	s.lastRecv = time.Now()
+	var f struct {
+		Type string          `json:"type"`
+		Ref  json.RawMessage `json:"ref"`
+	}
+	if json.Unmarshal(p, &f) != nil {
+		return
+	}
+	if f.Type == wire.TypeMessage {
+		var m wire.Message
+		if json.Unmarshal(p, &m) == nil && m.Room == s.room {
+			s.show(m, p)
+		}
+		return
+	}
+	if s.opts.JSON {
+		s.printJSON(p)
+	}
+	switch f.Type {
+	case wire.TypeAck:
+		var a wire.Ack
+		if json.Unmarshal(p, &a) == nil && s.acked(a.ClientID) && s.opts.Verbose && !s.opts.JSON {
+			s.println("✓")
+		}
+	case wire.TypeError:
+		var e wire.Error
+		_ = json.Unmarshal(p, &e)
+		var id string
+		if json.Unmarshal(f.Ref, &id) == nil {
+			s.acked(id) // the server refused this line; it will not ack it
+		}
+		if !s.opts.JSON {
+			s.println(fmt.Sprintf("! %s: %s", oneLine(e.Code), oneLine(e.Message)))
+		}
+	case wire.TypePresence:
+		var pr wire.Presence
+		if json.Unmarshal(p, &pr) != nil || s.opts.JSON || pr.Room != s.room || pr.User == s.self {
+			return
+		}
+		switch pr.State {
+		case wire.StateOnline:
+			s.println("* " + oneLine(pr.User) + " is online")
+		case wire.StateOffline:
+			s.println("* " + oneLine(pr.User) + " went offline")
+		}
+	case wire.TypeTyping:
+		var t wire.Typing
+		if json.Unmarshal(p, &t) != nil || s.opts.JSON || t.Room != s.room || t.User == s.self {
+			return
+		}
+		now := time.Now()
+		if last, ok := s.typingShown[t.User]; ok && now.Sub(last) < typingQuiet {
+			return
+		}
+		s.typingShown[t.User] = now
+		s.println("* " + oneLine(t.User) + " is typing…")
+	}
+}
+
+// show prints a message unless it was shown already. Messages come in
+// stream order, so anything not newer than the newest shown is a repeat
+// (history tail overlapping live messages, or a replay after reconnect).
+func (s *session) show(m wire.Message, raw []byte) {
+	if !newerID(m.ID, s.newest) {
+		return
+	}
+	s.newest = m.ID
+	if s.opts.JSON {
+		if raw == nil {
+			m.Type = wire.TypeMessage
+			raw = wire.Encode(m)
+		}
+		s.printJSON(raw)
+		return
+	}
+	s.println(formatMessage(m, s.opts.Color))
+}
+
+// acked forgets the waiting line with this client ID.
+func (s *session) acked(clientID string) bool {
+	for i, o := range s.pending {
+		if o.clientID == clientID {
+			s.pending = append(s.pending[:i], s.pending[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// queue takes a typed line; it is sent now if connected, else after the
+// reconnect.
+func (s *session) queue(line string) {
+	text := strings.ToValidUTF8(strings.TrimSuffix(line, "\r"), "\uFFFD")
+	if strings.TrimSpace(text) == "" {
+		return
+	}
+	o := &outgoing{clientID: newClientID(), text: text}
+	s.pending = append(s.pending, o)
+	if s.conn != nil {
+		s.sendLine(o)
+	}
+}
+
+func (s *session) sendLine(o *outgoing) {
+	ref, _ := json.Marshal(o.clientID)
+	s.write(wire.ClientFrame{Type: wire.TypeSend, Room: s.room, Text: o.text, ClientID: o.clientID, Ref: ref})
+}
+
+// keepalive pings, and gives up a connection that has been silent for
+// more than two ping intervals (a pong would have refreshed lastRecv).
+func (s *session) keepalive() {
+	if s.conn == nil {
+		return
+	}
+	if time.Since(s.lastRecv) > 2*s.opts.PingEvery+s.opts.PingEvery/2 {
+		s.lost(errors.New("the server stopped answering"))
+		return
+	}
+	s.write(wire.ClientFrame{Type: wire.TypePing})
+}
+
+// markRead reports the newest shown message as read, so `chat rooms`
+// counts only what this session has not shown.
+func (s *session) markRead() {
+	if s.conn == nil || s.newest == "" || !newerID(s.newest, s.readSent) {
+		return
+	}
+	s.readSent = s.newest
+	s.write(wire.ClientFrame{Type: wire.TypeRead, Room: s.room, ID: s.newest})
+}
+
+// write sends one frame on the current connection; a failure counts as a
+// lost connection.
+func (s *session) write(f wire.ClientFrame) {
+	if s.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.WriteTimeout)
+	defer cancel()
+	if err := s.conn.Write(ctx, websocket.MessageText, wire.Encode(f)); err != nil {
+		s.lost(err)
+	}
+}
+
+// println writes one line with a single Write, so each line reaches a
+// pipe as soon as it is printed.
+func (s *session) println(line string) {
+	_, _ = io.WriteString(s.out, line+"\n")
+}
+
+// printJSON prints a frame as one compact JSON line.
+func (s *session) printJSON(p []byte) {
+	var b bytes.Buffer
+	if json.Compact(&b, p) != nil {
+		return
+	}
+	b.WriteByte('\n')
+	_, _ = s.out.Write(b.Bytes())
+}
+
+// readLines sends each line of r (without its newline) until r ends,
+// then closes out.
+func readLines(r io.Reader, out chan<- string, done <-chan struct{}) {
+	defer close(out)
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			select {
+			case out <- strings.TrimSuffix(line, "\n"):
+			case <-done:
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}

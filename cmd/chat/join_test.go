@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/redstream/chat/transport/wire"
+)
+
+const waitLong = 10 * time.Second
+
+func TestJoinShowsTailThenLiveAndSends(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	for i := 1; i <= 25; i++ {
+		f.post("general", "bob", fmt.Sprintf("old %d", i))
+	}
+	j := mustStartJoin(t, f.env(t, "alice"), "general")
+	j.out.waitFor(t, "* joined general; online: alice", waitLong)
+	j.out.waitFor(t, "bob: old 25", waitLong)
+	if j.out.count("bob: old 5") != 0 || j.out.count("bob: old 6") != 1 {
+		t.Errorf("want exactly the last 20 messages:\n%s", j.out)
+	}
+	lines := j.out.Lines()
+	if !strings.HasPrefix(lines[0], "* joined general") || !strings.HasSuffix(lines[1], "bob: old 6") {
+		t.Errorf("want the joined line, then the tail oldest first:\n%s", j.out)
+	}
+
+	f.post("general", "bob", "live one")
+	j.out.waitFor(t, "bob: live one", waitLong)
+
+	j.typeLine(t, "hello from alice")
+	j.typeLine(t, "")
+	j.out.waitFor(t, "alice: hello from alice", waitLong)
+	j.stdin.Close()
+	if code := j.wait(t, waitLong); code != exitOK {
+		t.Errorf("exit %d, stderr %s", code, j.err)
+	}
+	if got := f.texts("general"); got[len(got)-1] != "hello from alice" || len(got) != 27 {
+		t.Errorf("stored %q", got[25:])
+	}
+	if n := j.out.count("hello from alice"); n != 1 {
+		t.Errorf("own message shown %d times", n)
+	}
+	f.mu.Lock()
+	reads := append([]wire.ClientFrame(nil), f.reads...)
+	newest := f.rooms["general"][26].ID
+	f.mu.Unlock()
+	if len(reads) == 0 || reads[len(reads)-1].ID != newest {
+		t.Errorf("read frames %+v: want the newest shown id reported before leaving", reads)
+	}
+	if j.err.String() != "\n" {
+		t.Errorf("stderr: %q", j.err)
+	}
+}
+
+func TestJoinReconnectsWithoutLossOrRepeat(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	f.post("general", "bob", "before")
+	j := mustStartJoin(t, f.env(t, "alice"), "general")
+	j.out.waitFor(t, "bob: before", waitLong)
+	last := f.post("general", "bob", "live before the outage")
+	j.out.waitFor(t, "live before the outage", waitLong)
+
+	// The server goes away (1001) and refuses sockets for a while.
+	f.set(func(f *fakeServer) { f.wsDown = true })
+	f.kick(websocket.StatusGoingAway)
+	j.err.waitFor(t, "* reconnecting…", waitLong)
+	f.post("general", "bob", "sent during the outage")
+	j.typeLine(t, "typed during the outage")
+	time.Sleep(600 * time.Millisecond) // a few failed attempts
+	f.set(func(f *fakeServer) { f.wsDown = false })
+
+	j.out.waitFor(t, "bob: sent during the outage", waitLong)
+	j.out.waitFor(t, "alice: typed during the outage", waitLong)
+	j.err.waitFor(t, "* reconnected", waitLong)
+
+	joins := f.joinFrames()
+	if len(joins) != 2 || joins[0].Since != "" || joins[1].Since != last.ID {
+		t.Errorf("join frames %+v: want a first join without since, then since=%s", joins, last.ID)
+	}
+	for _, text := range []string{"bob: before", "live before the outage", "sent during the outage", "typed during the outage"} {
+		if n := j.out.count(text); n != 1 {
+			t.Errorf("%q shown %d times:\n%s", text, n, j.out)
+		}
+	}
+	want := []string{"before", "live before the outage", "sent during the outage", "typed during the outage"}
+	if got := f.texts("general"); !reflect.DeepEqual(got, want) {
+		t.Errorf("stored %q, want %q", got, want)
+	}
+
+	// A second drop, from a 1013 this time, is handled the same way.
+	f.kick(websocket.StatusTryAgainLater)
+	f.post("general", "bob", "after 1013")
+	j.out.waitFor(t, "bob: after 1013", waitLong)
+	j.stdin.Close()
+	if code := j.wait(t, waitLong); code != exitOK {
+		t.Errorf("exit %d", code)
+	}
+}
+
+func TestJoinResendsWhenTheAckIsLost(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	j := mustStartJoin(t, f.env(t, "alice"), "--verbose", "general")
+	j.out.waitFor(t, "* joined general", waitLong)
+	f.set(func(f *fakeServer) { f.loseAckOnce = true })
+	j.typeLine(t, "only once please")
+	j.err.waitFor(t, "* reconnected", waitLong)
+	j.out.waitFor(t, "✓", waitLong)
+	j.stdin.Close()
+	if code := j.wait(t, waitLong); code != exitOK {
+		t.Errorf("exit %d", code)
+	}
+	if got := f.texts("general"); !reflect.DeepEqual(got, []string{"only once please"}) {
+		t.Errorf("stored %q: the retry must reuse the client_id", got)
+	}
+	if n := j.out.count("alice: only once please"); n != 1 {
+		t.Errorf("shown %d times:\n%s", n, j.out)
+	}
+}
+
+func TestJoinEndsWhenTheTokenIsRefused(t *testing.T) {
+	t.Parallel()
+	t.Run("close 1008", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeServer(t)
+		j := mustStartJoin(t, f.env(t, "alice"), "general")
+		j.out.waitFor(t, "* joined general", waitLong)
+		f.kick(websocket.StatusPolicyViolation)
+		if code := j.wait(t, waitLong); code != exitError {
+			t.Errorf("exit %d, want 1", code)
+		}
+		if got := j.err.String(); got != "chat: token expired or revoked; run chat login\n" {
+			t.Errorf("stderr %q", got)
+		}
+	})
+	t.Run("401 on reconnect", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeServer(t)
+		j := mustStartJoin(t, f.env(t, "alice"), "general")
+		j.out.waitFor(t, "* joined general", waitLong)
+		f.set(func(f *fakeServer) { delete(f.tokens, "tok-alice") })
+		f.kick(websocket.StatusGoingAway)
+		if code := j.wait(t, waitLong); code != exitError {
+			t.Errorf("exit %d, want 1", code)
+		}
+		j.err.waitFor(t, "chat: token expired or revoked; run chat login", time.Second)
+	})
+	t.Run("401 at once", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeServer(t)
+		env := f.env(t, "alice")
+		f.set(func(f *fakeServer) { delete(f.tokens, "tok-alice") })
+		res := runChat(t, env, "", "join", "general")
+		if res.code != exitError || res.stderr != "chat: token expired or revoked; run chat login\n" {
+			t.Errorf("%+v", res)
+		}
+	})
+}
+
+func TestJoinUnknownRoom(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	res := runChat(t, f.env(t, "alice"), "", "join", "nope")
+	if res.code != exitError || res.stderr != "chat: no such room (not_found)\n" {
+		t.Errorf("%+v", res)
+	}
+}
+
+func TestJoinPresenceTypingAndErrors(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	j := mustStartJoin(t, f.env(t, "alice"), "general")
+	j.out.waitFor(t, "* joined general", waitLong)
+
+	f.broadcast("general", wire.Presence{Type: wire.TypePresence, Room: "general", User: "alice", State: "online"})
+	f.broadcast("general", wire.Presence{Type: wire.TypePresence, Room: "general", User: "bob", State: "online"})
+	for range 3 {
+		f.broadcast("general", wire.Typing{Type: wire.TypeTyping, Room: "general", User: "bob"})
+	}
+	f.broadcast("general", wire.Typing{Type: wire.TypeTyping, Room: "general", User: "carol"})
+	f.broadcast("general", wire.Presence{Type: wire.TypePresence, Room: "general", User: "bob", State: "offline"})
+	j.out.waitFor(t, "* bob went offline", waitLong)
+	want := []string{"* bob is online", "* bob is typing…", "* carol is typing…", "* bob went offline"}
+	if got := j.out.Lines()[1:]; !reflect.DeepEqual(got, want) {
+		t.Errorf("lines %q, want %q (own presence hidden, typing once per 3 s)", got, want)
+	}
+
+	// A refused line is reported and not waited for at the end.
+	j.typeLine(t, "ratelimit")
+	j.out.waitFor(t, "! rate_limited: slow down", waitLong)
+	j.typeLine(t, "/quit now")
+	if code := j.wait(t, time.Second); code != exitOK {
+		t.Errorf("exit %d, stderr %s", code, j.err)
+	}
+}
+
+func TestJoinJSON(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	f.post("general", "bob", "old")
+	j := mustStartJoin(t, f.env(t, "alice"), "general", "--json")
+	j.out.waitFor(t, `"text":"old"`, waitLong)
+	f.broadcast("general", wire.Typing{Type: wire.TypeTyping, Room: "general", User: "bob"})
+	j.typeLine(t, "hi")
+	j.out.waitFor(t, `"type":"ack"`, waitLong)
+	j.out.waitFor(t, `"text":"hi"`, waitLong)
+	j.stdin.Close()
+	j.wait(t, waitLong)
+
+	var types []string
+	for _, line := range j.out.Lines() {
+		var fr map[string]any
+		if err := json.Unmarshal([]byte(line), &fr); err != nil {
+			t.Fatalf("line %q is not JSON: %v", line, err)
+		}
+		types = append(types, fr["type"].(string))
+	}
+	if len(types) != 5 || types[0] != "joined" || types[1] != "message" || types[2] != "typing" {
+		t.Errorf("frame types %q", types)
+	}
+}
+
+func TestJoinDrainsThenGivesUp(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	j := mustStartJoin(t, f.env(t, "alice"), "general")
+	j.out.waitFor(t, "* joined general", waitLong)
+	f.set(func(f *fakeServer) { f.wsDown = true })
+	f.kick(websocket.StatusGoingAway)
+	j.err.waitFor(t, "* reconnecting…", waitLong)
+	j.typeLine(t, "never delivered")
+	start := time.Now()
+	j.stdin.Close()
+	if code := j.wait(t, waitLong); code != exitError {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if d := time.Since(start); d < 1500*time.Millisecond || d > 5*time.Second {
+		t.Errorf("gave up after %v, want about 2 s", d)
+	}
+	j.err.waitFor(t, "chat: 1 line(s) not confirmed by the server", time.Second)
+}
+
+func TestJoinKeepalive(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	f.set(func(f *fakeServer) { f.noPong = true })
+	out, errl := newLineLog(), newLineLog()
+	s := newSession(&Client{Server: f.URL(), Token: "tok-alice"}, "general", "alice", out, errl,
+		joinOptions{PingEvery: 40 * time.Millisecond, MinBackoff: 10 * time.Millisecond})
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx, pr) }()
+	errl.waitFor(t, "* reconnecting…", waitLong) // a silent server is given up on
+	errl.waitFor(t, "* reconnected", waitLong)
+	cancel() // like Ctrl-C
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("run did not return after its context ended")
+	}
+	pw.Close()
+	if joins := f.joinFrames(); len(joins) < 2 || joins[1].Since != "0-0" {
+		t.Errorf("joins %+v: want a rejoin since 0-0 for an empty room", joins)
+	}
+}
