@@ -120,6 +120,25 @@ type Engine struct {
 	typing   map[string]time.Time // user + "\x00" + room → last relayed
 
 	nextID atomic.Uint64
+
+	// Counters for metrics; see Counters.
+	delivered  atomic.Int64
+	tailRead   atomic.Int64
+	kicked     atomic.Int64
+	tailProbes atomic.Int64
+}
+
+// Counters are totals since New, for metrics.
+type Counters struct {
+	TailRead   int64 // messages read by the tail loops
+	Delivered  int64 // message frames queued to sessions
+	SlowKicks  int64 // sessions closed for being too slow
+	TailProbes int64 // tail reads found stuck and woken
+}
+
+// Counters returns the totals since New.
+func (e *Engine) Counters() Counters {
+	return Counters{TailRead: e.tailRead.Load(), Delivered: e.delivered.Load(), SlowKicks: e.kicked.Load(), TailProbes: e.tailProbes.Load()}
 }
 
 // New validates opts and starts the engine's background work: one tail
@@ -508,7 +527,7 @@ func (e *Engine) eventLoop() {
 		r.mu.Lock()
 		for s, sb := range r.subs {
 			if sb.live && s.User != ev.User {
-				s.push(frame)
+				s.push(Frame{Data: frame})
 			}
 		}
 		r.mu.Unlock()
@@ -551,6 +570,7 @@ func (e *Engine) heartbeatLoop() {
 			}
 			cancel()
 		}
+		e.probeTails()
 		now := e.opts.Now()
 		e.typingMu.Lock()
 		for k, at := range e.typing {

@@ -51,7 +51,7 @@ func connect(tb testing.TB, e *engine.Engine, user string) *client {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		defer close(c.done)
-		var buf [][]byte
+		var buf []engine.Frame
 		for {
 			var err error
 			buf, err = s.Next(ctx, buf, nil, nil)
@@ -60,7 +60,7 @@ func connect(tb testing.TB, e *engine.Engine, user string) *client {
 			}
 			c.mu.Lock()
 			for _, b := range buf {
-				c.frames = append(c.frames, enginetest.Decode(b))
+				c.frames = append(c.frames, enginetest.Decode(b.Data))
 			}
 			c.mu.Unlock()
 		}

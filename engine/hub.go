@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,8 +18,9 @@ type shard struct {
 	idx     int
 	wake    chan struct{} // cap 1: the room set changed
 	reading atomic.Bool
-	lagMs   atomic.Int64 // now minus the newest delivered ID's time, at delivery
+	lagMs   atomic.Int64 // now minus the newest delivered ID's time, at delivery; 0 once caught up
 	errs    atomic.Int64 // consecutive failed reads
+	since   atomic.Int64 // when the current read started (Unix ns), 0 when not reading
 
 	mu    sync.Mutex
 	rooms map[string]*room // started rooms with local subscribers
@@ -55,9 +57,10 @@ type sub struct {
 // deliverLive passes one live message to s, or holds it while s has sends
 // in flight. Called with the room's lock held.
 func (e *Engine) deliverLive(s *Session, sb *sub, id StreamPos, frame []byte) {
+	e.delivered.Add(1)
 	switch {
 	case sb.inflight == 0:
-		s.push(frame)
+		s.push(Frame{frame, id.Ms})
 	case len(sb.held) < e.opts.QueueLen:
 		sb.held = append(sb.held, pending{id, frame})
 	default:
@@ -73,7 +76,7 @@ func (sb *sub) release(s *Session, acked StreamPos) {
 		if sb.inflight > 0 && acked.Less(p.id) {
 			break
 		}
-		s.push(p.frame)
+		s.push(Frame{p.frame, p.id.Ms})
 		n++
 	}
 	sb.held = append(sb.held[:0], sb.held[n:]...)
@@ -215,7 +218,13 @@ func (e *Engine) tailLoop(sh *shard) {
 				continue
 			}
 		}
-		msgs, err := e.opts.Tail.Read(e.ctx, sh.idx, names, after, e.opts.TailBlock)
+		// The deadline ends a read that hangs (a wedged connection, seen
+		// after failovers in other systems); the loop then reads again.
+		rctx, cancel := context.WithTimeout(e.ctx, e.opts.TailBlock+tailGrace)
+		sh.since.Store(time.Now().UnixNano())
+		msgs, err := e.opts.Tail.Read(rctx, sh.idx, names, after, e.opts.TailBlock)
+		cancel()
+		sh.since.Store(0)
 		sh.reading.Store(false)
 		if e.ctx.Err() != nil {
 			return
@@ -236,6 +245,9 @@ func (e *Engine) tailLoop(sh *shard) {
 			e.log.Info("tail read recovered", "shard", sh.idx)
 		}
 		backoff = 50 * time.Millisecond
+		if len(msgs) == 0 {
+			sh.lagMs.Store(0) // caught up: the read waited for news
+		}
 		e.deliver(sh, msgs)
 	}
 }
@@ -243,6 +255,7 @@ func (e *Engine) tailLoop(sh *shard) {
 // deliver hands messages read by a tail loop to the sessions of their
 // rooms, each message encoded once for all of them.
 func (e *Engine) deliver(sh *shard, msgs []Message) {
+	e.tailRead.Add(int64(len(msgs)))
 	var newest StreamPos
 	for i := range msgs {
 		m := &msgs[i]
@@ -280,6 +293,48 @@ func (e *Engine) deliver(sh *shard, msgs []Message) {
 	if !newest.IsZero() {
 		sh.lagMs.Store(max(0, e.opts.Now().UnixMilli()-int64(newest.Ms)))
 	}
+}
+
+// tailGrace is how long past its block time a read may take before it is
+// abandoned as wedged.
+const tailGrace = 5 * time.Second
+
+// probeTails is the self-probe: a read still blocked well past its block
+// time is woken through Redis, and counted; if the wake does not reach it,
+// its deadline ends it and the loop starts a new one.
+func (e *Engine) probeTails() {
+	now := time.Now().UnixNano()
+	for _, sh := range e.shards {
+		start := sh.since.Load()
+		if start == 0 || time.Duration(now-start) < e.opts.TailBlock+time.Second {
+			continue
+		}
+		e.tailProbes.Add(1)
+		ctx, cancel := e.callCtx(e.ctx)
+		if err := e.opts.Tail.Wake(ctx, sh.idx); err != nil && e.ctx.Err() == nil {
+			e.log.Warn("tail probe", "shard", sh.idx, "err", err)
+		}
+		cancel()
+	}
+}
+
+// Health reports why the fan-out cannot be trusted now, or nil: a shard
+// whose reads keep failing, a read stuck past its deadline, or delivery
+// lagging real time by more than maxLag.
+func (e *Engine) Health(maxLag time.Duration) error {
+	now := time.Now().UnixNano()
+	for _, sh := range e.shards {
+		if n := sh.errs.Load(); n > 2 {
+			return fmt.Errorf("shard %d: %d reads failed in a row", sh.idx, n)
+		}
+		if start := sh.since.Load(); start != 0 && time.Duration(now-start) > e.opts.TailBlock+tailGrace+time.Second {
+			return fmt.Errorf("shard %d: read stuck for %v", sh.idx, time.Duration(now-start).Round(time.Second))
+		}
+		if lag := time.Duration(sh.lagMs.Load()) * time.Millisecond; lag > maxLag {
+			return fmt.Errorf("shard %d: delivery lags %v behind", sh.idx, lag)
+		}
+	}
+	return nil
 }
 
 // TailLag returns, per shard with rooms, how far behind real time the

@@ -21,7 +21,7 @@ type Session struct {
 	id   uint64
 
 	mu       sync.Mutex
-	queue    [][]byte
+	queue    []Frame
 	qbytes   int
 	rooms    map[string]*room
 	token    string
@@ -111,23 +111,33 @@ func (s *Session) Kick(err error) {
 	default:
 		s.doneErr = err
 		close(s.done)
+		if errors.Is(err, ErrSlowConsumer) {
+			s.e.kicked.Add(1)
+		}
 	}
 }
 
+// Frame is one queued frame for the client. Ms is the stream-ID time of a
+// live message (for the delivery latency metric), 0 for anything else.
+type Frame struct {
+	Data []byte
+	Ms   uint64
+}
+
 // push queues frame without blocking; a full queue kicks the session.
-func (s *Session) push(frame []byte) {
+func (s *Session) push(frame Frame) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return
 	}
-	if len(s.queue) >= s.e.opts.QueueLen || s.qbytes+len(frame) > s.e.opts.MaxQueueBytes {
+	if len(s.queue) >= s.e.opts.QueueLen || s.qbytes+len(frame.Data) > s.e.opts.MaxQueueBytes {
 		s.mu.Unlock()
 		s.Kick(ErrSlowConsumer)
 		return
 	}
 	s.queue = append(s.queue, frame)
-	s.qbytes += len(frame)
+	s.qbytes += len(frame.Data)
 	s.mu.Unlock()
 	select {
 	case s.notify <- struct{}{}:
@@ -136,14 +146,14 @@ func (s *Session) push(frame []byte) {
 }
 
 // Enqueue queues a reply frame for the client, in order with messages.
-func (s *Session) Enqueue(frame []byte) { s.push(frame) }
+func (s *Session) Enqueue(data []byte) { s.push(Frame{Data: data}) }
 
 // pushWait queues frame, waiting while the queue is more than half full,
 // so a long replay is paced by the client instead of overflowing.
-func (s *Session) pushWait(ctx context.Context, frame []byte) error {
+func (s *Session) pushWait(ctx context.Context, frame Frame) error {
 	for {
 		s.mu.Lock()
-		if len(s.queue) < s.e.opts.QueueLen/2 && s.qbytes+len(frame) <= s.e.opts.MaxQueueBytes/2 {
+		if len(s.queue) < s.e.opts.QueueLen/2 && s.qbytes+len(frame.Data) <= s.e.opts.MaxQueueBytes/2 {
 			s.mu.Unlock()
 			s.push(frame)
 			return nil
@@ -165,7 +175,7 @@ var ErrWoken = errors.New("woken")
 // Next waits for queued frames and returns them all, oldest first, reusing
 // buf. It returns ErrWoken when timer or wake fires first (either may be
 // nil), the kick reason once the session is kicked, or ctx.Err().
-func (s *Session) Next(ctx context.Context, buf [][]byte, timer <-chan time.Time, wake <-chan struct{}) ([][]byte, error) {
+func (s *Session) Next(ctx context.Context, buf []Frame, timer <-chan time.Time, wake <-chan struct{}) ([]Frame, error) {
 	for {
 		s.mu.Lock()
 		if len(s.queue) > 0 {
@@ -197,7 +207,7 @@ func (s *Session) Next(ctx context.Context, buf [][]byte, timer <-chan time.Time
 
 // Drain returns and forgets whatever is queued, for a last flush after
 // the session was kicked.
-func (s *Session) Drain() [][]byte {
+func (s *Session) Drain() []Frame {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.queue
@@ -367,7 +377,7 @@ func (s *Session) start(ctx context.Context, r *room, sb *sub, kind Kind, first 
 				return unavailable(err)
 			}
 			for i := range msgs {
-				if err := s.pushWait(ctx, e.opts.Encoder.Message(msgs[i])); err != nil {
+				if err := s.pushWait(ctx, Frame{Data: e.opts.Encoder.Message(msgs[i])}); err != nil {
 					return err
 				}
 				pos = msgs[i].ID

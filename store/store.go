@@ -72,6 +72,9 @@ type Options struct {
 	SendWorkers int
 	// Logger: nil discards.
 	Logger *slog.Logger
+	// Hooks are added to the clients the store opens itself (blocking
+	// reads, sends), as to Client by its owner: for metrics.
+	Hooks []redis.Hook
 }
 
 // Store implements the engine's Log, Tail, Bus, Presence and Directory,
@@ -149,6 +152,10 @@ func New(opts Options) (*Store, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 		wakeIDs: make([]string, Shards),
+	}
+	for _, h := range opts.Hooks {
+		s.tail.AddHook(h)
+		s.send.AddHook(h)
 	}
 	for i := range s.wakeIDs {
 		s.wakeIDs[i] = "0-0"

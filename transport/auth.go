@@ -94,13 +94,20 @@ func (s *Server) verify(ctx context.Context, token string) (claims, error) {
 		jwt.WithClock(jwt.ClockFunc(s.opts.Now)),
 		jwt.WithAcceptableSkew(5*time.Second))
 	if err != nil {
+		reason := "invalid_token"
+		if errors.Is(err, jwt.ErrTokenExpired()) {
+			reason = "expired"
+		}
+		s.opts.Observe.authFailure(reason)
 		return claims{}, errUnauthorized
 	}
 	c := claims{User: tok.Subject(), ID: tok.JwtID(), Expires: tok.Expiration()}
 	if c.ID == "" || c.Expires.IsZero() {
+		s.opts.Observe.authFailure("invalid_token")
 		return claims{}, errUnauthorized
 	}
 	if u, err := engine.NormalizeUsername(c.User); err != nil || u != c.User {
+		s.opts.Observe.authFailure("invalid_token")
 		return claims{}, errUnauthorized
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
@@ -110,6 +117,7 @@ func (s *Server) verify(ctx context.Context, token string) (claims, error) {
 		return claims{}, fmt.Errorf("%w: %v", engine.ErrUnavailable, err)
 	}
 	if revoked {
+		s.opts.Observe.authFailure("revoked")
 		return claims{}, errUnauthorized
 	}
 	return c, nil
@@ -184,6 +192,7 @@ func (s *Server) register(c echo.Context) error {
 			return fmt.Errorf("%w: %v", engine.ErrUnavailable, err)
 		}
 		if n > int64(s.opts.RegisterAddrLimit) {
+			s.opts.Observe.rateLimited("register")
 			return &apiError{Status: http.StatusTooManyRequests, Code: wire.CodeRateLimited,
 				Message: "too many registrations from this address", Retry: retrySeconds(ttl)}
 		}
@@ -256,6 +265,8 @@ func (s *Server) login(c echo.Context) error {
 			return fmt.Errorf("%w: %v", engine.ErrUnavailable, err)
 		}
 		if n >= int64(l.limit) {
+			s.opts.Observe.rateLimited("login")
+			s.opts.Observe.authFailure("too_many_attempts")
 			return &apiError{Status: http.StatusTooManyRequests, Code: wire.CodeTooManyAttempts,
 				Message: "too many failed logins; retry later", Retry: retrySeconds(ttl)}
 		}
@@ -269,6 +280,7 @@ func (s *Server) login(c echo.Context) error {
 				return fmt.Errorf("%w: %v", engine.ErrUnavailable, err)
 			}
 		}
+		s.opts.Observe.authFailure("invalid_credentials")
 		return errBadCredentials
 	}
 	if _, err := engine.NormalizeUsername(req.Username); err != nil {

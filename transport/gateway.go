@@ -51,6 +51,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.nconns.Add(1) > int64(s.opts.MaxConns) {
 		s.nconns.Add(-1)
+		s.opts.Observe.rateLimited("conns_per_instance")
 		writeHTTPError(w, newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "instance is at its connection limit"))
 		return
 	}
@@ -61,6 +62,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	defer s.conns.Done()
 	sess, err := s.opts.Engine.Connect(cl.User, cl.ID)
 	if err != nil {
+		if errors.Is(err, engine.ErrRateLimited) {
+			s.opts.Observe.rateLimited("conns_per_user")
+		}
 		a := toAPI(err)
 		retryAfter(w.Header(), a)
 		writeHTTPError(w, a)
@@ -91,6 +95,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}()
 	start := time.Now()
+	connID := s.nextConn.Add(1)
+	log := s.log.With("conn", connID, "user", cl.User)
+	log.Info("connection opened", "batch", c.batch)
 
 	// The writer decides how the connection ends; the reader ends when
 	// the peer goes or the writer closes the socket.
@@ -107,7 +114,19 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if rerr != nil {
 		err = rerr
 	}
-	s.log.Debug("connection closed", "user", cl.User, "duration", time.Since(start).Round(time.Millisecond), "reason", reason(err))
+	// The code the close handshake carried (either side's), else the one
+	// the server meant to send, else 1006: the peer vanished.
+	code := websocket.CloseStatus(rerr)
+	if code == -1 {
+		code = websocket.CloseStatus(err)
+	}
+	if code == -1 {
+		code = websocket.StatusAbnormalClosure
+	}
+	if s.opts.Observe.Closed != nil {
+		s.opts.Observe.Closed(int(code))
+	}
+	log.Info("connection closed", "duration", time.Since(start).Round(time.Millisecond), "code", int(code), "reason", reason(err))
 }
 
 func reason(err error) string {
@@ -146,7 +165,7 @@ func (c *conn) closeWith(err error) {
 }
 
 func (c *conn) writeLoop(ctx context.Context) error {
-	var frames [][]byte
+	var frames []engine.Frame
 	var buf bytes.Buffer
 	var pinging atomic.Bool
 	interval := c.s.opts.PingInterval
@@ -212,12 +231,27 @@ func (c *conn) flushOnShutdown(buf *bytes.Buffer) {
 
 // write sends frames: one WebSocket message each, or, for a ?batch=1
 // client, as few messages as fit the frame limit, newline-separated.
-func (c *conn) write(ctx context.Context, frames [][]byte, buf *bytes.Buffer) error {
+func (c *conn) write(ctx context.Context, frames []engine.Frame, buf *bytes.Buffer) error {
 	ctx, cancel := context.WithTimeout(ctx, c.s.opts.WriteTimeout)
 	defer cancel()
+	if err := c.writeFrames(ctx, frames, buf); err != nil {
+		return err
+	}
+	if obs := c.s.opts.Observe.Delivery; obs != nil {
+		now := time.Now().UnixMilli()
+		for _, f := range frames {
+			if f.Ms > 0 {
+				obs(time.Duration(now-int64(f.Ms)) * time.Millisecond)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *conn) writeFrames(ctx context.Context, frames []engine.Frame, buf *bytes.Buffer) error {
 	if !c.batch || len(frames) == 1 {
 		for _, f := range frames {
-			if err := c.ws.Write(ctx, websocket.MessageText, f); err != nil {
+			if err := c.ws.Write(ctx, websocket.MessageText, f.Data); err != nil {
 				return err
 			}
 		}
@@ -225,7 +259,8 @@ func (c *conn) write(ctx context.Context, frames [][]byte, buf *bytes.Buffer) er
 	}
 	limit := int(c.s.opts.MaxFrame)
 	buf.Reset()
-	for _, f := range frames {
+	for _, fr := range frames {
+		f := fr.Data
 		if buf.Len() > 0 && buf.Len()+1+len(f) > limit {
 			if err := c.ws.Write(ctx, websocket.MessageText, buf.Bytes()); err != nil {
 				return err
@@ -250,7 +285,7 @@ func (c *conn) readLoop(ctx context.Context) error {
 			return err
 		}
 		if typ != websocket.MessageText {
-			c.reply(wire.Error{Type: wire.TypeError, Code: wire.CodeBadFrame, Message: "frames must be JSON text"})
+			c.replyError(wire.Error{Type: wire.TypeError, Code: wire.CodeBadFrame, Message: "frames must be JSON text"})
 			continue
 		}
 		f, err := wire.Decode(data)
@@ -259,7 +294,7 @@ func (c *conn) readLoop(ctx context.Context) error {
 		}
 		var de *wire.DecodeError
 		if errors.As(err, &de) {
-			c.reply(wire.Error{Type: wire.TypeError, Code: de.Code, Message: de.Msg, Ref: f.Ref})
+			c.replyError(wire.Error{Type: wire.TypeError, Code: de.Code, Message: de.Msg, Ref: f.Ref})
 			continue
 		}
 		c.handle(ctx, f)
@@ -268,12 +303,26 @@ func (c *conn) readLoop(ctx context.Context) error {
 
 func (c *conn) reply(v any) { c.sess.Enqueue(wire.Encode(v)) }
 
+func (c *conn) replyError(e wire.Error) {
+	if c.s.opts.Observe.ErrorFrame != nil {
+		c.s.opts.Observe.ErrorFrame(e.Code)
+	}
+	c.reply(e)
+}
+
 func (c *conn) fail(f wire.ClientFrame, err error) {
 	a := toAPI(err)
+	if a.Code == wire.CodeRateLimited {
+		kind := "rooms_per_conn"
+		if f.Type == wire.TypeSend {
+			kind = "send"
+		}
+		c.s.opts.Observe.rateLimited(kind)
+	}
 	if a.Code == wire.CodeInternal {
 		c.s.log.Error("frame", "type", f.Type, "user", c.user, "err", err)
 	}
-	c.reply(wire.Error{Type: wire.TypeError, Code: a.Code, Message: a.Message, Ref: f.Ref})
+	c.replyError(wire.Error{Type: wire.TypeError, Code: a.Code, Message: a.Message, Ref: f.Ref})
 }
 
 func invalid(msg string) error { return newAPIError(http.StatusBadRequest, wire.CodeInvalid, msg) }
@@ -322,13 +371,16 @@ func (c *conn) handle(ctx context.Context, f wire.ClientFrame) {
 		if !needRoom() {
 			return
 		}
-		ref, room := f.Ref, f.Room
+		ref, room, arrived := f.Ref, f.Room, time.Now()
 		err := c.sess.Send(ctx, f.Room, f.Text, f.ClientID, func(r engine.AppendResult, err error) {
 			if err != nil {
 				c.fail(f, err)
 				return
 			}
 			c.reply(wire.Ack{Type: wire.TypeAck, Ref: ref, Room: room, ID: r.Message.ID.String(), ClientID: r.Message.ClientID})
+			if c.s.opts.Observe.Ack != nil {
+				c.s.opts.Observe.Ack(time.Since(arrived))
+			}
 		})
 		if err != nil {
 			c.fail(f, err)

@@ -66,6 +66,8 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// Web serves the web client at / and its files. Nil means 404.
 	Web http.Handler
+	// Observe receives events for metrics; nil fields are skipped.
+	Observe Observer
 	// Metrics serves /metrics. Nil means 404.
 	Metrics http.Handler
 	// Pprof mounts /debug/pprof.
@@ -78,6 +80,39 @@ type Options struct {
 	Now             func() time.Time // nil: time.Now
 }
 
+// Observer receives what metrics count. Every field may be nil. The
+// functions are called on hot paths: they must be quick and safe for
+// concurrent use. Labels passed are from small fixed sets.
+type Observer struct {
+	// Ack gets the time from a send frame's arrival to its ack being queued.
+	Ack func(time.Duration)
+	// Delivery gets, per message written to a socket, the time from the
+	// message's stream ID (when Redis stored it) to the write.
+	Delivery func(time.Duration)
+	// ErrorFrame counts error frames by wire code.
+	ErrorFrame func(code string)
+	// AuthFailure counts refused logins and tokens: "invalid_credentials",
+	// "too_many_attempts", "invalid_token", "revoked", "expired".
+	AuthFailure func(reason string)
+	// RateLimited counts limit hits: "send", "login", "register",
+	// "conns_per_user", "conns_per_instance", "rooms_per_conn".
+	RateLimited func(kind string)
+	// Closed counts closed sockets by close code.
+	Closed func(code int)
+}
+
+func (o Observer) authFailure(reason string) {
+	if o.AuthFailure != nil {
+		o.AuthFailure(reason)
+	}
+}
+
+func (o Observer) rateLimited(kind string) {
+	if o.RateLimited != nil {
+		o.RateLimited(kind)
+	}
+}
+
 // Server serves the REST API, the WebSocket gateway and the web client.
 type Server struct {
 	opts      Options
@@ -87,8 +122,9 @@ type Server struct {
 	dummyHash string
 	draining  atomic.Bool
 
-	conns  sync.WaitGroup // open sockets
-	nconns atomic.Int64
+	conns    sync.WaitGroup // open sockets
+	nconns   atomic.Int64
+	nextConn atomic.Int64
 	mu     sync.Mutex
 	live   map[*conn]struct{}
 }
@@ -182,7 +218,7 @@ func New(opts Options) (*Server, error) {
 	}
 	e.GET("/ws", echo.WrapHandler(http.HandlerFunc(s.serveWS)))
 	if opts.Web != nil {
-		e.GET("/*", echo.WrapHandler(opts.Web))
+		e.Match([]string{http.MethodGet, http.MethodHead}, "/*", echo.WrapHandler(opts.Web))
 	}
 	s.echo = e
 	return s, nil
