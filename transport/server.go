@@ -125,8 +125,8 @@ type Server struct {
 	conns    sync.WaitGroup // open sockets
 	nconns   atomic.Int64
 	nextConn atomic.Int64
-	mu     sync.Mutex
-	live   map[*conn]struct{}
+	mu       sync.Mutex
+	live     map[*conn]struct{}
 }
 
 // New validates opts and builds the routes.
