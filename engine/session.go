@@ -434,11 +434,8 @@ func (s *Session) leave(name string, keepPresence bool) {
 	}
 	r.mu.Unlock()
 	if gone && !keepPresence {
-		ctx, cancel := e.callCtx(e.ctx)
-		if e.closed.Load() {
-			// Close cancelled e.ctx; still say goodbye within the timeout.
-			ctx, cancel = e.callCtx(context.Background())
-		}
+		// Not e.ctx: a goodbye must be said even while Close cancels it.
+		ctx, cancel := e.callCtx(context.Background())
 		if err := e.opts.Presence.Leave(ctx, name, []string{s.User}); err != nil {
 			e.log.Warn("presence leave", "room", name, "user", s.User, "err", err)
 		}

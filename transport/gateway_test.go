@@ -233,7 +233,7 @@ func TestAuthFailures(t *testing.T) {
 func TestTokenExpiryAndInBandAuth(t *testing.T) {
 	t.Parallel()
 	srv := storetest.Start(t, storetest.Options{})
-	short := func(o *transport.Options) { o.TokenTTL = 2 * time.Second }
+	short := func(o *transport.Options) { o.TokenTTL = 4 * time.Second }
 	in := startInstance(t, srv, instanceOpts{Transport: short})
 	tok := mustUser(t, in.URL, "alice")
 	expiring := dial(t, in.URL, tok, "")
@@ -243,9 +243,10 @@ func TestTokenExpiryAndInBandAuth(t *testing.T) {
 		ExpiresAt string `json:"expires_at"`
 	}
 	api(t, in.URL, "POST", "/api/refresh", tok, nil, &rt)
-	// A token that expires in 2s, replaced before that by one that
-	// expires in 2s from later: wait a second so the new one is later.
-	time.Sleep(1100 * time.Millisecond)
+	// A token that expires in 4 s, replaced halfway by one that expires
+	// 4 s from then (token times are whole seconds): after the first
+	// expires, the refreshed socket has about 2 s left.
+	time.Sleep(2100 * time.Millisecond)
 	api(t, in.URL, "POST", "/api/refresh", rt.Token, nil, &rt)
 	refreshed.send(map[string]any{"type": "auth", "token": rt.Token, "ref": 1})
 	if f := refreshed.nextType("authed"); f.ExpiresAt != rt.ExpiresAt {
@@ -324,7 +325,7 @@ func TestHistoryPaging(t *testing.T) {
 func TestSlowReaderCutOff(t *testing.T) {
 	t.Parallel()
 	srv := storetest.Start(t, storetest.Options{})
-	in := startInstance(t, srv, instanceOpts{Engine: func(o *engine.Options) { o.QueueLen = 256 }})
+	in := startInstance(t, srv, instanceOpts{}) // default queue: 1024 frames
 	tok := mustUser(t, in.URL, "alice")
 	fast := dial(t, in.URL, tok, "")
 	fast.join("general", "")
@@ -351,7 +352,7 @@ func TestSlowReaderCutOff(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 
 	text := strings.Repeat("y", 3900) // large frames fill socket buffers fast
-	const n = 2500
+	const n = 3200
 	start := time.Now()
 	for i := range n {
 		fast.send(map[string]any{"type": "send", "room": "general", "text": text, "client_id": fmt.Sprint(i)})

@@ -44,6 +44,7 @@ type instance struct {
 	Server *transport.Server
 	http   *httptest.Server
 	closed bool
+	stop   sync.Once
 }
 
 type instanceOpts struct {
@@ -104,11 +105,15 @@ func startInstance(tb testing.TB, srv *storetest.Server, o instanceOpts) *instan
 }
 
 // Stop drains and stops the instance, as chatd does on SIGTERM.
+// Concurrent and repeated calls wait for the first to finish.
 func (in *instance) Stop() {
 	if in.closed {
 		return
 	}
-	in.closed = true
+	in.stop.Do(in.stopNow)
+}
+
+func (in *instance) stopNow() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	in.Server.Drain(ctx, 0)

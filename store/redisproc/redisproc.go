@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -207,4 +208,35 @@ func (s *Server) Signal(sig os.Signal) error {
 		return errors.New("redisproc: not running")
 	}
 	return s.cmd.Process.Signal(sig)
+}
+
+// FastForwarder is the in-process store (miniredis), whose keys age only
+// when told to.
+type FastForwarder interface {
+	FastForward(time.Duration)
+}
+
+// RunClock makes the in-process store's TTLs expire in real time, by
+// advancing its clock every 100 ms, until the returned stop is called.
+// Without it, throttles, lockouts and revocations there would never end.
+func RunClock(m FastForwarder) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				m.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-finished }) }
 }

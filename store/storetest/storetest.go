@@ -44,7 +44,8 @@ func Start(tb testing.TB, opts Options) *Server {
 		if err := m.Start(); err != nil {
 			tb.Fatalf("storetest: miniredis: %v", err)
 		}
-		tb.Cleanup(m.Close)
+		stop := redisproc.RunClock(m)
+		tb.Cleanup(func() { stop(); m.Close() })
 		return &Server{Addr: m.Addr(), mini: m}
 	}
 	p, err := redisproc.Start(redisproc.Options{Dir: tb.TempDir(), AppendOnly: opts.AppendOnly, Fsync: opts.Fsync})
