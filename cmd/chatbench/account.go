@@ -1,0 +1,226 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// streamID is a Redis stream ID ("ms-seq"), compared numerically.
+type streamID struct{ ms, seq uint64 }
+
+// parseStreamID parses "ms-seq" or "ms".
+func parseStreamID(s string) (streamID, bool) {
+	a, b, found := strings.Cut(s, "-")
+	ms, err := strconv.ParseUint(a, 10, 64)
+	if err != nil {
+		return streamID{}, false
+	}
+	var seq uint64
+	if found {
+		if seq, err = strconv.ParseUint(b, 10, 64); err != nil {
+			return streamID{}, false
+		}
+	}
+	return streamID{ms, seq}, true
+}
+
+func (a streamID) less(b streamID) bool {
+	return a.ms < b.ms || (a.ms == b.ms && a.seq < b.seq)
+}
+
+func (a streamID) String() string {
+	return strconv.FormatUint(a.ms, 10) + "-" + strconv.FormatUint(a.seq, 10)
+}
+
+// msgKey names one benchmark message: the sender's index in the run and its
+// slot number on that sender's schedule. Both are carried in the text, so a
+// receiver knows a message's identity without the sender's ack.
+type msgKey struct {
+	sender int32
+	seq    uint32
+}
+
+func (k msgKey) String() string { return fmt.Sprintf("%d.%d", k.sender, k.seq) }
+
+// bitset is a growable set of small non-negative integers.
+type bitset []uint64
+
+func (b *bitset) add(i uint32) (added bool) {
+	w := int(i / 64)
+	if w >= len(*b) {
+		*b = append(*b, make([]uint64, w+1-len(*b))...)
+	}
+	m := uint64(1) << (i % 64)
+	if (*b)[w]&m != 0 {
+		return false
+	}
+	(*b)[w] |= m
+	return true
+}
+
+func (b bitset) has(i uint32) bool {
+	w := int(i / 64)
+	return w < len(b) && b[w]&(uint64(1)<<(i%64)) != 0
+}
+
+// roomRecv is what one receiver knows about one room it joined: the last
+// stream ID it got (the since cursor for a rejoin), which benchmark
+// messages it has seen, and the anomalies it noticed. It is not safe for
+// concurrent use; the client guards it with its mutex.
+type roomRecv struct {
+	last       streamID
+	hasLast    bool
+	joinedLast string            // last_id from the first joined reply
+	seen       map[int32]*bitset // sender index -> slot numbers received
+	measured   int64             // distinct measured messages received
+	dups       int64             // a benchmark message seen a second time
+	reorders   int64             // an ID not above the previous one (duplicates excluded)
+	foreign    int64             // messages not sent by this run
+}
+
+// observe records the arrival of message id. isRun says whether the text
+// named a message of this run (then key identifies it). It reports whether
+// the message was a duplicate or out of order.
+func (r *roomRecv) observe(id streamID, key msgKey, isRun bool) (dup, reorder bool) {
+	if isRun {
+		if r.seen == nil {
+			r.seen = make(map[int32]*bitset)
+		}
+		bs := r.seen[key.sender]
+		if bs == nil {
+			bs = &bitset{}
+			r.seen[key.sender] = bs
+		}
+		dup = !bs.add(key.seq)
+	} else {
+		r.foreign++
+		dup = r.hasLast && id == r.last
+	}
+	if dup {
+		r.dups++
+	} else if r.hasLast && !r.last.less(id) {
+		reorder = true
+		r.reorders++
+	}
+	if !r.hasLast || r.last.less(id) {
+		r.last, r.hasLast = id, true
+	}
+	return dup, reorder
+}
+
+// has reports whether the message key has been received.
+func (r *roomRecv) has(k msgKey) bool {
+	bs := r.seen[k.sender]
+	return bs != nil && bs.has(k.seq)
+}
+
+// since is the cursor to rejoin the room with: the last ID received, or
+// the room's last ID at the first join when nothing arrived since.
+func (r *roomRecv) since() string {
+	if r.hasLast {
+		return r.last.String()
+	}
+	return r.joinedLast
+}
+
+// check returns how many of the expected messages have not been received,
+// and up to max of them.
+func (r *roomRecv) check(expect []msgKey, max int) (lost int64, sample []msgKey) {
+	for _, k := range expect {
+		if !r.has(k) {
+			lost++
+			if len(sample) < max {
+				sample = append(sample, k)
+			}
+		}
+	}
+	return lost, sample
+}
+
+// flattenKeys encodes keys as sender, seq pairs for the worker protocol.
+func flattenKeys(keys []msgKey) []int64 {
+	out := make([]int64, 0, 2*len(keys))
+	for _, k := range keys {
+		out = append(out, int64(k.sender), int64(k.seq))
+	}
+	return out
+}
+
+// unflattenKeys decodes what flattenKeys produced.
+func unflattenKeys(flat []int64) ([]msgKey, error) {
+	if len(flat)%2 != 0 {
+		return nil, fmt.Errorf("key list has odd length %d", len(flat))
+	}
+	out := make([]msgKey, 0, len(flat)/2)
+	for i := 0; i < len(flat); i += 2 {
+		out = append(out, msgKey{sender: int32(flat[i]), seq: uint32(flat[i+1])})
+	}
+	return out, nil
+}
+
+// textCodec writes and reads the benchmark's message text,
+// "b|<run>.<sender>|<seq>|<intended unix nanos>": a receiver learns from
+// the text alone who sent the message, its slot and when it was meant to
+// be sent, so latency is measured from the schedule (no coordinated
+// omission) and loss can be checked without the sender's help.
+type textCodec struct {
+	prefix string // "b|<run>."
+}
+
+func newTextCodec(run string) textCodec { return textCodec{prefix: "b|" + run + "."} }
+
+// senderLabel is the sender's name in texts and client IDs.
+func (t textCodec) senderLabel(sender int) string {
+	return t.prefix[2:] + strconv.Itoa(sender)
+}
+
+func (t textCodec) format(sender int, seq uint32, intended int64) string {
+	b := make([]byte, 0, len(t.prefix)+40)
+	b = append(b, t.prefix...)
+	b = strconv.AppendInt(b, int64(sender), 10)
+	b = append(b, '|')
+	b = strconv.AppendUint(b, uint64(seq), 10)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, intended, 10)
+	return string(b)
+}
+
+// parse returns the key and intended send time of a text of this run; ok
+// is false for any other text.
+func (t textCodec) parse(s string) (k msgKey, intended int64, ok bool) {
+	rest, found := strings.CutPrefix(s, t.prefix)
+	if !found {
+		return k, 0, false
+	}
+	a, rest, found := strings.Cut(rest, "|")
+	if !found {
+		return k, 0, false
+	}
+	b, c, found := strings.Cut(rest, "|")
+	if !found {
+		return k, 0, false
+	}
+	snd, err1 := strconv.ParseInt(a, 10, 32)
+	seq, err2 := strconv.ParseUint(b, 10, 32)
+	at, err3 := strconv.ParseInt(c, 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || snd < 0 {
+		return k, 0, false
+	}
+	return msgKey{sender: int32(snd), seq: uint32(seq)}, at, true
+}
+
+// clientID is the send's idempotency key, "<run>.<sender>-<seq>".
+func (t textCodec) clientID(sender int, seq uint32) string {
+	return t.senderLabel(sender) + "-" + strconv.FormatUint(uint64(seq), 10)
+}
+
+// parseClientID returns the slot number of a client ID this sender made.
+func (t textCodec) parseClientID(sender int, id string) (uint32, bool) {
+	rest, found := strings.CutPrefix(id, t.senderLabel(sender)+"-")
+	if !found {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(rest, 10, 32)
+	return uint32(seq), err == nil
+}

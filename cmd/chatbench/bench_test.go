@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary stand in for chatbench when a test runs
+// a multi-process benchmark: the parent re-executes os.Executable(), which
+// is then this binary, with CHATBENCH_TEST_MAIN set.
+func TestMain(m *testing.M) {
+	if os.Getenv("CHATBENCH_TEST_MAIN") == "1" {
+		os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// testLogger routes logs to t.Log.
+func testLogger(tb testing.TB) *slog.Logger {
+	tb.Helper()
+	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// mustRunBench runs one benchmark in process with the given flags.
+func mustRunBench(tb testing.TB, args ...string) *Report {
+	tb.Helper()
+	cfg, err := parseFlags(args, io.Discard)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cfg.resolve(); err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := runOnce(ctx, cfg, newAuthState(cfg, testLogger(tb)), testLogger(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var buf bytes.Buffer
+	_ = rep.writeTable(&buf)
+	tb.Log("\n" + buf.String())
+	return rep
+}
+
+var quick = []string{"--clients", "20", "--rooms", "2", "--room-size", "10", "--senders", "4",
+	"--rate", "200", "--duration", "1s", "--warmup", "200ms", "--drain", "3s", "--inflight", "64"}
+
+func TestBenchClean(t *testing.T) {
+	t.Parallel()
+	for _, batch := range []bool{false, true} {
+		_, srv := newFakeServer(t)
+		args := append([]string{"--servers", srv.URL}, quick...)
+		if batch {
+			args = append(args, "--batch")
+		}
+		r := mustRunBench(t, args...)
+		if r.Connected != 20 || r.Lost != 0 || r.LostReconnected != 0 || r.Dups != 0 || r.Reorders != 0 || r.Disconnects != 0 {
+			t.Fatalf("batch %v: unexpected anomalies: %+v", batch, r)
+		}
+		// 200 msg/s for 1 s: 200 slots, sent or (on a loaded machine) skipped;
+		// every sent one reaches its room of 10.
+		if slots := r.Sent + r.Skipped; slots < 199 || slots > 201 {
+			t.Fatalf("batch %v: %d sent + %d skipped, want 200 slots", batch, r.Sent, r.Skipped)
+		}
+		if r.Sent == 0 || r.Acked != r.Sent || r.Deliveries != r.Acked*10 || r.Expected != r.Deliveries {
+			t.Fatalf("batch %v: sent %d acked %d deliveries %d expected %d", batch, r.Sent, r.Acked, r.Deliveries, r.Expected)
+		}
+		if r.P50Ms <= 0 || r.P99Ms < r.P50Ms || r.MaxMs < r.P99Ms || r.ServerRSSBytes != 10485760 {
+			t.Fatalf("batch %v: latencies %v/%v/%v, RSS %d", batch, r.P50Ms, r.P99Ms, r.MaxMs, r.ServerRSSBytes)
+		}
+		if r.failed() {
+			t.Fatal("a clean run failed")
+		}
+	}
+}
+
+func TestBenchDetectsLoss(t *testing.T) {
+	t.Parallel()
+	f, srv := newFakeServer(t)
+	f.dropEvery = 97
+	r := mustRunBench(t, append([]string{"--servers", srv.URL}, quick...)...)
+	if r.Lost == 0 || !r.failed() || len(r.LostSample) == 0 {
+		t.Fatalf("dropped deliveries not reported: lost %d", r.Lost)
+	}
+	if r.Lost+r.Deliveries != r.Expected {
+		t.Fatalf("lost %d + delivered %d != expected %d", r.Lost, r.Deliveries, r.Expected)
+	}
+}
+
+func TestBenchDetectsDuplicates(t *testing.T) {
+	t.Parallel()
+	f, srv := newFakeServer(t)
+	f.dupEvery = 101
+	r := mustRunBench(t, append([]string{"--servers", srv.URL}, quick...)...)
+	if r.Dups == 0 || r.Lost != 0 || r.Reorders != 0 || !r.failed() {
+		t.Fatalf("duplicates: dups %d lost %d reorders %d", r.Dups, r.Lost, r.Reorders)
+	}
+}
+
+func TestBenchRecoversAfterKick(t *testing.T) {
+	t.Parallel()
+	f, srv := newFakeServer(t)
+	f.kickAfter = 30
+	r := mustRunBench(t, append([]string{"--servers", srv.URL}, quick...)...)
+	if r.Disconnects == 0 || r.ReconnectedClients == 0 || r.CloseCodes["1013"] == 0 {
+		t.Fatalf("kicks not seen: disconnects %d, reconnected %d, close codes %v", r.Disconnects, r.ReconnectedClients, r.CloseCodes)
+	}
+	if r.Lost != 0 || r.LostReconnected != 0 || r.Dups != 0 || r.Reorders != 0 {
+		t.Fatalf("rejoin with since did not recover: lost %d/%d dups %d reorders %d", r.Lost, r.LostReconnected, r.Dups, r.Reorders)
+	}
+}
+
+func TestBenchIdle(t *testing.T) {
+	t.Parallel()
+	_, srv := newFakeServer(t)
+	r := mustRunBench(t, "--servers", srv.URL, "--clients", "30", "--rooms", "3", "--room-size", "10", "--idle", "--duration", "300ms")
+	if r.Connected != 30 || r.Sent != 0 || r.Deliveries != 0 || r.failed() {
+		t.Fatalf("idle run: %+v", r)
+	}
+}
+
+// TestBenchTokenCache checks that a second run with the same users and
+// --token-cache logs nobody in.
+func TestBenchTokenCache(t *testing.T) {
+	t.Parallel()
+	f, srv := newFakeServer(t)
+	cache := filepath.Join(t.TempDir(), "tokens.json")
+	args := append([]string{"--servers", srv.URL, "--user-prefix", "tc_", "--token-cache", cache, "--reuse-users"}, quick...)
+	mustRunBench(t, args...)
+	f.mu.Lock()
+	first := f.logins
+	f.mu.Unlock()
+	if first != 20 {
+		t.Fatalf("%d logins, want 20", first)
+	}
+	b, err := os.ReadFile(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]tokenEntry
+	if err := json.Unmarshal(b, &m); err != nil || len(m) != 20 || m["tc_0000001"].Token == "" {
+		t.Fatalf("token cache %s: %v", b, err)
+	}
+	r := mustRunBench(t, args...)
+	f.mu.Lock()
+	second := f.logins
+	f.mu.Unlock()
+	if second != first || r.failed() || r.Deliveries == 0 {
+		t.Fatalf("second run logged in %d more users, deliveries %d", second-first, r.Deliveries)
+	}
+}
+
+// TestBenchWorkers runs the benchmark in three worker processes; senders
+// and receivers of the same room are in different processes.
+func TestBenchWorkers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	t.Setenv("CHATBENCH_TEST_MAIN", "1") // for the re-executed workers
+	f, srv := newFakeServer(t)
+	f.kickAfter = 40
+	r := mustRunBench(t, append([]string{"--servers", srv.URL, "--workers", "3"}, quick...)...)
+	if r.Workers != 3 || r.Connected != 20 || r.failed() || r.Dups != 0 || r.Reorders != 0 {
+		t.Fatalf("workers: %+v", r)
+	}
+	if r.Deliveries != r.Acked*10 || r.Expected != r.Deliveries || r.Disconnects == 0 {
+		t.Fatalf("acked %d deliveries %d expected %d disconnects %d", r.Acked, r.Deliveries, r.Expected, r.Disconnects)
+	}
+}
+
+// TestSweep runs a two-step sweep through realMain and checks its files.
+func TestSweep(t *testing.T) {
+	t.Parallel()
+	_, srv := newFakeServer(t)
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := realMain([]string{"--servers", srv.URL, "--sweep", "10,20", "--rooms", "2", "--room-size", "5",
+		"--rate", "100", "--duration", "500ms", "--warmup", "100ms", "--drain", "1s", "--json", "--out", out}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 JSON lines, got:\n%s", stdout.String())
+	}
+	for _, l := range lines {
+		var r Report
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Deliveries == 0 {
+			t.Fatalf("line %s: %v", l, err)
+		}
+	}
+	for _, name := range []string{"sweep.csv", "sweep.svg"} {
+		if fi, err := os.Stat(filepath.Join(out, name)); err != nil || fi.Size() == 0 {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestUsageExit(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	if code := realMain([]string{"--clients", "x"}, io.Discard, &stderr); code != 2 {
+		t.Fatalf("exit %d for a bad flag", code)
+	}
+	if code := realMain([]string{"--clients", "5", "--room-size", "6"}, io.Discard, &stderr); code != 2 {
+		t.Fatalf("exit %d for a room larger than the clients", code)
+	}
+}

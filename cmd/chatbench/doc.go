@@ -1,0 +1,96 @@
+// Chatbench is a load generator for a chat deployment: it opens many
+// WebSocket connections, sends messages on a fixed schedule and measures
+// how long each takes to reach every member of its room, and whether any
+// acknowledged message is lost, duplicated or reordered.
+//
+// Usage:
+//
+//	chatbench [flags]
+//
+// Run chatbench -h for every flag.
+//
+// # What it does
+//
+// Chatbench registers and logs in --clients users (<prefix>0000001…,
+// random prefix per run unless --user-prefix is given), creates --rooms
+// rooms and lets each user join its rooms over one WebSocket connection,
+// opening --ramp connections per second, spread round-robin over
+// --servers. When rooms×room-size fits in the clients every room gets
+// distinct members; otherwise rooms overlap and a client joins several.
+//
+// Then --senders of the clients send --rate messages per second in total
+// for --warmup plus --duration. Each sender's slots are fixed in advance
+// and a message is sent when its slot is due, not when the previous one
+// was answered, and its latency counts from the slot: a stalled server
+// shows up as latency instead of silently lowering the load (coordinated
+// omission). A sender with --inflight sends unanswered skips the slot and
+// counts it as skipped. The text of a message, b|<run>.<sender>|<seq>|<ns>,
+// carries its identity and intended send time, so every receiver measures
+// delivery latency on its own; the send's client_id is <run>.<sender>-<seq>.
+// Only messages due after the warmup are measured.
+//
+// After sending, chatbench waits up to --drain for acks and deliveries and
+// then checks loss: every acknowledged, measured message must have reached
+// every member of its room. Members that stayed connected count missing
+// messages as lost; members that were disconnected reconnect, rejoin with
+// since and count what is still missing after that separately, as
+// lost_reconnected. A message seen twice is a duplicate; a stream ID not
+// above the previous one in the room is a reorder.
+//
+// # Output
+//
+// A table for people and one JSON line with the same fields (only the
+// JSON with --json). Latencies are in milliseconds, from a log-linear
+// histogram with microsecond resolution and under 1% error. With
+// --server-pid, or else when the servers' /metrics report
+// process_resident_memory_bytes, the server's RSS before connecting and
+// at the end of sending is reported, and the difference per connection.
+// The Go runtime keeps memory it has freed, and argon2id logins use a lot
+// of it, so measure memory per connection against a freshly started
+// server with tokens from --token-cache (chatbench says how many logins
+// the run needed).
+//
+// The exit status is 1 when a message was lost or duplicated or the run
+// failed, and 2 for a bad command line.
+//
+// # Many connections
+//
+// One process keeps at most 15,000 sockets; beyond that chatbench runs as
+// a parent and --workers child processes (itself, re-executed with the
+// same flags), each holding a slice of the clients. Workers report their
+// acknowledged messages to the parent, which gives every worker the full
+// set to check its receivers against, and merges the histograms and counts.
+// A loopback address offers only about 28,000 ephemeral ports towards one
+// server port, so for more connections spread them over several source
+// addresses with --source-addrs.
+//
+// Logins are slow on purpose (argon2id), so they run --auth-concurrency at
+// a time, and --token-cache keeps tokens across runs.
+//
+// # Examples
+//
+// A quick check of a local server:
+//
+//	chatbench --clients 100 --rooms 10 --room-size 10 --rate 100 --duration 10s
+//
+// A thousand users in ten rooms of a hundred, reusing the users of earlier
+// runs:
+//
+//	chatbench --clients 1000 --rooms 10 --room-size 100 --rate 50 --duration 20s \
+//	    --user-prefix load_ --reuse-users --token-cache /tmp/chatbench-tokens.json
+//
+// Memory per idle connection of a server with PID 4242:
+//
+//	chatbench --clients 20000 --rooms 200 --room-size 100 --idle --duration 30s \
+//	    --source-addrs 127.0.0.1-127.0.0.4 --server-pid 4242
+//
+// Latency against the number of connections, written to out/sweep.csv and
+// out/sweep.svg, over two instances:
+//
+//	chatbench --servers http://127.0.0.1:8080,http://127.0.0.1:8081 \
+//	    --sweep 1000,5000,10000,20000 --rooms 100 --room-size 100 --rate 200 \
+//	    --source-addrs 127.0.0.1-127.0.0.8 --batch --out out
+//
+// The server limits each user to 20 sends per second by default
+// (CHAT_SEND_RATE); keep --rate/--senders below that or raise the limit.
+package main

@@ -1,0 +1,477 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// rssSample is the servers' resident memory at one moment.
+type rssSample struct {
+	bytes  int64
+	ok     bool
+	source string // "proc" or "metrics"
+}
+
+// Report is the outcome of one run, printed as a table and as one JSON
+// line. Latencies are in milliseconds; message counts cover the
+// measurement window only (warmup excluded).
+type Report struct {
+	Run                string   `json:"run"`
+	Servers            []string `json:"servers"`
+	Clients            int      `json:"clients"`
+	Connected          int      `json:"connected"`
+	ConnectFailed      int      `json:"connect_failed"`
+	Rooms              int      `json:"rooms"`
+	RoomSize           int      `json:"room_size"`
+	Senders            int      `json:"senders"`
+	Rate               float64  `json:"rate"`
+	DurationS          float64  `json:"duration_s"`
+	WarmupS            float64  `json:"warmup_s"`
+	Batch              bool     `json:"batch"`
+	Idle               bool     `json:"idle"`
+	Workers            int      `json:"workers"`
+	Logins             int      `json:"logins"`
+	Deliveries         int64    `json:"deliveries"`
+	DeliveriesPerS     float64  `json:"deliveries_per_s"`
+	P50Ms              float64  `json:"p50_ms"`
+	P90Ms              float64  `json:"p90_ms"`
+	P99Ms              float64  `json:"p99_ms"`
+	P999Ms             float64  `json:"p999_ms"`
+	MaxMs              float64  `json:"max_ms"`
+	MeanMs             float64  `json:"mean_ms"`
+	AckP50Ms           float64  `json:"ack_p50_ms"`
+	AckP99Ms           float64  `json:"ack_p99_ms"`
+	AckMaxMs           float64  `json:"ack_max_ms"`
+	Sent               int64    `json:"sent"`
+	Acked              int64    `json:"acked"`
+	Skipped            int64    `json:"skipped"`
+	Rejected           int64    `json:"rejected"`
+	Unacked            int64    `json:"unacked"`
+	Expected           int64    `json:"expected"`
+	Lost               int64    `json:"lost"`
+	LostReconnected    int64    `json:"lost_reconnected"`
+	Dups               int64    `json:"dups"`
+	Reorders           int64    `json:"reorders"`
+	Disconnects        int64    `json:"disconnects"`
+	ReconnectedClients int64    `json:"reconnected_clients"`
+	Unrecovered        int64    `json:"unrecovered"`
+	Foreign            int64    `json:"foreign"`
+	BadFrames          int64    `json:"bad_frames"`
+
+	ErrCodes   map[string]int64 `json:"error_codes,omitempty"`
+	CloseCodes map[string]int64 `json:"close_codes,omitempty"`
+	LostSample []string         `json:"lost_sample,omitempty"`
+
+	ServerRSSBytes        int64   `json:"server_rss_bytes,omitempty"`
+	ServerRSSBaseBytes    int64   `json:"server_rss_base_bytes,omitempty"`
+	ServerRSSPerConnBytes float64 `json:"server_rss_per_conn_bytes,omitempty"`
+	ServerRSSSource       string  `json:"server_rss_source,omitempty"`
+
+	RSSBase, RSSReady, RSSEnd rssSample `json:"-"`
+	Start                     time.Time `json:"-"`
+}
+
+func newReport(cfg *config) *Report {
+	rate := cfg.rate
+	if cfg.idle {
+		rate = 0
+	}
+	return &Report{
+		Run:       cfg.runID,
+		Servers:   cfg.servers,
+		Clients:   cfg.clients,
+		Rooms:     cfg.rooms,
+		RoomSize:  cfg.roomSize,
+		Senders:   cfg.senders,
+		Rate:      rate,
+		DurationS: cfg.duration.Seconds(),
+		WarmupS:   cfg.warmup.Seconds(),
+		Batch:     cfg.batch,
+		Idle:      cfg.idle,
+	}
+}
+
+func ms(us int64) float64 { return math.Round(float64(us)) / 1e3 }
+
+// fill copies the merged result into the report and derives rates,
+// percentiles and memory per connection.
+func (r *Report) fill(res *Result) {
+	r.Connected = res.Connected
+	r.ConnectFailed = res.ConnectFailed
+	r.Deliveries = res.Deliveries
+	if r.DurationS > 0 {
+		r.DeliveriesPerS = math.Round(float64(res.Deliveries)/r.DurationS*10) / 10
+	}
+	h := res.Latency
+	if h == nil {
+		h = &Hist{}
+	}
+	r.P50Ms, r.P90Ms, r.P99Ms = ms(h.Quantile(0.5)), ms(h.Quantile(0.9)), ms(h.Quantile(0.99))
+	r.P999Ms, r.MaxMs = ms(h.Quantile(0.999)), ms(h.Max())
+	r.MeanMs = math.Round(h.Mean()) / 1e3
+	a := res.AckLatency
+	if a == nil {
+		a = &Hist{}
+	}
+	r.AckP50Ms, r.AckP99Ms, r.AckMaxMs = ms(a.Quantile(0.5)), ms(a.Quantile(0.99)), ms(a.Max())
+	r.Sent, r.Acked, r.Skipped, r.Rejected, r.Unacked = res.Sent, res.Acked, res.Skipped, res.Rejected, res.Unacked
+	r.Expected, r.Lost, r.LostReconnected = res.Expected, res.Lost, res.LostReconnected
+	r.Dups, r.Reorders = res.Dups, res.Reorders
+	r.Disconnects, r.ReconnectedClients, r.Unrecovered = res.Disconnects, res.ReconnectedClients, res.Unrecovered
+	r.Foreign, r.BadFrames = res.Foreign, res.BadFrames
+	r.ErrCodes, r.CloseCodes, r.LostSample = res.ErrCodes, res.CloseCodes, res.LostSample
+
+	end := r.RSSEnd
+	if !end.ok {
+		end = r.RSSReady
+	}
+	if end.ok {
+		r.ServerRSSBytes = end.bytes
+		r.ServerRSSSource = end.source
+		if r.RSSBase.ok {
+			r.ServerRSSBaseBytes = r.RSSBase.bytes
+			if r.Connected > 0 {
+				r.ServerRSSPerConnBytes = math.Round(float64(end.bytes-r.RSSBase.bytes) / float64(r.Connected))
+			}
+		}
+	}
+}
+
+// failed reports whether the run saw loss or duplicates.
+func (r *Report) failed() bool {
+	return r.Lost > 0 || r.LostReconnected > 0 || r.Dups > 0
+}
+
+// writeJSON prints r as one line.
+func (r *Report) writeJSON(w io.Writer) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// writeTable prints r for people.
+func (r *Report) writeTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(name, format string, args ...any) {
+		fmt.Fprintf(tw, "%s\t%s\n", name, fmt.Sprintf(format, args...))
+	}
+	onOff := map[bool]string{true: "on", false: "off"}
+	row("run", "%s", r.Run)
+	row("servers", "%s", strings.Join(r.Servers, ", "))
+	row("clients", "%d (%d connected, %d failed) in %d worker(s); %d logins", r.Clients, r.Connected, r.ConnectFailed, r.Workers, r.Logins)
+	row("rooms", "%d × %d", r.Rooms, r.RoomSize)
+	if r.Idle {
+		row("mode", "idle for %gs", r.DurationS)
+	} else {
+		row("rate", "%g msg/s from %d senders, batch %s", r.Rate, r.Senders, onOff[r.Batch])
+		row("duration", "%gs after %gs warmup", r.DurationS, r.WarmupS)
+		row("deliveries", "%d (%.1f/s) of %d expected", r.Deliveries, r.DeliveriesPerS, r.Expected)
+		row("latency ms", "p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f", r.P50Ms, r.P90Ms, r.P99Ms, r.P999Ms, r.MaxMs)
+		row("ack ms", "p50 %.3f  p99 %.3f  max %.3f", r.AckP50Ms, r.AckP99Ms, r.AckMaxMs)
+		row("sends", "sent %d  acked %d  skipped %d  rejected %d  unacked %d", r.Sent, r.Acked, r.Skipped, r.Rejected, r.Unacked)
+		row("lost", "%d (clients that stayed connected), %d (clients that reconnected)", r.Lost, r.LostReconnected)
+		row("dups", "%d", r.Dups)
+		row("reorders", "%d", r.Reorders)
+	}
+	row("disconnects", "%d (%d clients reconnected, %d rejoins unrecovered)", r.Disconnects, r.ReconnectedClients, r.Unrecovered)
+	if len(r.ErrCodes) > 0 {
+		row("error frames", "%s", formatCounts(r.ErrCodes))
+	}
+	if len(r.CloseCodes) > 0 {
+		row("close codes", "%s", formatCounts(r.CloseCodes))
+	}
+	if r.ServerRSSBytes > 0 {
+		s := fmt.Sprintf("%s (from %s)", formatBytes(float64(r.ServerRSSBytes)), r.ServerRSSSource)
+		if r.ServerRSSBaseBytes > 0 {
+			s += fmt.Sprintf(", %s before connecting: %s per connection",
+				formatBytes(float64(r.ServerRSSBaseBytes)), formatBytes(r.ServerRSSPerConnBytes))
+		}
+		row("server RSS", "%s", s)
+		if r.Logins > 0 {
+			row("", "(%d logins in this run may still inflate it: argon2id; rerun with --token-cache for a clean figure)", r.Logins)
+		}
+	}
+	for _, s := range r.LostSample {
+		row("lost sample", "%s", s)
+	}
+	return tw.Flush()
+}
+
+func formatCounts(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func formatBytes(b float64) string {
+	switch a := math.Abs(b); {
+	case a >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", b/(1<<30))
+	case a >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", b/(1<<20))
+	case a >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", b/(1<<10))
+	}
+	return fmt.Sprintf("%.0f B", b)
+}
+
+// csvHeader names the columns of sweep.csv.
+var csvHeader = []string{
+	"clients", "connected", "deliveries", "deliveries_per_s",
+	"p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "ack_p50_ms", "ack_p99_ms",
+	"sent", "acked", "skipped", "lost", "lost_reconnected", "dups", "reorders",
+	"disconnects", "server_rss_bytes", "server_rss_per_conn_bytes",
+}
+
+// writeCSV writes one row per sweep step.
+func writeCSV(w io.Writer, reps []*Report) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(csvHeader); err != nil {
+		return err
+	}
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	i := func(v int64) string { return strconv.FormatInt(v, 10) }
+	for _, r := range reps {
+		row := []string{
+			strconv.Itoa(r.Clients), strconv.Itoa(r.Connected), i(r.Deliveries), f(r.DeliveriesPerS),
+			f(r.P50Ms), f(r.P90Ms), f(r.P99Ms), f(r.P999Ms), f(r.MaxMs), f(r.AckP50Ms), f(r.AckP99Ms),
+			i(r.Sent), i(r.Acked), i(r.Skipped), i(r.Lost), i(r.LostReconnected), i(r.Dups), i(r.Reorders),
+			i(r.Disconnects), i(r.ServerRSSBytes), f(r.ServerRSSPerConnBytes),
+		}
+		if err := cw.Write(row); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// niceTicks returns about n round tick values from 0 to at least hi.
+func niceTicks(hi float64, n int) []float64 {
+	if hi <= 0 || math.IsNaN(hi) || math.IsInf(hi, 0) {
+		hi = 1
+	}
+	raw := hi / float64(n)
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := mag
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if m*mag >= raw {
+			step = m * mag
+			break
+		}
+	}
+	var out []float64
+	for v := 0.0; ; v += step {
+		out = append(out, v)
+		if v >= hi {
+			break
+		}
+	}
+	return out
+}
+
+func fmtTick(v float64) string {
+	switch {
+	case v >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'f', -1, 64) + "M"
+	case v >= 1e4:
+		return strconv.FormatFloat(v/1e3, 'f', -1, 64) + "k"
+	}
+	return strconv.FormatFloat(math.Round(v*1000)/1000, 'f', -1, 64)
+}
+
+// writeSVG draws p50 and p99 delivery latency (left axis) and deliveries
+// per second (right axis) against connections, one point per sweep step.
+func writeSVG(w io.Writer, reps []*Report, title string) error {
+	const (
+		width, height            = 880, 520
+		left, right, top, bottom = 80, 90, 50, 70
+		pw, ph                   = width - left - right, height - top - bottom
+	)
+	var maxX, maxLat, maxRate float64
+	for _, r := range reps {
+		maxX = max(maxX, float64(r.Connected))
+		maxLat = max(maxLat, r.P99Ms, r.P50Ms)
+		maxRate = max(maxRate, r.DeliveriesPerS)
+	}
+	xt, lt, rt := niceTicks(maxX, 6), niceTicks(maxLat, 5), niceTicks(maxRate, 5)
+	xMax, latMax, rateMax := xt[len(xt)-1], lt[len(lt)-1], rt[len(rt)-1]
+	x := func(v float64) float64 { return left + v/xMax*pw }
+	yl := func(v float64) float64 { return top + ph - v/latMax*ph }
+	yr := func(v float64) float64 { return top + ph - v/rateMax*ph }
+
+	bw := bufio.NewWriter(w)
+	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
+	p(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
+	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
+	p(`<rect width="100%%" height="100%%" fill="white"/>` + "\n")
+	p(`<text x="%d" y="28" font-size="16" text-anchor="middle">%s</text>`+"\n", width/2, html.EscapeString(title))
+	// Grid and axes.
+	for _, v := range lt {
+		p(`<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#e5e5e5"/>`+"\n", left, yl(v), left+pw, yl(v))
+		p(`<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, yl(v)+4, fmtTick(v))
+	}
+	for _, v := range rt {
+		p(`<text x="%d" y="%.1f" text-anchor="start" fill="#2a7d2a">%s</text>`+"\n", left+pw+6, yr(v)+4, fmtTick(v))
+	}
+	for _, v := range xt {
+		p(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#e5e5e5"/>`+"\n", x(v), top, x(v), top+ph)
+		p(`<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x(v), top+ph+18, fmtTick(v))
+	}
+	p(`<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#333"/>`+"\n", left, top, pw, ph)
+	p(`<text x="%d" y="%d" text-anchor="middle">connections</text>`+"\n", left+pw/2, top+ph+40)
+	p(`<text transform="translate(22 %d) rotate(-90)" text-anchor="middle">delivery latency (ms)</text>`+"\n", top+ph/2)
+	p(`<text transform="translate(%d %d) rotate(90)" text-anchor="middle" fill="#2a7d2a">deliveries per second</text>`+"\n", width-22, top+ph/2)
+
+	series := []struct {
+		name, color string
+		val         func(*Report) float64
+		y           func(float64) float64
+	}{
+		{"p50 latency", "#1f5fbf", func(r *Report) float64 { return r.P50Ms }, yl},
+		{"p99 latency", "#c0392b", func(r *Report) float64 { return r.P99Ms }, yl},
+		{"deliveries/s", "#2a7d2a", func(r *Report) float64 { return r.DeliveriesPerS }, yr},
+	}
+	for i, s := range series {
+		pts := make([]string, len(reps))
+		for j, r := range reps {
+			pts[j] = fmt.Sprintf("%.1f,%.1f", x(float64(r.Connected)), s.y(s.val(r)))
+		}
+		p(`<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", s.color, strings.Join(pts, " "))
+		for _, pt := range pts {
+			xy := strings.SplitN(pt, ",", 2)
+			p(`<circle cx="%s" cy="%s" r="3" fill="%s"/>`+"\n", xy[0], xy[1], s.color)
+		}
+		// The legend runs along the bottom, clear of the data.
+		lx, ly := left+i*150, height-8
+		p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"/>`+"\n", lx, ly-4, lx+24, ly-4, s.color)
+		p(`<text x="%d" y="%d">%s</text>`+"\n", lx+30, ly, html.EscapeString(s.name))
+	}
+	p("</svg>\n")
+	return bw.Flush()
+}
+
+// sampleRSS reads the servers' resident memory: from /proc for the PIDs
+// of --server-pid, or else from each server's /metrics. It reports !ok
+// when any source does not answer.
+func sampleRSS(ctx context.Context, cfg *config) rssSample {
+	if len(cfg.serverPIDs) > 0 {
+		var total int64
+		for _, pid := range cfg.serverPIDs {
+			b, err := procRSS(pid)
+			if err != nil {
+				return rssSample{}
+			}
+			total += b
+		}
+		return rssSample{bytes: total, ok: true, source: "proc"}
+	}
+	var total int64
+	hc := &http.Client{Timeout: 3 * time.Second}
+	for _, s := range cfg.servers {
+		b, err := metricsRSS(ctx, hc, s)
+		if err != nil {
+			return rssSample{}
+		}
+		total += b
+	}
+	return rssSample{bytes: total, ok: true, source: "metrics"}
+}
+
+// procRSS returns VmRSS of a process in bytes.
+func procRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return parseVmRSS(f)
+}
+
+func parseVmRSS(r io.Reader) (int64, error) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("unexpected VmRSS line %q", sc.Text())
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		return kb * 1024, err
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("no VmRSS line")
+}
+
+// metricsRSS reads process_resident_memory_bytes from a server's /metrics.
+func metricsRSS(ctx context.Context, hc *http.Client, server string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("metrics: HTTP %d", resp.StatusCode)
+	}
+	return parseMetricsRSS(resp.Body)
+}
+
+func parseMetricsRSS(r io.Reader) (int64, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, "process_resident_memory_bytes")
+		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		if i := strings.LastIndexByte(rest, '}'); i >= 0 {
+			rest = rest[i+1:]
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return 0, err
+		}
+		return int64(v), nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("no process_resident_memory_bytes")
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func sampleReports() []*Report {
+	var reps []*Report
+	for i, n := range []int{1000, 5000, 10000} {
+		h := &Hist{}
+		for v := range int64(1000) {
+			h.Record(v * int64(i+1) * 10)
+		}
+		r := &Report{Run: "x<&>", Servers: []string{"http://a"}, Clients: n, Rooms: 10, RoomSize: 100, DurationS: 10}
+		r.RSSBase = rssSample{bytes: 50 << 20, ok: true, source: "proc"}
+		r.RSSEnd = rssSample{bytes: int64(50<<20 + n*20_000), ok: true, source: "proc"}
+		r.fill(&Result{Connected: n, Deliveries: int64(n * 100), Latency: h, AckLatency: h})
+		reps = append(reps, r)
+	}
+	return reps
+}
+
+func TestSVGWellFormed(t *testing.T) {
+	t.Parallel()
+	for _, reps := range [][]*Report{sampleReports(), sampleReports()[:1], {{}}} {
+		var buf bytes.Buffer
+		if err := writeSVG(&buf, reps, `title with <tags> & "quotes"`); err != nil {
+			t.Fatal(err)
+		}
+		d := xml.NewDecoder(&buf)
+		var root string
+		elems := map[string]int{}
+		for {
+			tok, err := d.Token()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("SVG is not well-formed XML: %v", err)
+			}
+			if se, ok := tok.(xml.StartElement); ok {
+				if root == "" {
+					root = se.Name.Local
+					if se.Name.Space != "http://www.w3.org/2000/svg" {
+						t.Fatalf("root namespace %q", se.Name.Space)
+					}
+				}
+				elems[se.Name.Local]++
+				for _, a := range se.Attr {
+					if strings.Contains(a.Value, "NaN") || strings.Contains(a.Value, "Inf") {
+						t.Fatalf("<%s %s=%q>", se.Name.Local, a.Name.Local, a.Value)
+					}
+				}
+			}
+		}
+		if root != "svg" {
+			t.Fatalf("root element %q", root)
+		}
+		if elems["polyline"] != 3 || elems["circle"] != 3*len(reps) {
+			t.Fatalf("%d polylines and %d circles for %d points", elems["polyline"], elems["circle"], len(reps))
+		}
+	}
+}
+
+func TestCSVWellFormed(t *testing.T) {
+	t.Parallel()
+	reps := sampleReports()
+	var buf bytes.Buffer
+	if err := writeCSV(&buf, reps); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(reps)+1 {
+		t.Fatalf("%d rows, want %d", len(rows), len(reps)+1)
+	}
+	for i, row := range rows {
+		if len(row) != len(csvHeader) {
+			t.Fatalf("row %d has %d fields, want %d", i, len(row), len(csvHeader))
+		}
+		if i == 0 {
+			continue
+		}
+		for j, f := range row {
+			if _, err := strconv.ParseFloat(f, 64); err != nil {
+				t.Fatalf("row %d column %s: %q is not a number", i, csvHeader[j], f)
+			}
+		}
+		if row[0] != strconv.Itoa(reps[i-1].Clients) {
+			t.Fatalf("row %d clients %s", i, row[0])
+		}
+	}
+}
+
+func TestReportOutputs(t *testing.T) {
+	t.Parallel()
+	r := sampleReports()[1]
+	if r.ServerRSSPerConnBytes != 20_000 {
+		t.Fatalf("RSS per connection %v, want 20000", r.ServerRSSPerConnBytes)
+	}
+	var buf bytes.Buffer
+	if err := r.writeJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(buf.String(), "\n") != 1 {
+		t.Fatal("JSON result is not one line")
+	}
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"deliveries", "deliveries_per_s", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms",
+		"ack_p50_ms", "ack_p99_ms", "sent", "acked", "skipped", "lost", "dups", "reorders", "disconnects", "server_rss_per_conn_bytes"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON lacks %s", k)
+		}
+	}
+	buf.Reset()
+	if err := r.writeTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"latency ms", "p99.9", "server RSS", "19.5 KiB per connection"} {
+		if !strings.Contains(buf.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, buf.String())
+		}
+	}
+}
+
+func TestParseRSS(t *testing.T) {
+	t.Parallel()
+	status := "Name:\tchatd\nVmPeak:\t  9999 kB\nVmRSS:\t   12345 kB\nThreads:\t9\n"
+	if b, err := parseVmRSS(strings.NewReader(status)); err != nil || b != 12345*1024 {
+		t.Fatalf("parseVmRSS = %d, %v", b, err)
+	}
+	metrics := "# HELP process_resident_memory_bytes Resident memory size in bytes.\n" +
+		"# TYPE process_resident_memory_bytes gauge\n" +
+		"process_resident_memory_bytes_total 1\n" +
+		"process_resident_memory_bytes 2.4576e+07\n"
+	if b, err := parseMetricsRSS(strings.NewReader(metrics)); err != nil || b != 24576000 {
+		t.Fatalf("parseMetricsRSS = %d, %v", b, err)
+	}
+	if _, err := parseMetricsRSS(strings.NewReader("go_goroutines 3\n")); err == nil {
+		t.Fatal("missing metric accepted")
+	}
+}
+
+func TestNiceTicks(t *testing.T) {
+	t.Parallel()
+	for _, hi := range []float64{0, 0.7, 1, 9.3, 47, 1000, 12345} {
+		ts := niceTicks(hi, 5)
+		if ts[0] != 0 || ts[len(ts)-1] < hi || len(ts) > 12 {
+			t.Errorf("niceTicks(%g) = %v", hi, ts)
+		}
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	t.Parallel()
+	var errBuf bytes.Buffer
+	cfg, err := parseFlags([]string{"--servers", "http://a:1/,https://b", "--source-addrs", "127.0.0.1-127.0.0.3,10.0.0.9",
+		"--server-pid", "12,13", "--sweep", "10,20", "--user-prefix", "Bench_"}, &errBuf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.servers) != 2 || cfg.servers[0] != "http://a:1" || len(cfg.sourceAddrs) != 4 ||
+		cfg.sourceAddrs[2].String() != "127.0.0.3" || len(cfg.serverPIDs) != 2 || len(cfg.sweep) != 2 || cfg.userPrefix != "bench_" {
+		t.Fatalf("parsed %+v", cfg)
+	}
+	for _, args := range [][]string{
+		{"--servers", "ftp://x"},
+		{"--clients", "0"},
+		{"--source-addrs", "127.0.0.9-127.0.0.1"},
+		{"--user-prefix", "has space"},
+		{"--password", "short"},
+		{"--rate", "-1"},
+		{"extra"},
+		{"--nope"},
+	} {
+		_, err := parseFlags(args, io.Discard)
+		var ue *usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("%q: err %v, want a usage error", args, err)
+		}
+	}
+	c := &config{clients: 5, rooms: 2, roomSize: 6, rate: 10}
+	if err := c.resolve(); err == nil {
+		t.Error("room size above clients accepted")
+	}
+	c = &config{clients: 100, rooms: 4, roomSize: 10, rate: 200}
+	if err := c.resolve(); err != nil || c.senders != 20 {
+		t.Errorf("auto senders = %d, %v; want 20", c.senders, err)
+	}
+}
