@@ -333,36 +333,19 @@ func (s *Session) start(ctx context.Context, r *room, sb *sub, kind Kind, first 
 	defer cancel()
 	// Read after registering: anything newer than last reaches sb through
 	// the tail, because the tail started at or before it.
-	last, err := e.opts.Log.Last(cctx, r.name)
+	st, err := e.joinState(cctx, r.name, s.User, first, kind == KindChannel, since != nil)
 	if err != nil {
 		return unavailable(err)
 	}
-	var online []string
-	if first {
-		online, err = e.opts.Presence.Join(cctx, r.name, []string{s.User}, e.opts.Now().Add(e.opts.PresenceTTL))
-	} else {
-		online, err = e.opts.Presence.Online(cctx, r.name)
-	}
-	if err != nil {
-		return unavailable(err)
-	}
+	online := st.Online
 	if !slices.Contains(online, s.User) {
 		online = append(online, s.User)
 	}
 	slices.Sort(online)
-	if kind == KindChannel {
-		if err := e.opts.Directory.MarkJoined(cctx, r.name, s.User); err != nil {
-			return unavailable(err)
-		}
-	}
-	info := JoinInfo{Room: r.name, LastID: last, Online: online}
-	pos := last
+	info := JoinInfo{Room: r.name, LastID: st.Last, Online: online}
+	pos := st.Last
 	if since != nil {
-		trimmed, err := e.opts.Log.Trimmed(cctx, r.name)
-		if err != nil {
-			return unavailable(err)
-		}
-		recovered := !since.Less(trimmed)
+		recovered := !since.Less(st.Trimmed)
 		info.Recovered = &recovered
 	}
 	joined(info)
@@ -473,4 +456,34 @@ func (s *Session) Close() {
 		e.removeToken(s, s.token)
 	}
 	e.mu.Unlock()
+}
+
+// joinState gathers what a join needs, in one round trip when the Log can.
+func (e *Engine) joinState(ctx context.Context, room, user string, markOnline, markRead, withTrimmed bool) (JoinState, error) {
+	deadline := e.opts.Now().Add(e.opts.PresenceTTL)
+	if js, ok := e.opts.Log.(JoinStater); ok {
+		return js.JoinState(ctx, room, user, markOnline, markRead, withTrimmed, deadline)
+	}
+	var st JoinState
+	var err error
+	if st.Last, err = e.opts.Log.Last(ctx, room); err != nil {
+		return st, err
+	}
+	if markOnline {
+		st.Online, err = e.opts.Presence.Join(ctx, room, []string{user}, deadline)
+	} else {
+		st.Online, err = e.opts.Presence.Online(ctx, room)
+	}
+	if err != nil {
+		return st, err
+	}
+	if markRead {
+		if err := e.opts.Directory.MarkJoined(ctx, room, user); err != nil {
+			return st, err
+		}
+	}
+	if withTrimmed {
+		st.Trimmed, err = e.opts.Log.Trimmed(ctx, room)
+	}
+	return st, err
 }

@@ -166,6 +166,24 @@ type Directory interface {
 	MarkRead(ctx context.Context, room, user string, id StreamPos, direct bool) (StreamPos, bool, error)
 }
 
+// JoinState is what a join needs from Redis: the room's newest position,
+// who is online (after marking the joiner, if asked), and with since the
+// highest trimmed position.
+type JoinState struct {
+	Last    StreamPos
+	Online  []string
+	Trimmed StreamPos
+}
+
+// JoinStater is an optional capability of the Log: everything a join reads
+// and writes in one round trip. markOnline marks user online until
+// deadline (as Presence.Join); markRead starts user's read position (as
+// Directory.MarkJoined); withTrimmed reads Trimmed too. Without it, the
+// engine makes the separate calls.
+type JoinStater interface {
+	JoinState(ctx context.Context, room, user string, markOnline, markRead, withTrimmed bool, deadline time.Time) (JoinState, error)
+}
+
 // Encoder turns messages and events into wire frames, once per message for
 // all local sessions. transport supplies it; engine never sees JSON.
 type Encoder interface {

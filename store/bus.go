@@ -143,13 +143,18 @@ func (s *Store) Leave(ctx context.Context, room string, users []string) error {
 	return err
 }
 
-func (s *Store) presence(ctx context.Context, op, room string, users []string, deadline time.Time) ([]string, error) {
+func presenceArgs(instance, op, room string, users []string, deadline time.Time) ([]string, []any) {
 	args := make([]any, 0, 6+len(users))
-	args = append(args, op, time.Now().UnixMilli(), deadline.UnixMilli(), s.opts.Instance, eventChannel(room), room)
+	args = append(args, op, time.Now().UnixMilli(), deadline.UnixMilli(), instance, eventChannel(room), room)
 	for _, u := range users {
 		args = append(args, u)
 	}
-	res, err := presenceScript.Run(ctx, s.rdb, []string{presZKey(room), presCKey(room)}, args...).StringSlice()
+	return []string{presZKey(room), presCKey(room)}, args
+}
+
+func (s *Store) presence(ctx context.Context, op, room string, users []string, deadline time.Time) ([]string, error) {
+	keys, args := presenceArgs(s.opts.Instance, op, room, users, deadline)
+	res, err := presenceScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil && err != redis.Nil {
 		return nil, wrap("presence "+op+" "+room, err)
 	}

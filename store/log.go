@@ -292,3 +292,59 @@ func (s *Store) Wake(ctx context.Context, shard int) error {
 	})
 	return wrap("wake", err)
 }
+
+var _ engine.JoinStater = (*Store)(nil)
+
+// JoinState implements engine.JoinStater: the newest entry, presence and
+// read-position scripts and the first entry, in one pipeline. EVALSHA in a
+// pipeline fails with NOSCRIPT after a Redis restart; then the scripts are
+// loaded and the pipeline runs once more (the scripts are idempotent).
+func (s *Store) JoinState(ctx context.Context, room, user string, markOnline, markRead, withTrimmed bool, deadline time.Time) (engine.JoinState, error) {
+	var st engine.JoinState
+	for attempt := 0; ; attempt++ {
+		var last, first *redis.XMessageSliceCmd
+		var online *redis.Cmd
+		op := "online"
+		if markOnline {
+			op = "join"
+		}
+		pkeys, pargs := presenceArgs(s.opts.Instance, op, room, []string{user}, deadline)
+		if !markOnline {
+			pargs = pargs[:6]
+		}
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			last = p.XRevRangeN(ctx, streamKey(room), "+", "-", 1)
+			online = presenceScript.EvalSha(ctx, p, pkeys, pargs...)
+			if markRead {
+				joinedScript.EvalSha(ctx, p, []string{metaKey(room), readKey(room)}, user)
+			}
+			if withTrimmed {
+				first = p.XRangeN(ctx, streamKey(room), "-", "+", 1)
+			}
+			return nil
+		})
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0 {
+			for _, sc := range []*redis.Script{presenceScript, joinedScript} {
+				if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+					return st, wrap("load scripts", err)
+				}
+			}
+			continue
+		}
+		if err != nil && err != redis.Nil {
+			return st, wrap("join "+room, err)
+		}
+		if xs := last.Val(); len(xs) > 0 {
+			st.Last, _ = engine.ParsePos(xs[0].ID)
+		}
+		st.Online, _ = online.StringSlice()
+		if first != nil {
+			if xs := first.Val(); len(xs) > 0 {
+				if m, ok := decode(room, xs[0]); ok && m.Seq > 1 {
+					st.Trimmed, _ = engine.ParsePos(prev(m.ID))
+				}
+			}
+		}
+		return st, nil
+	}
+}
