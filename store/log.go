@@ -214,25 +214,17 @@ func (s *Store) Get(ctx context.Context, room string, id engine.StreamPos) (engi
 	return m, nil
 }
 
-// Trimmed implements engine.Log. Redis 7.0 does not report what MAXLEN
-// trimming removed (its max-deleted-entry-id only follows XDEL), so the
-// room's counter tells: every entry carries its room's message number n, and
-// when the first kept entry's n is above 1, everything before it was
-// trimmed. The answer is exact but for one case that errs safe: a since
-// equal to the last trimmed ID reads as trimmed, and the client reloads.
+// Trimmed implements engine.Log: the send script records the last ID
+// retention removed in the room's meta hash.
 func (s *Store) Trimmed(ctx context.Context, room string) (engine.StreamPos, error) {
-	xs, err := s.rdb.XRangeN(ctx, streamKey(room), "-", "+", 1).Result()
+	v, err := s.rdb.HGet(ctx, metaKey(room), "trimmed").Result()
+	if err == redis.Nil {
+		return engine.StreamPos{}, nil
+	}
 	if err != nil {
-		return engine.StreamPos{}, wrap("first "+room, err)
+		return engine.StreamPos{}, wrap("trimmed "+room, err)
 	}
-	if len(xs) == 0 {
-		return engine.StreamPos{}, nil
-	}
-	m, ok := decode(room, xs[0])
-	if !ok || m.Seq <= 1 {
-		return engine.StreamPos{}, nil
-	}
-	return engine.ParsePos(prev(m.ID))
+	return engine.ParsePos(v)
 }
 
 // tailCount bounds one XREAD: enough for a burst, small enough that a
@@ -302,7 +294,8 @@ var _ engine.JoinStater = (*Store)(nil)
 func (s *Store) JoinState(ctx context.Context, room, user string, markOnline, markRead, withTrimmed bool, deadline time.Time) (engine.JoinState, error) {
 	var st engine.JoinState
 	for attempt := 0; ; attempt++ {
-		var last, first *redis.XMessageSliceCmd
+		var last *redis.XMessageSliceCmd
+		var trimmed *redis.StringCmd
 		var online *redis.Cmd
 		op := "online"
 		if markOnline {
@@ -319,7 +312,7 @@ func (s *Store) JoinState(ctx context.Context, room, user string, markOnline, ma
 				joinedScript.EvalSha(ctx, p, []string{metaKey(room), readKey(room)}, user)
 			}
 			if withTrimmed {
-				first = p.XRangeN(ctx, streamKey(room), "-", "+", 1)
+				trimmed = p.HGet(ctx, metaKey(room), "trimmed")
 			}
 			return nil
 		})
@@ -338,12 +331,8 @@ func (s *Store) JoinState(ctx context.Context, room, user string, markOnline, ma
 			st.Last, _ = engine.ParsePos(xs[0].ID)
 		}
 		st.Online, _ = online.StringSlice()
-		if first != nil {
-			if xs := first.Val(); len(xs) > 0 {
-				if m, ok := decode(room, xs[0]); ok && m.Seq > 1 {
-					st.Trimmed, _ = engine.ParsePos(prev(m.ID))
-				}
-			}
+		if trimmed != nil && trimmed.Val() != "" {
+			st.Trimmed, _ = engine.ParsePos(trimmed.Val())
 		}
 		return st, nil
 	}

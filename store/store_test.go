@@ -134,12 +134,19 @@ func TestTrimmedReportsRetention(t *testing.T) {
 	if trimmed.IsZero() || !trimmed.Less(ids[299]) {
 		t.Fatalf("trimmed = %s after 300 sends with MAXLEN ~10", trimmed)
 	}
-	if !ids[0].Less(trimmed) && ids[0] != trimmed {
-		t.Fatalf("first id %s not covered by trimmed %s", ids[0], trimmed)
-	}
+	// Exact: trimmed is the message just before the first one kept.
 	first, _ := s.Range(ctx, "tech", engine.StreamPos{}, 1)
-	if len(first) != 1 || !trimmed.Less(first[0].ID) {
-		t.Fatalf("first kept %v is not after trimmed %s", first, trimmed)
+	var before engine.StreamPos
+	for i, id := range ids {
+		if id == first[0].ID {
+			before = ids[i-1]
+		}
+	}
+	if trimmed != before {
+		t.Fatalf("trimmed = %s, want %s (the last message removed)", trimmed, before)
+	}
+	if kept, _ := s.Range(ctx, "tech", engine.StreamPos{}, 1000); len(kept) < 10 || len(kept) > 11 {
+		t.Fatalf("kept %d messages with MAXLEN 10", len(kept))
 	}
 	if tr, _ := s.Trimmed(ctx, "never"); !tr.IsZero() {
 		t.Fatalf("missing stream trimmed = %s", tr)

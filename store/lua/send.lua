@@ -2,7 +2,7 @@
 -- KEYS[1] room stream, KEYS[2] room meta hash (n = message counter, last = newest id),
 -- KEYS[3] room read positions hash (user -> "id n"), KEYS[4] idempotency key,
 -- KEYS[5] the user's send-rate bucket.
--- ARGV[1] user, ARGV[2] text, ARGV[3] client_id ('' = none), ARGV[4] MAXLEN,
+-- ARGV[1] user, ARGV[2] text, ARGV[3] client_id ('' = none), ARGV[4] MAXLEN (messages kept),
 -- ARGV[5] idempotency TTL seconds, ARGV[6] now (ms), ARGV[7] rate per second,
 -- ARGV[8] burst.
 -- Returns {'ok', id, n} | {'dup', id} | {'rl', retry_after_ms}.
@@ -34,10 +34,25 @@ redis.call('PEXPIRE', KEYS[5], math.ceil(burst * 1000 / rate) + 1000)
 local n = redis.call('HINCRBY', KEYS[2], 'n', 1)
 local id
 if cid ~= '' then
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'u', ARGV[1], 't', ARGV[2], 'n', n, 'c', cid)
+  id = redis.call('XADD', KEYS[1], '*', 'u', ARGV[1], 't', ARGV[2], 'n', n, 'c', cid)
   redis.call('SET', KEYS[4], id, 'EX', ARGV[5])
 else
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'u', ARGV[1], 't', ARGV[2], 'n', n)
+  id = redis.call('XADD', KEYS[1], '*', 'u', ARGV[1], 't', ARGV[2], 'n', n)
+end
+
+-- Retention, approximate like MAXLEN ~ (the stream grows up to 1% past
+-- MAXLEN, then is cut back in one chunk), but exact about what it removed:
+-- the last removed ID is kept in the meta hash, so a resume position can
+-- be told trimmed or not (Redis 7.0 does not record MAXLEN trims).
+local maxlen = tonumber(ARGV[4])
+local over = redis.call('XLEN', KEYS[1]) - maxlen
+if over > math.floor(maxlen / 100) then
+  over = math.min(over, 1000)
+  local gone = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', over)
+  local lastGone = gone[#gone][1]
+  local ms, seq = string.match(lastGone, '^(%d+)-(%d+)$')
+  redis.call('XTRIM', KEYS[1], 'MINID', ms .. '-' .. (tonumber(seq) + 1))
+  redis.call('HSET', KEYS[2], 'trimmed', lastGone)
 end
 redis.call('HSET', KEYS[2], 'last', id)
 -- Sending moves the sender's read position to the message sent.
