@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redstream/chat/engine"
+	"github.com/redstream/chat/transport"
+)
+
+// metrics is chatd's Prometheus registry. Label values come from small
+// fixed sets (codes, reasons, shard numbers): none grows with users or rooms.
+type metrics struct {
+	reg         *prometheus.Registry
+	ack         prometheus.Histogram
+	delivery    prometheus.Histogram
+	stored      prometheus.Counter
+	errorFrames *prometheus.CounterVec
+	authFail    *prometheus.CounterVec
+	limited     *prometheus.CounterVec
+	closes      *prometheus.CounterVec
+	redisErrs   prometheus.Counter
+	redisDials  prometheus.Counter
+}
+
+// latencyBuckets span 250 µs to 10 s.
+var latencyBuckets = []float64{.00025, .0005, .001, .002, .004, .008, .016, .032, .064, .128, .256, .512, 1, 2.5, 5, 10}
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.ack = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chat_send_ack_seconds",
+		Help: "Time from a send frame's arrival to its ack (message stored in Redis).", Buckets: latencyBuckets})
+	m.delivery = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chat_delivery_seconds",
+		Help: "Time from a message's stream ID (stored in Redis) to its write on a local socket.", Buckets: latencyBuckets})
+	m.stored = prometheus.NewCounter(prometheus.CounterOpts{Name: "chat_messages_stored_total",
+		Help: "Messages this instance stored for its socket clients (acked sends)."})
+	m.errorFrames = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chat_error_frames_total",
+		Help: "Error frames sent to clients, by code."}, []string{"code"})
+	m.authFail = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chat_auth_failures_total",
+		Help: "Refused logins and tokens, by reason."}, []string{"reason"})
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chat_rate_limited_total",
+		Help: "Requests refused by a rate or count limit, by limit."}, []string{"limit"})
+	m.closes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chat_socket_closes_total",
+		Help: "Closed WebSocket connections, by close code."}, []string{"code"})
+	m.redisErrs = prometheus.NewCounter(prometheus.CounterOpts{Name: "chat_redis_errors_total",
+		Help: "Redis commands that failed (not counting empty replies)."})
+	m.redisDials = prometheus.NewCounter(prometheus.CounterOpts{Name: "chat_redis_dials_total",
+		Help: "Connections dialled to Redis; growth after startup means reconnects."})
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.ack, m.delivery, m.stored, m.errorFrames, m.authFail, m.limited, m.closes, m.redisErrs, m.redisDials)
+	return m
+}
+
+// observer feeds transport's events into the registry.
+func (m *metrics) observer() transport.Observer {
+	return transport.Observer{
+		Ack:         func(d time.Duration) { m.ack.Observe(d.Seconds()); m.stored.Inc() },
+		Delivery:    func(d time.Duration) { m.delivery.Observe(d.Seconds()) },
+		ErrorFrame:  func(code string) { m.errorFrames.WithLabelValues(code).Inc() },
+		AuthFailure: func(reason string) { m.authFail.WithLabelValues(reason).Inc() },
+		RateLimited: func(kind string) { m.limited.WithLabelValues(kind).Inc() },
+		Closed:      func(code int) { m.closes.WithLabelValues(strconv.Itoa(code)).Inc() },
+	}
+}
+
+// watch registers the gauges and counters read from the engine and the
+// transport server.
+func (m *metrics) watch(eng *engine.Engine, srv *transport.Server) {
+	gauge := func(name, help string, f func() float64) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	counter := func(name, help string, f func() float64) {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+	}
+	gauge("chat_sockets_open", "Open WebSocket connections.", func() float64 { return float64(srv.Conns()) })
+	gauge("chat_rooms_tailed", "Rooms with local sessions, whose streams this instance tails.", func() float64 { return float64(eng.Stats().Rooms) })
+	gauge("chat_room_joins", "Joined (socket, room) pairs.", func() float64 { return float64(eng.Stats().Subscriptions) })
+	counter("chat_messages_tailed_total", "Messages read from room streams by the tail loops.", func() float64 { return float64(eng.Counters().TailRead) })
+	counter("chat_messages_delivered_total", "Message frames queued to local sockets.", func() float64 { return float64(eng.Counters().Delivered) })
+	counter("chat_slow_consumer_disconnects_total", "Sockets closed with 1013 for not keeping up.", func() float64 { return float64(eng.Counters().SlowKicks) })
+	counter("chat_tail_probes_total", "Tail reads found stuck past their block time and woken.", func() float64 { return float64(eng.Counters().TailProbes) })
+	m.reg.MustRegister(tailLag{eng: eng, desc: prometheus.NewDesc("chat_tail_lag_seconds",
+		"Per shard: how far behind real time the newest delivered message was when delivered; 0 once caught up.", []string{"shard"}, nil)})
+}
+
+// tailLag exports the engine's per-shard lag.
+type tailLag struct {
+	eng  *engine.Engine
+	desc *prometheus.Desc
+}
+
+func (t tailLag) Describe(ch chan<- *prometheus.Desc) { ch <- t.desc }
+
+func (t tailLag) Collect(ch chan<- prometheus.Metric) {
+	lags, _ := t.eng.TailLag()
+	for i, l := range lags {
+		ch <- prometheus.MustNewConstMetric(t.desc, prometheus.GaugeValue, l.Seconds(), strconv.Itoa(i))
+	}
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// redisHook counts Redis errors and dials.
+type redisHook struct{ m *metrics }
+
+func (h redisHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		h.m.redisDials.Inc()
+		c, err := next(ctx, network, addr)
+		if err != nil {
+			h.m.redisErrs.Inc()
+		}
+		return c, err
+	}
+}
+
+func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.count(err)
+		return err
+	}
+}
+
+func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.count(err)
+		return err
+	}
+}
+
+func (h redisHook) count(err error) {
+	if err != nil && !errors.Is(err, redis.Nil) && !redis.HasErrorPrefix(err, "NOSCRIPT") {
+		h.m.redisErrs.Inc()
+	}
+}

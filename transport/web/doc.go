@@ -1,0 +1,18 @@
+// Package web is the browser client of the chat server: a static page, its
+// ES modules and its stylesheet, embedded into the binary with go:embed and
+// served by [Handler].
+//
+// cmd/chatd hands [Handler] to transport as its Web option, which mounts it
+// behind every route the API and the WebSocket gateway do not claim. The
+// client talks only to its own origin: REST under /api and the WebSocket at
+// /ws, as ../shared/PROTOCOL.md fixes them. There is no build step; the files
+// under static/ are what the browser loads.
+//
+// # Security headers
+//
+// Every response, 404s included, carries a Content-Security-Policy that
+// allows scripts, styles and connections only from the page's own origin
+// (WebSocket included), so the page holds no inline script or style and
+// renders chat text only as text. It also sets X-Content-Type-Options,
+// X-Frame-Options and Referrer-Policy. See [ContentSecurityPolicy].
+package web

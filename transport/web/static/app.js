@@ -1,0 +1,228 @@
+// Entry point of the web client: the login form, the session (token in
+// localStorage), the shared error display, and the Chat that runs while
+// signed in. Loaded as an ES module from index.html; no build step.
+
+import { createApi } from './api.js';
+import { Chat } from './chat.js';
+
+const TOKEN_KEY = 'chat.token';
+const USER_KEY = 'chat.username';
+const ERROR_SHOW_MS = 10_000;
+
+const $ = (id) => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`index.html lacks #${id}`);
+  return el;
+};
+
+const dom = {
+  loginView: $('login-view'),
+  loginForm: $('login-form'),
+  username: $('username'),
+  password: $('password'),
+  loginButton: $('login'),
+  registerButton: $('register'),
+  loginErrorSlot: $('login-error-slot'),
+  error: $('error'),
+  status: $('status'),
+
+  chatView: $('chat-view'),
+  chatErrorSlot: $('chat-error-slot'),
+  meName: $('me-name'),
+  meAvatar: $('me-avatar'),
+  logoutButton: $('logout'),
+  menuButton: $('menu'),
+  scrim: $('scrim'),
+  channelList: $('channel-list'),
+  dmList: $('dm-list'),
+  dmEmpty: $('dm-empty'),
+  newRoomForm: $('new-room-form'),
+  newRoomInput: $('new-room'),
+  createRoomButton: $('create-room'),
+  dmForm: $('dm-form'),
+  dmInput: $('dm-user'),
+  startDirectButton: $('start-dm'),
+  onlineTitle: $('online-title'),
+  onlineList: $('online'),
+  roomTitle: $('room-title'),
+  roomSub: $('room-sub'),
+  messages: $('messages'),
+  typing: $('typing'),
+  composerForm: $('composer-form'),
+  composer: $('composer'),
+};
+
+const storage = {
+  get(k) {
+    try {
+      return localStorage.getItem(k);
+    } catch {
+      return null;
+    }
+  },
+  set(k, v) {
+    try {
+      localStorage.setItem(k, v);
+    } catch {
+      // private mode without storage: the session lasts until reload
+    }
+  },
+  remove(k) {
+    try {
+      localStorage.removeItem(k);
+    } catch {
+      // nothing stored
+    }
+  },
+};
+
+// The token lives in memory for this page and in localStorage for the next
+// load. Each tab keeps using the token it signed in with, so two tabs of one
+// browser can be two different people.
+let token = storage.get(TOKEN_KEY);
+
+/** Forgets our token, in storage only if it is still ours (not another tab's newer login). */
+function dropToken() {
+  if (token && storage.get(TOKEN_KEY) === token) storage.remove(TOKEN_KEY);
+  token = null;
+}
+/** @type {Chat|null} */
+let chat = null;
+
+const api = createApi({
+  getToken: () => token,
+  onUnauthorized: (err) => endSession(err.message || 'Please log in again.'),
+});
+
+// ---- error display ------------------------------------------------------
+//
+// One element (data-testid="error") serves both views: it moves into the
+// login card or above the composer, wherever the person is looking.
+
+let errorTimer = 0;
+
+function showError(message) {
+  dom.error.textContent = message;
+  dom.error.hidden = false;
+  clearTimeout(errorTimer);
+  errorTimer = setTimeout(clearError, ERROR_SHOW_MS);
+}
+
+function clearError() {
+  clearTimeout(errorTimer);
+  dom.error.hidden = true;
+  dom.error.textContent = '';
+}
+
+dom.error.addEventListener('click', clearError);
+
+// ---- views --------------------------------------------------------------
+
+function showLogin() {
+  dom.chatView.hidden = true;
+  dom.loginView.hidden = false;
+  dom.loginErrorSlot.append(dom.error);
+  dom.password.value = '';
+  setBusy(false);
+  (dom.username.value ? dom.password : dom.username).focus();
+}
+
+function enterChat(username) {
+  clearError();
+  dom.loginView.hidden = true;
+  dom.chatView.hidden = false;
+  dom.chatErrorSlot.append(dom.error);
+  chat = new Chat({
+    api,
+    me: username,
+    token: () => token,
+    dom,
+    showError,
+    onSessionEnd: endSession,
+  });
+  chat.start();
+}
+
+/** Leaves the chat for the login form, e.g. after a 401 or a 1008 close. */
+function endSession(message) {
+  if (chat) {
+    chat.stop();
+    chat = null;
+  }
+  dropToken();
+  if (dom.loginView.hidden) showLogin();
+  if (message) showError(message);
+}
+
+// ---- login, register, logout --------------------------------------------
+
+function setBusy(busy) {
+  dom.loginButton.disabled = busy;
+  dom.registerButton.disabled = busy;
+  dom.loginForm.classList.toggle('busy', busy);
+}
+
+async function signIn(register) {
+  const username = dom.username.value.trim();
+  const password = dom.password.value;
+  clearError();
+  setBusy(true);
+  try {
+    if (register) await api.register(username, password);
+    const res = await api.login(username, password);
+    token = res.token;
+    storage.set(USER_KEY, res.username);
+    storage.set(TOKEN_KEY, res.token);
+    dom.password.value = '';
+    setBusy(false);
+    enterChat(res.username);
+  } catch (e) {
+    setBusy(false);
+    showError(e.message);
+  }
+}
+
+dom.loginForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  signIn(false);
+});
+dom.registerButton.addEventListener('click', () => signIn(true));
+
+dom.logoutButton.addEventListener('click', async () => {
+  // Stop the socket first: the server closes it with 1008 on logout, and
+  // that must not read as an expired session.
+  if (chat) {
+    chat.stop();
+    chat = null;
+  }
+  try {
+    await api.logout();
+  } catch {
+    // the token is dropped either way
+  }
+  dropToken();
+  showLogin();
+});
+
+// ---- boot ---------------------------------------------------------------
+
+async function boot() {
+  if (!token) {
+    showLogin();
+    return;
+  }
+  let username = storage.get(USER_KEY);
+  try {
+    username = (await api.me()).username;
+  } catch (e) {
+    if (e.status === 401) return; // endSession has shown the login form
+    // Server unreachable: carry on with what we know; the socket retries.
+  }
+  if (!username || !token) {
+    endSession();
+    return;
+  }
+  enterChat(username);
+}
+
+boot();

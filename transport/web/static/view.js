@@ -1,0 +1,92 @@
+// DOM building blocks. Every piece of user-supplied text (messages,
+// usernames, room names, server error messages) goes through textContent;
+// nothing here ever parses a string as HTML.
+
+import { formatTime, hueIndex } from './util.js';
+
+const AVATAR_COLOURS = 8; // .c0 … .c7 in style.css
+
+/**
+ * Creates an element. attrs maps attribute names to values (false/null
+ * skip it); children are nodes or strings, strings becoming text nodes.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false || v === null || v === undefined) continue;
+    el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(typeof c === 'string' ? document.createTextNode(c) : c);
+  }
+  return el;
+}
+
+/** A round avatar with the user's initial, coloured by name. */
+export function avatar(user) {
+  return h('span', { class: `avatar c${hueIndex(user, AVATAR_COLOURS)}`, 'aria-hidden': 'true' },
+    (user[0] || '?').toUpperCase());
+}
+
+/** Builds (once) and returns the element of a message. */
+export function messageEl(msg, me) {
+  if (msg.el) return msg.el;
+  const time = h('time');
+  const el = h('div', { class: 'msg', 'data-testid': 'message' },
+    avatar(msg.user),
+    h('div', { class: 'msg-body' },
+      h('div', { class: 'msg-meta' }, h('span', { class: 'msg-user' }, msg.user), time),
+      h('div', { class: 'msg-text' }, msg.text),
+      h('div', { class: 'msg-state' })));
+  el.classList.toggle('own', msg.user === me);
+  msg.el = el;
+  updateMessageEl(msg);
+  return el;
+}
+
+/** Brings a message element in line with its state (pending, acked, failed, server time). */
+export function updateMessageEl(msg) {
+  const el = msg.el;
+  if (!el) return;
+  el.classList.toggle('pending', msg.pending && !msg.failed);
+  el.classList.toggle('failed', msg.failed);
+  if (msg.id) el.setAttribute('data-id', msg.id);
+  else el.removeAttribute('data-id');
+  if (msg.clientId) el.setAttribute('data-client-id', msg.clientId);
+
+  const t = formatTime(msg.ts);
+  const time = el.querySelector('time');
+  time.textContent = t.short;
+  time.setAttribute('datetime', t.iso);
+  time.setAttribute('title', t.long);
+
+  const state = el.querySelector('.msg-state');
+  if (msg.failed) state.textContent = 'Not sent. Click to retry.';
+  else if (msg.pending) state.textContent = 'Sending…';
+  else state.textContent = '';
+  if (msg.failed) el.setAttribute('title', 'Not sent: click to retry');
+  else el.removeAttribute('title');
+}
+
+/** Marks a message as read by the other member of a direct room. */
+export function markSeen(msg, seen) {
+  if (msg.el) msg.el.classList.toggle('seen', seen);
+}
+
+/** Whether a scroll container is (nearly) scrolled to its end. */
+export function nearBottom(el, slack = 80) {
+  return el.scrollHeight - el.scrollTop - el.clientHeight <= slack;
+}
+
+export function scrollToBottom(el) {
+  el.scrollTop = el.scrollHeight;
+}
+
+/** "alice is typing…", "alice and bob are typing…", "Several people are typing…". */
+export function typingText(users) {
+  if (users.length === 0) return '';
+  if (users.length === 1) return `${users[0]} is typing…`;
+  if (users.length === 2) return `${users[0]} and ${users[1]} are typing…`;
+  return 'Several people are typing…';
+}
