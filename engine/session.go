@@ -205,6 +205,21 @@ func (s *Session) Next(ctx context.Context, buf []Frame, timer <-chan time.Time,
 	}
 }
 
+// More appends whatever is queued to buf without waiting.
+func (s *Session) More(buf []Frame) []Frame {
+	s.mu.Lock()
+	buf = append(buf, s.queue...)
+	clear(s.queue)
+	s.queue = s.queue[:0]
+	s.qbytes = 0
+	s.mu.Unlock()
+	select {
+	case s.space <- struct{}{}:
+	default:
+	}
+	return buf
+}
+
 // Drain returns and forgets whatever is queued, for a last flush after
 // the session was kicked.
 func (s *Session) Drain() []Frame {

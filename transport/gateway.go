@@ -172,6 +172,9 @@ func (c *conn) writeLoop(ctx context.Context) error {
 	nextPing := time.Now().Add(interval)
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
+	coalesce := time.NewTimer(time.Hour)
+	defer coalesce.Stop()
+	var lastWrite time.Time
 	for {
 		wakeAt := time.Unix(0, c.expires.Load())
 		if nextPing.Before(wakeAt) {
@@ -209,6 +212,18 @@ func (c *conn) writeLoop(ctx context.Context) error {
 				c.closeWith(err)
 			}
 			return err
+		}
+		if c.batch && c.s.opts.BatchWindow > 0 {
+			if wait := c.s.opts.BatchWindow - time.Since(lastWrite); wait > 0 {
+				coalesce.Reset(wait)
+				select {
+				case <-coalesce.C:
+				case <-ctx.Done():
+				case <-c.sess.Done():
+				}
+				frames = c.sess.More(frames)
+			}
+			lastWrite = time.Now()
 		}
 		if err := c.write(ctx, frames, &buf); err != nil {
 			_ = c.ws.CloseNow()
