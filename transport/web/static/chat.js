@@ -31,6 +31,8 @@ const TYPING_SEND_EVERY_MS = 2000; // at most one typing frame per 2 s
 const TYPING_SHOW_MS = 3000; // how long "x is typing…" stays without a new frame
 const ROOMS_POLL_MS = 20_000; // picks up new channels and DMs others start
 const LOAD_OLDER_WITHIN_PX = 150; // start loading older history this close to the top
+// Error codes after which the same send may succeed later (PROTOCOL.md).
+const RETRYABLE = new Set(['rate_limited', 'unavailable', 'internal']);
 
 export class Chat {
   /**
@@ -62,6 +64,7 @@ export class Chat {
 
     this.typingSentAt = 0;
     this.refreshing = null;
+    this.refreshQueued = false;
     this.pollTimer = 0;
     this.events = new AbortController();
     this.phone = window.matchMedia('(max-width: 480px)');
@@ -203,8 +206,10 @@ export class Chat {
 
   autosize() {
     const c = this.dom.composer;
-    c.style.height = 'auto'; // CSSOM, not an inline style attribute: allowed by the CSP
-    c.style.height = `${Math.min(c.scrollHeight, 200)}px`;
+    // CSSOM, not an inline style attribute: allowed by the CSP.
+    c.style.height = 'auto';
+    // A hidden composer measures 0; leave it at its natural one-row height.
+    if (c.scrollHeight > 0) c.style.height = `${Math.min(c.scrollHeight + 2, 200)}px`;
   }
 
   setStatus(s) {
@@ -237,7 +242,12 @@ export class Chat {
    * double-counts it.
    */
   refreshRooms({ quiet = false } = {}) {
-    if (this.refreshing) return this.refreshing;
+    if (this.refreshing) {
+      // The answer in flight may predate what prompted this call (a room
+      // switch): fetch once more when it lands.
+      this.refreshQueued = true;
+      return this.refreshing;
+    }
     this.refreshing = (async () => {
       try {
         const data = await this.api.rooms();
@@ -246,13 +256,23 @@ export class Chat {
           const room = this.room(r.name, r.kind);
           room.kind = r.kind;
           room.serverLastId = r.last_id;
-          room.unread = room === this.open ? 0 : (r.unread || 0) + room.countFromOthersAfter(r.last_id, this.me);
+          // A read frame we sent may not have reached the server when it
+          // counted; if we reported reading past last_id, nothing before it is unread.
+          const readPast = room.readSent && r.last_id && compareIds(room.readSent, r.last_id) >= 0;
+          const unread = readPast
+            ? room.countFromOthersAfter(room.readSent, this.me)
+            : (r.unread || 0) + room.countFromOthersAfter(r.last_id, this.me);
+          room.unread = room === this.open ? 0 : unread;
         }
         this.renderRoomList();
       } catch (e) {
         if (!quiet && !this.stopped && e.status !== 401) this.showError(e.message);
       } finally {
         this.refreshing = null;
+      }
+      if (this.refreshQueued && !this.stopped) {
+        this.refreshQueued = false;
+        this.refreshRooms({ quiet: true });
       }
     })();
     return this.refreshing;
@@ -308,9 +328,9 @@ export class Chat {
       // storage disabled: nothing to remember
     }
     this.dom.composer.value = room.draft || '';
-    this.autosize();
     this.renderRoomList();
     this.renderOpenRoom();
+    this.autosize();
     if (!this.phone.matches) this.dom.composer.focus();
     this.refreshRooms({ quiet: true });
 
@@ -462,11 +482,24 @@ export class Chat {
     else this.refs.delete(ref); // goes out from onConnOpen
   }
 
-  /** Resends a send the server refused, with the same client_id. */
+  /**
+   * Acts on a click on a send the server refused: a temporary refusal
+   * (rate limit, Redis unavailable) is resent with the same client_id; a
+   * final one (too large, invalid, forbidden) goes back into the composer
+   * to be edited.
+   */
   retry(clientId) {
     const room = this.open;
     const msg = room && clientId ? room.findPending(clientId) : null;
     if (!msg || !msg.failed) return;
+    if (!msg.retryable) {
+      room.takePending(clientId);
+      if (msg.el) msg.el.remove();
+      this.dom.composer.value = msg.text;
+      this.autosize();
+      this.dom.composer.focus();
+      return;
+    }
     msg.failed = false;
     updateMessageEl(msg);
     this.sendPending(room, msg);
@@ -643,6 +676,7 @@ export class Chat {
       const msg = room && room.findPending(info.clientId);
       if (msg) {
         msg.failed = true;
+        msg.retryable = RETRYABLE.has(f.code);
         updateMessageEl(msg);
       }
     } else if (info && info.kind === 'join') {

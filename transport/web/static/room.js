@@ -15,6 +15,7 @@ import { compareIds, maxId } from './util.js';
  * @property {string} [clientId]  set for our own sends
  * @property {boolean} pending    sent, not yet acked
  * @property {boolean} failed     the server refused it
+ * @property {boolean} [retryable] the refusal was temporary (rate limit, Redis down)
  * @property {boolean} serverTs   ts came from the server
  * @property {HTMLElement} [el]
  */

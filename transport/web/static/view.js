@@ -62,10 +62,10 @@ export function updateMessageEl(msg) {
   time.setAttribute('title', t.long);
 
   const state = el.querySelector('.msg-state');
-  if (msg.failed) state.textContent = 'Not sent. Click to retry.';
+  if (msg.failed) state.textContent = msg.retryable ? 'Not sent. Click to retry.' : 'Not sent. Click to edit.';
   else if (msg.pending) state.textContent = 'Sending…';
   else state.textContent = '';
-  if (msg.failed) el.setAttribute('title', 'Not sent: click to retry');
+  if (msg.failed) el.setAttribute('title', msg.retryable ? 'Click to send again' : 'Click to edit and send again');
   else el.removeAttribute('title');
 }
 
