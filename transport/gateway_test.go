@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -370,18 +371,17 @@ func TestSlowReaderCutOff(t *testing.T) {
 		t.Errorf("fast client took %v for %d messages", d, n)
 	}
 	// Now read the slow one: after what was buffered, it sees 1013.
-	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Under heavy load the server's blocked write may time out first, and
+	// it then drops the connection without a close frame; either way the
+	// slow client is cut off and the fast one was not slowed.
+	rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer rcancel()
-	var code websocket.StatusCode = -1
-	for {
-		_, _, err := slow.Read(rctx)
-		if err != nil {
-			code = websocket.CloseStatus(err)
-			break
-		}
+	var rerr error
+	for rerr == nil {
+		_, _, rerr = slow.Read(rctx)
 	}
-	if code != websocket.StatusTryAgainLater {
-		t.Fatalf("slow client closed with %d, want 1013", code)
+	if code := websocket.CloseStatus(rerr); code != websocket.StatusTryAgainLater && (code != -1 || errors.Is(rerr, context.DeadlineExceeded)) {
+		t.Fatalf("slow client: %v, want close 1013 (or a dropped connection)", rerr)
 	}
 }
 
