@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -580,12 +579,4 @@ func (e *Engine) heartbeatLoop() {
 		}
 		e.typingMu.Unlock()
 	}
-}
-
-// roomLabel is for logs: direct room names carry user names.
-func roomLabel(name string) string {
-	if strings.HasPrefix(name, "dm:") {
-		return "dm"
-	}
-	return name
 }

@@ -47,12 +47,6 @@ type Limiter interface {
 	Count(ctx context.Context, key string) (int64, time.Duration, error)
 }
 
-// Secret is a token or password; it never appears in logs.
-type Secret string
-
-// LogValue implements slog.LogValuer.
-func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
-
 // claims is a verified token.
 type claims struct {
 	User    string
