@@ -335,10 +335,16 @@ func (s *Server) Drain(ctx context.Context, grace time.Duration) {
 	}
 	s.mu.Unlock()
 	spread := grace / 2
+	var timers []*time.Timer
+	defer func() {
+		for _, t := range timers { // Drain owns its timers: none fires after it returns
+			t.Stop()
+		}
+	}()
 	for i, c := range conns {
 		if spread > 0 && len(conns) > 1 {
 			at := time.Duration(int64(spread) * int64(i) / int64(len(conns)))
-			time.AfterFunc(at, func() { c.sess.Kick(engine.ErrShutdown) })
+			timers = append(timers, time.AfterFunc(at, func() { c.sess.Kick(engine.ErrShutdown) }))
 		} else {
 			c.sess.Kick(engine.ErrShutdown)
 		}
