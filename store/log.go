@@ -16,14 +16,15 @@ type sendReq struct {
 	done func(engine.AppendResult, error)
 }
 
-// maxBatch bounds one pipeline of sends: enough to amortise a round trip
-// over many sends, small enough that one batch's Redis time (≈ 5 µs a
-// script) stays far below a millisecond.
+// maxBatch bounds one batch of sends: enough to amortise a round trip and
+// a script call over many sends, small enough that one batch holds Redis
+// for well under a millisecond (a few µs a send).
 const maxBatch = 128
 
 // Append implements engine.Log. Sends queue per room-hashed worker; a
-// worker sends all it has queued as one pipeline, so many sends in flight
-// share round trips, and one room's sends keep their order.
+// worker stores all it has queued with one script call, so many sends in
+// flight share round trips and script overhead, and one room's sends keep
+// their order.
 func (s *Store) Append(req engine.AppendRequest, done func(engine.AppendResult, error)) {
 	q := s.queues[shardOf(req.Room)%len(s.queues)]
 	select {
@@ -63,46 +64,42 @@ func (s *Store) sendLoop(q chan sendReq) {
 	}
 }
 
-func (s *Store) sendArgs(r engine.AppendRequest) ([]string, []any) {
-	cid := r.ClientID
-	idem := idemKey(r.Room, r.User, cid)
-	keys := []string{streamKey(r.Room), metaKey(r.Room), readKey(r.Room), idem, prefixRate + r.User}
-	args := []any{r.User, r.Text, cid, s.opts.MaxLen, int64(s.opts.IdempotencyTTL / time.Second),
-		r.Now.UnixMilli(), s.opts.SendRate, s.opts.SendBurst}
+// sendCall builds the one script call that stores a batch: five keys and
+// four arguments per send, after the batch-wide arguments.
+func (s *Store) sendCall(batch []sendReq) ([]string, []any) {
+	keys := make([]string, 0, 5*len(batch))
+	args := make([]any, 0, 4+4*len(batch))
+	args = append(args, s.opts.MaxLen, int64(s.opts.IdempotencyTTL/time.Second), s.opts.SendRate, s.opts.SendBurst)
+	for _, b := range batch {
+		r := b.req
+		keys = append(keys, streamKey(r.Room), metaKey(r.Room), readKey(r.Room), idemKey(r.Room, r.User, r.ClientID), prefixRate+r.User)
+		args = append(args, r.User, r.Text, r.ClientID, r.Now.UnixMilli())
+	}
 	return keys, args
 }
 
+// sendBatch stores a batch with one script call. After a Redis restart
+// that lost the script cache, the call fails with NOSCRIPT before running
+// anything, and Run loads the script and calls once more, so nothing is
+// stored twice.
 func (s *Store) sendBatch(batch []sendReq) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.Timeout)
 	defer cancel()
-	cmds := make([]*redis.Cmd, len(batch))
-	_, _ = s.send.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, r := range batch {
-			keys, args := s.sendArgs(r.req)
-			cmds[i] = sendScript.EvalSha(ctx, p, keys, args...)
-		}
-		return nil
-	})
+	keys, args := s.sendCall(batch)
+	vals, err := sendScript.Run(ctx, s.send, keys, args...).StringSlice()
+	if err == nil && len(vals) != 3*len(batch) {
+		err = fmt.Errorf("store: send: %d values for %d sends: %w", len(vals), len(batch), engine.ErrUnavailable)
+	}
 	for i, r := range batch {
-		cmd := cmds[i]
-		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			// Redis restarted and lost its script cache; the script did
-			// not run, so running it again cannot store twice.
-			keys, args := s.sendArgs(r.req)
-			cmd = sendScript.Run(ctx, s.send, keys, args...)
+		if err != nil {
+			r.done(engine.AppendResult{}, wrap("send "+r.req.Room, err))
+			continue
 		}
-		r.done(s.sendResult(r.req, cmd))
+		r.done(sendResult(r.req, vals[3*i:3*i+3]))
 	}
 }
 
-func (s *Store) sendResult(req engine.AppendRequest, cmd *redis.Cmd) (engine.AppendResult, error) {
-	vals, err := cmd.StringSlice()
-	if err != nil {
-		return engine.AppendResult{}, wrap("send "+req.Room, err)
-	}
-	if len(vals) < 2 {
-		return engine.AppendResult{}, fmt.Errorf("store: send %s: unexpected reply %q: %w", req.Room, vals, engine.ErrUnavailable)
-	}
+func sendResult(req engine.AppendRequest, vals []string) (engine.AppendResult, error) {
 	switch vals[0] {
 	case "rl":
 		ms, _ := strconv.ParseInt(vals[1], 10, 64)
@@ -116,7 +113,7 @@ func (s *Store) sendResult(req engine.AppendRequest, cmd *redis.Cmd) (engine.App
 		return engine.AppendResult{Message: m, Duplicate: true}, nil
 	}
 	id, err := engine.ParsePos(vals[1])
-	if err != nil || len(vals) < 3 {
+	if err != nil || vals[0] != "ok" {
 		return engine.AppendResult{}, fmt.Errorf("store: send %s: bad reply %q: %w", req.Room, vals, engine.ErrUnavailable)
 	}
 	n, _ := strconv.ParseUint(vals[2], 10, 64)
