@@ -22,6 +22,7 @@ import (
 type conn struct {
 	s       *Server
 	ws      *websocket.Conn
+	cork    *corkConn
 	sess    *engine.Session
 	user    string
 	batch   bool
@@ -71,7 +72,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sess.Close()
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	cw := &corkWriter{ResponseWriter: w, timeout: s.opts.WriteTimeout}
+	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
 		OriginPatterns:  s.opts.AllowedOrigins,
 		CompressionMode: websocket.CompressionDisabled,
 	})
@@ -81,7 +83,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	defer ws.CloseNow()
 	ws.SetReadLimit(s.opts.MaxFrame)
 
-	c := &conn{s: s, ws: ws, sess: sess, user: cl.User, batch: r.URL.Query().Get(wire.BatchQueryParam) == "1", reauth: make(chan struct{}, 1)}
+	c := &conn{s: s, ws: ws, cork: cw.conn, sess: sess, user: cl.User, batch: r.URL.Query().Get(wire.BatchQueryParam) == "1", reauth: make(chan struct{}, 1)}
 	c.expires.Store(cl.Expires.UnixNano())
 	s.mu.Lock()
 	s.live[c] = struct{}{}
@@ -225,7 +227,7 @@ func (c *conn) writeLoop(ctx context.Context) error {
 			}
 			lastWrite = time.Now()
 		}
-		if err := c.write(ctx, frames, &buf); err != nil {
+		if err := c.write(frames, &buf); err != nil {
 			_ = c.ws.CloseNow()
 			return err
 		}
@@ -239,17 +241,20 @@ func (c *conn) flushOnShutdown(buf *bytes.Buffer) {
 	for c.sess.Inflight() > 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.WriteTimeout)
-	defer cancel()
-	_ = c.write(ctx, c.sess.Drain(), buf)
+	_ = c.write(c.sess.Drain(), buf)
 }
 
 // write sends frames: one WebSocket message each, or, for a ?batch=1
-// client, as few messages as fit the frame limit, newline-separated.
-func (c *conn) write(ctx context.Context, frames []engine.Frame, buf *bytes.Buffer) error {
-	ctx, cancel := context.WithTimeout(ctx, c.s.opts.WriteTimeout)
-	defer cancel()
-	if err := c.writeFrames(ctx, frames, buf); err != nil {
+// client, as few messages as fit the frame limit, newline-separated. The
+// messages collect in the corked connection and leave in one system call,
+// bounded by the write timeout.
+func (c *conn) write(frames []engine.Frame, buf *bytes.Buffer) error {
+	c.cork.Cork()
+	err := c.writeFrames(context.Background(), frames, buf)
+	if uerr := c.cork.Uncork(); err == nil {
+		err = uerr
+	}
+	if err != nil {
 		return err
 	}
 	if obs := c.s.opts.Observe.Delivery; obs != nil {
