@@ -228,11 +228,13 @@ func (s *Store) Trimmed(ctx context.Context, room string) (engine.StreamPos, err
 // slow room cannot delay the others of its shard.
 const tailCount = 512
 
-// Shards implements engine.Tail.
-func (s *Store) Shards() int { return Shards }
+// Shards implements engine.Tail: the engine's tail shards are this
+// store's tail readers (Options.TailReaders), each reading a fixed set of
+// key shards.
+func (s *Store) Shards() int { return s.opts.TailReaders }
 
 // Shard implements engine.Tail.
-func (s *Store) Shard(room string) int { return shardOf(room) }
+func (s *Store) Shard(room string) int { return shardOf(room) % s.opts.TailReaders }
 
 // Read implements engine.Tail with one XREAD BLOCK over the shard's room
 // streams and this instance's wake-up stream of the shard.

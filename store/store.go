@@ -70,6 +70,12 @@ type Options struct {
 	// rooms are spread over them, so one room's sends stay in order. Zero
 	// means 4.
 	SendWorkers int
+	// TailReaders is how many blocking XREADs tail this instance's rooms;
+	// rooms of key shard k are read by reader k mod TailReaders. Fewer
+	// readers make fuller reads: under load each read returns more
+	// messages, so Redis and chatd pay for fewer calls. Shards (16) keeps
+	// every read within one hash slot, as Redis Cluster needs. Zero means 4.
+	TailReaders int
 	// Logger: nil discards.
 	Logger *slog.Logger
 	// Hooks are added to the clients the store opens itself (blocking
@@ -83,7 +89,7 @@ type Options struct {
 type Store struct {
 	opts     Options
 	rdb      *redis.Client
-	tail     *redis.Client // blocking reads only, one connection per shard
+	tail     *redis.Client // blocking reads only, one connection per tail reader
 	tailOnce sync.Once
 	send     *redis.Client // sends only: no automatic retries, a retry could store twice
 	log      *slog.Logger
@@ -94,7 +100,7 @@ type Store struct {
 	queues []chan sendReq
 
 	wakeMu  sync.Mutex
-	wakeIDs []string // per shard: the newest wake-up seen by this instance
+	wakeIDs []string // per tail reader: the newest wake-up seen by this instance
 
 	bus *bus
 }
@@ -134,11 +140,15 @@ func New(opts Options) (*Store, error) {
 	if opts.SendWorkers <= 0 {
 		opts.SendWorkers = 4
 	}
+	if opts.TailReaders <= 0 {
+		opts.TailReaders = 4
+	}
+	opts.TailReaders = min(opts.TailReaders, Shards)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	tailOpts := cloneOptions(opts.Client.Options())
-	tailOpts.PoolSize = Shards + 1
+	tailOpts.PoolSize = opts.TailReaders + 1
 	sendOpts := cloneOptions(opts.Client.Options())
 	sendOpts.MaxRetries = -1
 	sendOpts.PoolSize = opts.SendWorkers + 1
@@ -151,7 +161,7 @@ func New(opts Options) (*Store, error) {
 		log:     opts.Logger,
 		ctx:     ctx,
 		cancel:  cancel,
-		wakeIDs: make([]string, Shards),
+		wakeIDs: make([]string, opts.TailReaders),
 	}
 	for _, h := range opts.Hooks {
 		s.tail.AddHook(h)
@@ -217,7 +227,7 @@ func (s *Store) Close() error {
 	s.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
-	keys := make([]string, Shards)
+	keys := make([]string, s.opts.TailReaders)
 	for i := range keys {
 		keys[i] = s.wakeKey(i)
 	}
@@ -257,8 +267,8 @@ func idemKey(room, user, cid string) string {
 	return tag(room) + "i:" + room + ":" + user + ":" + cid
 }
 func typingKey(room, user string) string { return tag(room) + "ty:" + room + ":" + user }
-func (s *Store) wakeKey(shard int) string {
-	return "chat:{s" + strconv.Itoa(shard) + "}:wake:" + s.opts.Instance
+func (s *Store) wakeKey(reader int) string {
+	return "chat:{s" + strconv.Itoa(reader) + "}:wake:" + s.opts.Instance
 }
 
 // roomOfStream inverts streamKey.
