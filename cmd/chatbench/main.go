@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +27,7 @@ type config struct {
 	args []string // the command line, passed on to workers
 
 	servers         []string
+	cpuProfile      string
 	clients         int
 	rooms           int
 	roomSize        int
@@ -100,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&cfg.jsonOnly, "json", false, "print only the JSON result line")
 	fs.StringVar(&sweep, "sweep", "", "comma-separated client counts to run one after another, writing sweep.csv and sweep.svg to --out")
 	fs.StringVar(&cfg.out, "out", ".", "directory for the --sweep outputs")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the load generator itself) to this file")
 	fs.BoolVar(&cfg.idle, "idle", false, "connect and join, then hold for --duration without sending")
 	fs.IntVar(&cfg.authConcurrency, "auth-concurrency", 4, "concurrent register/login requests (argon2id is slow: about 2x the server's cores)")
 	fs.StringVar(&cfg.tokenCache, "token-cache", "", "JSON file caching tokens across runs")
@@ -308,6 +311,19 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	limit, err := raiseNoFile()
 	if err != nil {
 		log.Warn("open-file limit not raised", "err", err)
+	}
+	if cfg.cpuProfile != "" && cfg.workerIndex < 0 {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "chatbench:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "chatbench:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
