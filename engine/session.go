@@ -15,6 +15,8 @@ import (
 // client reconnects and resumes with since, so nothing is lost.
 //
 // All methods may be called concurrently; Next is meant for one writer.
+// A writer either waits in Next or, to hold no goroutine while idle, sets
+// OnReady and takes frames with More when called.
 type Session struct {
 	e    *Engine
 	User string
@@ -27,6 +29,7 @@ type Session struct {
 	token    string
 	closed   bool
 	notify   chan struct{} // cap 1: the queue gained frames
+	ready    func()        // see OnReady
 	space    chan struct{} // cap 1: the writer took frames
 	done     chan struct{} // closed by Kick
 	doneErr  error
@@ -88,6 +91,16 @@ func (s *Session) SetToken(token string) {
 	s.e.addToken(s, token)
 }
 
+// OnReady sets f to be called whenever frames are queued and when the
+// session is kicked. f runs on the caller's goroutine with no lock held
+// and must not block: it should start or nudge the writer. Set it before
+// joining rooms.
+func (s *Session) OnReady(f func()) {
+	s.mu.Lock()
+	s.ready = f
+	s.mu.Unlock()
+}
+
 // Done is closed when the session was kicked; Err says why.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
@@ -105,15 +118,21 @@ func (s *Session) Err() error {
 // ErrShutdown); only the first call counts.
 func (s *Session) Kick(err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	select {
 	case <-s.done:
+		s.mu.Unlock()
+		return
 	default:
-		s.doneErr = err
-		close(s.done)
-		if errors.Is(err, ErrSlowConsumer) {
-			s.e.kicked.Add(1)
-		}
+	}
+	s.doneErr = err
+	close(s.done)
+	if errors.Is(err, ErrSlowConsumer) {
+		s.e.kicked.Add(1)
+	}
+	ready := s.ready
+	s.mu.Unlock()
+	if ready != nil {
+		ready()
 	}
 }
 
@@ -138,7 +157,12 @@ func (s *Session) push(frame Frame) {
 	}
 	s.queue = append(s.queue, frame)
 	s.qbytes += len(frame.Data)
+	ready := s.ready
 	s.mu.Unlock()
+	if ready != nil {
+		ready()
+		return
+	}
 	select {
 	case s.notify <- struct{}{}:
 	default:
@@ -209,8 +233,12 @@ func (s *Session) Next(ctx context.Context, buf []Frame, timer <-chan time.Time,
 func (s *Session) More(buf []Frame) []Frame {
 	s.mu.Lock()
 	buf = append(buf, s.queue...)
-	clear(s.queue)
-	s.queue = s.queue[:0]
+	if cap(s.queue) > 64 {
+		s.queue = nil // a burst's backlog need not stay with an idle socket
+	} else {
+		clear(s.queue)
+		s.queue = s.queue[:0]
+	}
 	s.qbytes = 0
 	s.mu.Unlock()
 	select {

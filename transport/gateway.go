@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,11 +15,12 @@ import (
 	"github.com/redstream/chat/transport/wire"
 )
 
-// conn is one WebSocket connection. Two goroutines serve it: the HTTP
-// handler's own, which reads and handles client frames, and a writer, the
-// only one that writes data frames; the writer also pings and enforces the
-// token's expiry. coder/websocket delivers pongs and close frames only to a
-// reader, so the reader always runs.
+// conn is one WebSocket connection. A reader goroutine reads and handles
+// client frames for the connection's whole life (coder/websocket delivers
+// pongs and close frames only to a reader). Writing holds no goroutine
+// while the socket is idle: when the session queues frames, a writer
+// goroutine starts, writes everything queued and exits once the queue is
+// empty. Timers ping the peer and enforce the token's expiry.
 type conn struct {
 	s       *Server
 	ws      *websocket.Conn
@@ -26,8 +28,18 @@ type conn struct {
 	sess    *engine.Session
 	user    string
 	batch   bool
-	expires atomic.Int64  // token expiry, Unix nanoseconds
-	reauth  chan struct{} // cap 1: expires changed
+	ctx     context.Context // ends when the connection does
+	expires atomic.Int64    // token expiry, Unix nanoseconds
+
+	wmu      sync.Mutex
+	writing  bool // a writer goroutine runs
+	again    bool // frames arrived while it ran
+	ended    bool // the connection is over: start no writer
+	endErr   error
+	writers  sync.WaitGroup
+	lastSent time.Time // batch clients: the last write, for the batch window
+
+	ping, expiry *time.Timer
 }
 
 var (
@@ -56,13 +68,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "instance is at its connection limit"))
 		return
 	}
-	defer s.nconns.Add(-1)
-	// Registered first so it runs last: Drain returns only after the
-	// session below has left its rooms (presence goes offline).
+	// Registered first so it is released last: Drain returns only after
+	// the session below has left its rooms (presence goes offline).
 	s.conns.Add(1)
-	defer s.conns.Done()
 	sess, err := s.opts.Engine.Connect(cl.User, cl.ID)
 	if err != nil {
+		s.conns.Done()
+		s.nconns.Add(-1)
 		if errors.Is(err, engine.ErrRateLimited) {
 			s.opts.Observe.rateLimited("conns_per_user")
 		}
@@ -71,20 +83,34 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, a)
 		return
 	}
-	defer sess.Close()
 	cw := &corkWriter{ResponseWriter: w, timeout: s.opts.WriteTimeout}
 	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
 		OriginPatterns:  s.opts.AllowedOrigins,
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
+		sess.Close()
+		s.conns.Done()
+		s.nconns.Add(-1)
 		return // Accept wrote the HTTP error (403 for a foreign Origin)
 	}
-	defer ws.CloseNow()
 	ws.SetReadLimit(s.opts.MaxFrame)
-
-	c := &conn{s: s, ws: ws, cork: cw.conn, sess: sess, user: cl.User, batch: r.URL.Query().Get(wire.BatchQueryParam) == "1", reauth: make(chan struct{}, 1)}
+	c := &conn{s: s, ws: ws, cork: cw.conn, sess: sess, user: cl.User, batch: r.URL.Query().Get(wire.BatchQueryParam) == "1"}
 	c.expires.Store(cl.Expires.UnixNano())
+	// The handler returns now and the connection lives on in goroutines of
+	// its own: net/http's buffers and the handler's deep stack, kept for
+	// the whole life of the socket otherwise, become garbage.
+	go c.serve()
+}
+
+// serve runs the connection until either side closes it, then releases
+// what serveWS took.
+func (c *conn) serve() {
+	s, sess := c.s, c.sess
+	defer s.nconns.Add(-1)
+	defer s.conns.Done()
+	defer sess.Close()
+	defer c.ws.CloseNow()
 	s.mu.Lock()
 	s.live[c] = struct{}{}
 	s.mu.Unlock()
@@ -98,21 +124,34 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}()
 	start := time.Now()
 	connID := s.nextConn.Add(1)
-	log := s.log.With("conn", connID, "user", cl.User)
+	log := s.log.With("conn", connID, "user", c.user)
 	log.Info("connection opened", "batch", c.batch)
 
-	// The writer decides how the connection ends; the reader ends when
-	// the peer goes or the writer closes the socket.
+	// The writer and the timers decide how the connection ends; the
+	// reader ends when the peer goes or the socket is closed.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	werr := make(chan error, 1)
-	go func() { werr <- c.writeLoop(ctx) }()
-	rerr := c.readLoop(r.Context())
+	c.ctx = ctx
+	sess.OnReady(c.wake)
+	// Armed only once the fields are set: the callbacks read them.
+	c.ping = time.AfterFunc(time.Hour, c.pingPeer)
+	c.expiry = time.AfterFunc(time.Hour, c.checkExpiry)
+	c.ping.Reset(s.opts.PingInterval)
+	c.expiry.Reset(time.Until(time.Unix(0, c.expires.Load())))
+	c.wake() // the session may have been kicked before OnReady
+	rerr := c.readLoop(ctx)
 	if rerr != nil && !isClosed(rerr) {
+		c.end(rerr)
 		c.closeWith(rerr)
 	}
 	cancel()
-	err = <-werr
+	c.ping.Stop()
+	c.expiry.Stop()
+	c.wmu.Lock()
+	c.ended = true
+	err := c.endErr
+	c.wmu.Unlock()
+	c.writers.Wait()
 	if rerr != nil {
 		err = rerr
 	}
@@ -166,71 +205,140 @@ func (c *conn) closeWith(err error) {
 	_ = c.ws.Close(code, why)
 }
 
-func (c *conn) writeLoop(ctx context.Context) error {
-	var frames []engine.Frame
-	var buf bytes.Buffer
-	var pinging atomic.Bool
-	interval := c.s.opts.PingInterval
-	nextPing := time.Now().Add(interval)
-	timer := time.NewTimer(interval)
-	defer timer.Stop()
-	coalesce := time.NewTimer(time.Hour)
-	defer coalesce.Stop()
-	var lastWrite time.Time
-	for {
-		wakeAt := time.Unix(0, c.expires.Load())
-		if nextPing.Before(wakeAt) {
-			wakeAt = nextPing
+// end records why the server ends the connection, if nothing did before,
+// and stops writers from starting. It reports whether err was the first.
+func (c *conn) end(err error) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.endErr != nil {
+		return false
+	}
+	c.endErr = err
+	c.ended = true
+	return true
+}
+
+// wake starts a writer, or tells the running one to look again. It is the
+// session's OnReady hook, so it must not block.
+func (c *conn) wake() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.writing {
+		c.again = true
+		return
+	}
+	if c.ended {
+		return
+	}
+	c.writing = true
+	c.writers.Add(1)
+	go c.flush()
+}
+
+var framePool = sync.Pool{New: func() any { return new(writeBufs) }}
+
+type writeBufs struct {
+	frames []engine.Frame
+	batch  bytes.Buffer
+}
+
+// flush writes everything queued until the queue is empty, then exits;
+// after a kick it writes what is left and closes the socket with the
+// kick's code.
+func (c *conn) flush() {
+	defer c.writers.Done()
+	wb := framePool.Get().(*writeBufs)
+	defer func() {
+		clear(wb.frames)
+		wb.frames = wb.frames[:0]
+		if wb.batch.Cap() <= 64<<10 {
+			wb.batch.Reset()
+			framePool.Put(wb)
 		}
-		timer.Reset(time.Until(wakeAt))
-		var err error
-		frames, err = c.sess.Next(ctx, frames, timer.C, c.reauth)
-		switch {
-		case errors.Is(err, engine.ErrWoken):
-			now := time.Now()
-			if !now.Before(time.Unix(0, c.expires.Load())) {
-				c.closeWith(errExpired)
-				return errExpired
+	}()
+	for {
+		// A kick ends the connection now: a slow consumer's backlog is not
+		// worth writing (it resumes with since), and a server going away
+		// writes what is queued in flushOnShutdown.
+		if err := c.sess.Err(); err != nil {
+			c.kicked(err, &wb.batch)
+			return
+		}
+		frames := c.sess.More(wb.frames[:0])
+		if len(frames) == 0 {
+			c.wmu.Lock()
+			if c.again && !c.ended {
+				c.again = false
+				c.wmu.Unlock()
+				continue
 			}
-			if !now.Before(nextPing) {
-				nextPing = now.Add(interval)
-				if pinging.CompareAndSwap(false, true) {
-					go func() {
-						defer pinging.Store(false)
-						pctx, cancel := context.WithTimeout(ctx, c.s.opts.WriteTimeout)
-						defer cancel()
-						if err := c.ws.Ping(pctx); err != nil && ctx.Err() == nil {
-							_ = c.ws.CloseNow() // a peer that does not answer is gone
-						}
-					}()
-				}
-			}
-			continue
-		case err != nil:
-			if errors.Is(err, engine.ErrShutdown) {
-				c.flushOnShutdown(&buf)
-			}
-			if ctx.Err() == nil {
-				c.closeWith(err)
-			}
-			return err
+			c.writing, c.again = false, false
+			c.wmu.Unlock()
+			return
 		}
 		if c.batch && c.s.opts.BatchWindow > 0 {
-			if wait := c.s.opts.BatchWindow - time.Since(lastWrite); wait > 0 {
-				coalesce.Reset(wait)
+			if wait := c.s.opts.BatchWindow - time.Since(c.lastSent); wait > 0 {
+				t := time.NewTimer(wait)
 				select {
-				case <-coalesce.C:
-				case <-ctx.Done():
+				case <-t.C:
+				case <-c.ctx.Done():
 				case <-c.sess.Done():
 				}
+				t.Stop()
 				frames = c.sess.More(frames)
 			}
-			lastWrite = time.Now()
+			c.lastSent = time.Now()
 		}
-		if err := c.write(frames, &buf); err != nil {
+		wb.frames = frames
+		if err := c.write(frames, &wb.batch); err != nil {
+			c.end(err)
 			_ = c.ws.CloseNow()
-			return err
+			return
 		}
+	}
+}
+
+// kicked ends a session the engine kicked: a server going away first
+// writes the acks of sends still in flight.
+func (c *conn) kicked(err error, buf *bytes.Buffer) {
+	if !c.end(err) {
+		return
+	}
+	if errors.Is(err, engine.ErrShutdown) {
+		c.flushOnShutdown(buf)
+	}
+	if c.ctx.Err() == nil {
+		c.closeWith(err)
+	}
+}
+
+// pingPeer pings and waits for the pong; a peer that does not answer
+// within the write timeout is gone.
+func (c *conn) pingPeer() {
+	pctx, cancel := context.WithTimeout(c.ctx, c.s.opts.WriteTimeout)
+	defer cancel()
+	if err := c.ws.Ping(pctx); err != nil {
+		if c.ctx.Err() == nil {
+			_ = c.ws.CloseNow()
+		}
+		return
+	}
+	if c.ctx.Err() == nil {
+		c.ping.Reset(c.s.opts.PingInterval)
+	}
+}
+
+// checkExpiry closes the socket with 1008 once the token expired, unless
+// an in-band auth moved the expiry on meanwhile.
+func (c *conn) checkExpiry() {
+	if left := time.Until(time.Unix(0, c.expires.Load())); left > 0 {
+		if c.ctx.Err() == nil {
+			c.expiry.Reset(left)
+		}
+		return
+	}
+	if c.end(errExpired) && c.ctx.Err() == nil {
+		c.closeWith(errExpired)
 	}
 }
 
@@ -443,10 +551,7 @@ func (c *conn) handle(ctx context.Context, f wire.ClientFrame) {
 		}
 		c.sess.SetToken(cl.ID)
 		c.expires.Store(cl.Expires.UnixNano())
-		select {
-		case c.reauth <- struct{}{}:
-		default:
-		}
+		c.expiry.Reset(time.Until(cl.Expires))
 		c.reply(wire.Authed{Type: wire.TypeAuthed, Ref: f.Ref, ExpiresAt: cl.Expires.UTC().Format(time.RFC3339)})
 	}
 }

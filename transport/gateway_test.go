@@ -695,3 +695,45 @@ func TestBatchCoalescesWrites(t *testing.T) {
 	}
 	t.Logf("%d frames in %d WebSocket messages", n, messages)
 }
+
+// TestPingDropsSilentPeers: the server pings every PingInterval; a peer
+// that answers stays, one that never answers within the write timeout is
+// disconnected.
+func TestPingDropsSilentPeers(t *testing.T) {
+	t.Parallel()
+	srv := storetest.Start(t, storetest.Options{})
+	in := startInstance(t, srv, instanceOpts{Transport: func(o *transport.Options) {
+		o.PingInterval = 200 * time.Millisecond
+		o.WriteTimeout = 300 * time.Millisecond
+	}})
+	tok := mustUser(t, in.URL, "alice")
+	answering := dial(t, in.URL, tok, "")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	silent, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(in.URL, "http")+"/ws",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.CloseNow()
+	start := time.Now()
+	time.Sleep(1500 * time.Millisecond) // not reading: pings go unanswered
+	rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer rcancel()
+	for {
+		if _, _, err := silent.Read(rctx); err != nil {
+			if rctx.Err() != nil {
+				t.Fatal("a peer that never answered pings is still connected after 3.5 s")
+			}
+			break
+		}
+	}
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Fatalf("silent peer dropped after %v, before a ping could time out", d)
+	}
+	answering.send(map[string]any{"type": "ping", "ref": 7})
+	if f := answering.nextType("pong"); string(f.Ref) != "7" {
+		t.Fatalf("answering peer: %+v", f)
+	}
+}
