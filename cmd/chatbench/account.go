@@ -3,26 +3,83 @@ package main
 import (
 	"fmt"
 	"strconv"
-	"strings"
 )
 
 // streamID is a Redis stream ID ("ms-seq"), compared numerically.
 type streamID struct{ ms, seq uint64 }
 
-// parseStreamID parses "ms-seq" or "ms".
-func parseStreamID(s string) (streamID, bool) {
-	a, b, found := strings.Cut(s, "-")
-	ms, err := strconv.ParseUint(a, 10, 64)
-	if err != nil {
+// parseStreamID parses "ms-seq" or "ms". It takes the frame's bytes as
+// well as strings, so the read loop parses IDs without allocating.
+func parseStreamID[S ~string | ~[]byte](s S) (streamID, bool) {
+	a, b, found := s, s[:0], false
+	for i := 0; i < len(s); i++ {
+		if s[i] == '-' {
+			a, b, found = s[:i], s[i+1:], true
+			break
+		}
+	}
+	ms, ok := parseDecimal(a, 64)
+	if !ok {
 		return streamID{}, false
 	}
 	var seq uint64
 	if found {
-		if seq, err = strconv.ParseUint(b, 10, 64); err != nil {
+		if seq, ok = parseDecimal(b, 64); !ok {
 			return streamID{}, false
 		}
 	}
 	return streamID{ms, seq}, true
+}
+
+// parseDecimal is strconv.ParseUint(s, 10, bits) reduced to what it
+// accepts: one or more ASCII digits whose value fits in bits.
+func parseDecimal[S ~string | ~[]byte](s S, bits uint) (uint64, bool) {
+	if len(s) == 0 {
+		return 0, false
+	}
+	max := ^uint64(0) >> (64 - bits)
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		d := uint64(s[i]) - '0'
+		if d > 9 || n > (max-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
+}
+
+// parseSigned is strconv.ParseInt(s, 10, bits) reduced to what it
+// accepts: an optional sign and one or more ASCII digits whose value fits
+// in bits.
+func parseSigned[S ~string | ~[]byte](s S, bits uint) (int64, bool) {
+	neg := false
+	if len(s) > 0 && (s[0] == '+' || s[0] == '-') {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	cutoff := uint64(1) << (bits - 1)
+	un, ok := parseDecimal(s, 64)
+	switch {
+	case !ok, !neg && un >= cutoff, neg && un > cutoff:
+		return 0, false
+	case neg:
+		return -int64(un), true
+	}
+	return int64(un), true
+}
+
+// hasPrefix is strings.HasPrefix for a string or byte slice s.
+func hasPrefix[S ~string | ~[]byte](s S, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		if s[i] != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (a streamID) less(b streamID) bool {
@@ -189,22 +246,34 @@ func (t textCodec) format(sender int, seq uint32, intended int64) string {
 // parse returns the key and intended send time of a text of this run; ok
 // is false for any other text.
 func (t textCodec) parse(s string) (k msgKey, intended int64, ok bool) {
-	rest, found := strings.CutPrefix(s, t.prefix)
-	if !found {
+	return parseText(t, s)
+}
+
+// parseText is textCodec.parse for a string or, without allocating, for
+// the bytes of a frame.
+func parseText[S ~string | ~[]byte](t textCodec, s S) (k msgKey, intended int64, ok bool) {
+	if !hasPrefix(s, t.prefix) {
 		return k, 0, false
 	}
-	a, rest, found := strings.Cut(rest, "|")
-	if !found {
+	rest := s[len(t.prefix):]
+	bar1, bar2 := -1, -1
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '|' {
+			if bar1 < 0 {
+				bar1 = i
+			} else {
+				bar2 = i
+				break
+			}
+		}
+	}
+	if bar2 < 0 {
 		return k, 0, false
 	}
-	b, c, found := strings.Cut(rest, "|")
-	if !found {
-		return k, 0, false
-	}
-	snd, err1 := strconv.ParseInt(a, 10, 32)
-	seq, err2 := strconv.ParseUint(b, 10, 32)
-	at, err3 := strconv.ParseInt(c, 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || snd < 0 {
+	snd, ok1 := parseSigned(rest[:bar1], 32)
+	seq, ok2 := parseDecimal(rest[bar1+1:bar2], 32)
+	at, ok3 := parseSigned(rest[bar2+1:], 64)
+	if !ok1 || !ok2 || !ok3 || snd < 0 {
 		return k, 0, false
 	}
 	return msgKey{sender: int32(snd), seq: uint32(seq)}, at, true
@@ -217,10 +286,27 @@ func (t textCodec) clientID(sender int, seq uint32) string {
 
 // parseClientID returns the slot number of a client ID this sender made.
 func (t textCodec) parseClientID(sender int, id string) (uint32, bool) {
-	rest, found := strings.CutPrefix(id, t.senderLabel(sender)+"-")
-	if !found {
+	return parseClientID(t, sender, id)
+}
+
+// parseClientID is textCodec.parseClientID for a string or, without
+// allocating, for the bytes of a frame.
+func parseClientID[S ~string | ~[]byte](t textCodec, sender int, id S) (uint32, bool) {
+	run := t.prefix[2:] // "<run>."
+	if !hasPrefix(id, run) {
 		return 0, false
 	}
-	seq, err := strconv.ParseUint(rest, 10, 32)
-	return uint32(seq), err == nil
+	rest := id[len(run):]
+	var buf [24]byte
+	label := append(strconv.AppendInt(buf[:0], int64(sender), 10), '-')
+	if len(rest) < len(label) {
+		return 0, false
+	}
+	for i, b := range label {
+		if rest[i] != b {
+			return 0, false
+		}
+	}
+	seq, ok := parseDecimal(rest[len(label):], 32)
+	return uint32(seq), ok
 }

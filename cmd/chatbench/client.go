@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -22,6 +23,14 @@ import (
 // every online member of the room and a batched frame may hold many
 // messages, so it is far above the server's 64 KiB limit for client frames.
 const readLimit = 16 << 20
+
+// writeTimeout bounds a write that makes no progress: the watchdog closes
+// a connection on which writes have been stuck for this long (checked
+// every writeCheck), as a per-write deadline would.
+const (
+	writeTimeout = 10 * time.Second
+	writeCheck   = time.Second
+)
 
 // bench is what all clients of one worker share: the schedule, the
 // histograms and the counters. Counters are atomics and the histograms
@@ -47,6 +56,65 @@ type bench struct {
 	mu         sync.Mutex
 	errCodes   map[string]int64 // error frame codes answering sends
 	closeCodes map[string]int64 // why connections ended, by close status
+
+	liveMu sync.Mutex
+	live   map[*connState]struct{} // open connections, for watchWrites
+}
+
+// watch adds cs to the connections whose writes watchWrites checks.
+func (b *bench) watch(cs *connState) {
+	b.liveMu.Lock()
+	if b.live == nil {
+		b.live = make(map[*connState]struct{})
+	}
+	cs.seenEnded, cs.quietSince = cs.writesEnded.Load(), time.Now().UnixNano()
+	b.live[cs] = struct{}{}
+	b.liveMu.Unlock()
+}
+
+func (b *bench) unwatch(cs *connState) {
+	b.liveMu.Lock()
+	delete(b.live, cs)
+	b.liveMu.Unlock()
+}
+
+// watchWrites bounds writes until ctx ends: every writeCheck it closes
+// each connection on which a write has been in progress while no write
+// finished for writeTimeout, which fails the stuck write. Writes carry no
+// deadline of their own, which would cost a timer per frame.
+func (b *bench) watchWrites(ctx context.Context) {
+	t := time.NewTicker(writeCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, cs := range b.stuckWrites(time.Now().UnixNano()) {
+			go cs.conn.CloseNow()
+		}
+	}
+}
+
+// stuckWrites returns the watched connections on which a write has been
+// in progress at every check since writeTimeout before now while no write
+// finished.
+func (b *bench) stuckWrites(now int64) (stuck []*connState) {
+	b.liveMu.Lock()
+	defer b.liveMu.Unlock()
+	for cs := range b.live {
+		// quietSince is the last check that found no write in progress or
+		// a write finished since the check before; with no write finished
+		// since then, a write has been in progress all along.
+		ended := cs.writesEnded.Load()
+		if cs.writesBegun.Load() == ended || ended != cs.seenEnded {
+			cs.seenEnded, cs.quietSince = ended, now // idle or progressing
+		} else if now-cs.quietSince >= int64(writeTimeout) {
+			stuck = append(stuck, cs)
+		}
+	}
+	return stuck
 }
 
 func (b *bench) countErr(code string) {
@@ -98,13 +166,21 @@ type client struct {
 	pos    map[int]int // global room index -> position in rooms
 	sender int         // sender index, -1 for a pure receiver
 
+	// freed wakes the send loop while it waits for a free inflight slot;
+	// it has room for one signal. The send loop makes it, under mu.
+	freed chan struct{}
+
+	readBuf []byte // the read loop's buffer, kept for the next connection
+
 	mu        sync.Mutex // guards the fields below
-	conn      *websocket.Conn
+	cs        *connState // the live connection, nil between connections
 	recv      []roomRecv // parallel to rooms
 	connected bool       // the first connection and all its joins succeeded
 	stable    bool       // connected and never disconnected since
 	pending   map[uint32]*pendingSend
 	ackedMsgs []ackedMsg
+	waiting   bool  // the send loop waits for pending to drop below inflight
+	freedAt   int64 // when it did, Unix nanoseconds; set when waiting ends
 }
 
 // ackedMsg is a measured message the server acknowledged.
@@ -113,11 +189,17 @@ type ackedMsg struct {
 	key  msgKey
 }
 
-// connState belongs to one connection attempt: its socket and the channel
-// on which its read loop reports join replies.
+// connState belongs to one connection attempt: its socket, the channel
+// on which its read loop reports join replies and its write progress.
 type connState struct {
 	conn   *websocket.Conn
 	joined chan error // one value per join reply or join error
+
+	writesBegun, writesEnded atomic.Uint64 // counted by client.write
+
+	// Owned by bench.watchWrites.
+	seenEnded  uint64
+	quietSince int64
 }
 
 // signal reports a join reply without ever blocking the read loop: once
@@ -161,7 +243,7 @@ func (c *client) run(ctx context.Context, first chan<- error) {
 		backoff = 100 * time.Millisecond
 
 		c.mu.Lock()
-		c.conn = cs.conn
+		c.cs = cs
 		resend := make([]*pendingSend, 0, len(c.pending))
 		now := time.Now().UnixNano()
 		for _, p := range c.pending {
@@ -174,7 +256,7 @@ func (c *client) run(ctx context.Context, first chan<- error) {
 		c.mu.Unlock()
 		slices.SortFunc(resend, func(a, b *pendingSend) int { return int(a.seq) - int(b.seq) })
 		for _, p := range resend {
-			if c.write(ctx, cs.conn, p.frame) != nil {
+			if c.write(cs, p.frame) != nil {
 				break // the read loop sees the closed connection
 			}
 		}
@@ -185,7 +267,7 @@ func (c *client) run(ctx context.Context, first chan<- error) {
 
 		err = <-readDone
 		c.mu.Lock()
-		c.conn = nil
+		c.cs = nil
 		for _, p := range c.pending {
 			p.lastWrite = 0 // the ack timeout restarts when it is written again
 		}
@@ -226,7 +308,16 @@ func (c *client) connect(ctx context.Context, rejoin bool) (*connState, <-chan e
 	conn.SetReadLimit(readLimit)
 	cs := &connState{conn: conn, joined: make(chan error, len(c.rooms))}
 	readDone := make(chan error, 1)
-	go func() { readDone <- c.readLoop(ctx, cs) }()
+	// Reads and writes pass no ctx, which would arm a timer per frame:
+	// the connection is closed once ctx ends instead, which ends both.
+	stop := context.AfterFunc(ctx, func() { _ = conn.CloseNow() })
+	c.b.watch(cs)
+	go func() {
+		err := c.readLoop(cs)
+		c.b.unwatch(cs)
+		stop()
+		readDone <- err
+	}()
 
 	fail := func(err error) (*connState, <-chan error, error) {
 		_ = conn.CloseNow()
@@ -261,24 +352,25 @@ func (c *client) connect(ctx context.Context, rejoin bool) (*connState, <-chan e
 	return cs, readDone, nil
 }
 
-// readLoop reads until the connection fails or ctx ends. It is the only
-// reader of cs.conn, as coder/websocket requires.
-func (c *client) readLoop(ctx context.Context, cs *connState) error {
-	var buf bytes.Buffer
+// readLoop reads until the connection fails or is closed, as it is when
+// the run's ctx ends. It is the only reader of cs.conn, as coder/websocket
+// requires.
+func (c *client) readLoop(cs *connState) error {
+	buf := c.readBuf[:0] // this client's buffer: one read loop at a time
+	defer func() { c.readBuf = buf[:0] }()
 	for {
-		typ, r, err := cs.conn.Reader(ctx)
+		typ, r, err := cs.conn.Reader(context.Background())
 		if err != nil {
 			return err
 		}
-		buf.Reset()
-		if _, err := buf.ReadFrom(r); err != nil {
+		if buf, err = readAll(r, buf[:0]); err != nil {
 			return err
 		}
 		now := time.Now().UnixNano()
 		if typ != websocket.MessageText {
 			continue
 		}
-		data := buf.Bytes()
+		data := buf
 		if !c.b.cfg.batch {
 			c.handle(cs, data, now)
 			continue
@@ -297,10 +389,38 @@ func (c *client) readLoop(ctx context.Context, cs *connState) error {
 	}
 }
 
+// readAll appends what r yields until io.EOF to buf, growing it as needed.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
 // handle dispatches one server frame received at now (Unix nanoseconds).
-// Message frames, the hot path, are decoded once into wire.Message, whose
-// fields also cover an ack; other frames are decoded again into their type.
+// Message and ack frames, the hot path, are decoded by decodeFast; other
+// frames, and any decodeFast is unsure about, are decoded into
+// wire.Message, whose fields also cover an ack, and other frames are
+// decoded again into their type.
 func (c *client) handle(cs *connState, frame []byte, now int64) {
+	var f fastFrame
+	if decodeFast(frame, &f) {
+		if f.ack {
+			c.onAck(f.clientID, now)
+		} else {
+			c.onMessage(f.room, f.id, f.text, now)
+		}
+		return
+	}
 	var m wire.Message
 	if err := json.Unmarshal(frame, &m); err != nil {
 		c.b.badFrames.Add(1)
@@ -308,9 +428,9 @@ func (c *client) handle(cs *connState, frame []byte, now int64) {
 	}
 	switch m.Type {
 	case wire.TypeMessage:
-		c.onMessage(&m, now)
+		c.onMessage([]byte(m.Room), []byte(m.ID), []byte(m.Text), now)
 	case wire.TypeAck:
-		c.onAck(m.ClientID, now)
+		c.onAck([]byte(m.ClientID), now)
 	case wire.TypeJoined:
 		var j wire.Joined
 		if json.Unmarshal(frame, &j) != nil {
@@ -324,12 +444,14 @@ func (c *client) handle(cs *connState, frame []byte, now int64) {
 			c.b.badFrames.Add(1)
 			return
 		}
-		c.onError(cs, &e)
+		c.onError(cs, &e, now)
 	}
 }
 
-func (c *client) onMessage(m *wire.Message, now int64) {
-	r, ok := c.b.plan.roomIndex[m.Room]
+// onMessage accounts for a message frame with the given fields. They may
+// point into the read buffer and must not be kept.
+func (c *client) onMessage(room, msgID, text []byte, now int64) {
+	r, ok := c.b.plan.roomIndex[string(room)]
 	if !ok {
 		return
 	}
@@ -337,12 +459,12 @@ func (c *client) onMessage(m *wire.Message, now int64) {
 	if !ok {
 		return
 	}
-	id, ok := parseStreamID(m.ID)
+	id, ok := parseStreamID(msgID)
 	if !ok {
 		c.b.badFrames.Add(1)
 		return
 	}
-	key, intended, isRun := c.b.codec.parse(m.Text)
+	key, intended, isRun := parseText(c.b.codec, text)
 	measured := isRun && intended >= c.b.measureStart.Load() && intended < c.b.sendEnd.Load()
 
 	c.mu.Lock()
@@ -367,11 +489,13 @@ func (c *client) onMessage(m *wire.Message, now int64) {
 	}
 }
 
-func (c *client) onAck(clientID string, now int64) {
+// onAck accounts for an ack frame with client ID clientID, which may point
+// into the read buffer.
+func (c *client) onAck(clientID []byte, now int64) {
 	if c.sender < 0 {
 		return
 	}
-	seq, ok := c.b.codec.parseClientID(c.sender, clientID)
+	seq, ok := parseClientID(c.b.codec, c.sender, clientID)
 	if !ok {
 		return
 	}
@@ -379,6 +503,7 @@ func (c *client) onAck(clientID string, now int64) {
 	p := c.pending[seq]
 	if p != nil {
 		delete(c.pending, seq)
+		c.freeLocked(now)
 		if p.measured {
 			c.ackedMsgs = append(c.ackedMsgs, ackedMsg{room: p.room, key: msgKey{int32(c.sender), seq}})
 		}
@@ -387,6 +512,19 @@ func (c *client) onAck(clientID string, now int64) {
 	if p != nil && p.measured {
 		c.b.acked.Add(1)
 		c.b.ackLat.Record((now - p.sentAt) / 1e3)
+	}
+}
+
+// freeLocked wakes the send loop, with c.mu held, if it waits for a free
+// inflight slot and pending now has one; now is when it became free.
+func (c *client) freeLocked(now int64) {
+	if !c.waiting || len(c.pending) >= c.b.cfg.inflight {
+		return
+	}
+	c.waiting, c.freedAt = false, now
+	select {
+	case c.freed <- struct{}{}:
+	default:
 	}
 }
 
@@ -410,7 +548,7 @@ func (c *client) onJoined(cs *connState, j *wire.Joined) {
 	cs.signal(nil)
 }
 
-func (c *client) onError(cs *connState, e *wire.Error) {
+func (c *client) onError(cs *connState, e *wire.Error, now int64) {
 	ref, err := strconv.ParseInt(string(e.Ref), 10, 64)
 	if err != nil {
 		c.b.countErr(e.Code)
@@ -426,6 +564,7 @@ func (c *client) onError(cs *connState, e *wire.Error) {
 	c.mu.Lock()
 	p := c.pending[uint32(ref)]
 	delete(c.pending, uint32(ref))
+	c.freeLocked(now)
 	c.mu.Unlock()
 	if p != nil && p.measured {
 		c.b.rejected.Add(1)
@@ -437,14 +576,28 @@ func (c *client) onError(cs *connState, e *wire.Error) {
 // messages have been answered. A slot that finds inflight sends still
 // unacknowledged is skipped and counted; a late slot is sent at once, and
 // its latency still counts from when it was due.
+//
+// While inflight sends are unacknowledged the loop does not wake for each
+// slot: it sleeps until an ack, an error reply or an expiry frees an
+// inflight slot (or sendEnd), and then counts as skipped every slot that
+// came due before that, as each would have found the sends unanswered.
 func (c *client) sendLoop(ctx context.Context) {
 	cfg := c.b.cfg
 	start, sendEnd := c.b.start.Load(), c.b.sendEnd.Load()
+	dueOf := func(k uint32) int64 {
+		slot := float64(c.sender) + float64(k)*float64(cfg.senders)
+		return start + int64(slot*1e9/cfg.rate)
+	}
+	c.mu.Lock()
+	if c.freed == nil {
+		c.freed = make(chan struct{}, 1)
+	}
+	c.mu.Unlock()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var expireAt int64 // no pending send can expire before this
 	for k := uint32(0); ; k++ {
-		slot := float64(c.sender) + float64(k)*float64(cfg.senders)
-		due := start + int64(slot*1e9/cfg.rate)
+		due := dueOf(k)
 		if due >= sendEnd {
 			return
 		}
@@ -456,33 +609,85 @@ func (c *client) sendLoop(ctx context.Context) {
 			case <-timer.C:
 			}
 		}
-		c.expire(time.Now().UnixNano())
-		c.trySend(ctx, k, due)
+		if now := time.Now().UnixNano(); now >= expireAt {
+			expireAt = c.expire(now)
+		}
+		if c.trySend(k, due) {
+			continue
+		}
+		freedAt, ok := c.waitFree(ctx, timer, &expireAt, sendEnd)
+		if !ok {
+			return
+		}
+		for {
+			next := dueOf(k + 1)
+			if next >= freedAt || next >= sendEnd {
+				break
+			}
+			k++
+			if next >= c.b.measureStart.Load() {
+				c.b.skipped.Add(1)
+			}
+		}
 	}
 }
 
-func (c *client) trySend(ctx context.Context, seq uint32, due int64) {
+// waitFree waits, after trySend found inflight sends pending, until one of
+// them is answered or expires, and returns when that was (Unix
+// nanoseconds); it returns sendEnd if that comes first. It expires sends
+// when *expireAt, the earliest time one can, has passed, and updates it.
+// ok is false when ctx ended.
+func (c *client) waitFree(ctx context.Context, timer *time.Timer, expireAt *int64, sendEnd int64) (freedAt int64, ok bool) {
+	for {
+		timer.Reset(time.Until(time.Unix(0, min(*expireAt, sendEnd))))
+		select {
+		case <-ctx.Done():
+			return 0, false
+		case <-c.freed:
+		case <-timer.C:
+		}
+		now := time.Now().UnixNano()
+		if now >= *expireAt {
+			*expireAt = c.expire(now)
+		}
+		c.mu.Lock()
+		waiting, freedAt := c.waiting, c.freedAt
+		if now >= sendEnd {
+			c.waiting = false
+		}
+		c.mu.Unlock()
+		switch {
+		case !waiting:
+			return freedAt, true
+		case now >= sendEnd:
+			return sendEnd, true
+		}
+	}
+}
+
+// trySend sends slot seq, due at due, unless inflight sends are pending;
+// then it counts the slot as skipped, marks the send loop as waiting for a
+// free slot and returns false.
+func (c *client) trySend(seq uint32, due int64) bool {
 	measured := due >= c.b.measureStart.Load()
 	c.mu.Lock()
 	if len(c.pending) >= c.b.cfg.inflight {
+		c.waiting = true
+		select {
+		case <-c.freed: // a stale signal
+		default:
+		}
 		c.mu.Unlock()
 		if measured {
 			c.b.skipped.Add(1)
 		}
-		return
+		return false
 	}
 	room := c.rooms[int(seq)%len(c.rooms)]
-	f := wire.ClientFrame{
-		Type:     wire.TypeSend,
-		Ref:      json.RawMessage(strconv.FormatUint(uint64(seq), 10)),
-		Room:     c.b.plan.rooms[room],
-		Text:     c.b.codec.format(c.sender, seq, due),
-		ClientID: c.b.codec.clientID(c.sender, seq),
-	}
-	frame, _ := json.Marshal(f)
+	frame := c.b.codec.appendSendFrame(make([]byte, 0, 160), c.sender, seq, c.b.plan.rooms[room], due)
 	p := &pendingSend{seq: seq, room: room, intended: due, sentAt: time.Now().UnixNano(), measured: measured, frame: frame}
-	conn := c.conn
-	if conn != nil {
+	cs := c.cs
+	if cs != nil {
 		p.lastWrite = p.sentAt
 	}
 	c.pending[seq] = p
@@ -490,35 +695,52 @@ func (c *client) trySend(ctx context.Context, seq uint32, due int64) {
 	if measured {
 		c.b.sent.Add(1)
 	}
-	if conn != nil {
-		_ = c.write(ctx, conn, frame) // a failed write closes conn; run resends after reconnecting
+	if cs != nil {
+		_ = c.write(cs, frame) // a failed write closes the conn; run resends after reconnecting
 	}
+	return true
 }
 
-func (c *client) write(ctx context.Context, conn *websocket.Conn, frame []byte) error {
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return conn.Write(wctx, websocket.MessageText, frame)
+// write writes one frame on cs. It passes no ctx, which would arm a timer
+// per frame: the connection is closed when the run's ctx ends, and
+// bench.watchWrites closes it when writes make no progress for
+// writeTimeout, either of which ends a blocked write.
+func (c *client) write(cs *connState, frame []byte) error {
+	cs.writesBegun.Add(1)
+	err := cs.conn.Write(context.Background(), websocket.MessageText, frame)
+	cs.writesEnded.Add(1)
+	return err
 }
 
 // expire gives up on sends written to a live connection and unanswered
 // for longer than the ack timeout, so they stop holding inflight slots; a
 // measured one counts as unacked. Sends waiting for a reconnect do not
-// expire: the server has not had them.
-func (c *client) expire(now int64) {
-	limit := now - int64(c.b.cfg.ackTimeout)
+// expire: the server has not had them. It returns the earliest time a
+// pending send can expire next (a send's last write only ever moves later,
+// and a send not yet written gets at least now+ack timeout), so that the
+// send loop need not call it again before then.
+func (c *client) expire(now int64) (next int64) {
+	timeout := int64(c.b.cfg.ackTimeout)
+	limit := now - timeout
+	next = now + timeout
 	var n int64
 	c.mu.Lock()
 	for seq, p := range c.pending {
-		if p.lastWrite != 0 && p.lastWrite < limit {
+		switch {
+		case p.lastWrite == 0:
+		case p.lastWrite < limit:
 			delete(c.pending, seq)
 			if p.measured {
 				n++
 			}
+		default:
+			next = min(next, p.lastWrite+timeout+1) // the first instant it is over
 		}
 	}
+	c.freeLocked(now)
 	c.mu.Unlock()
 	c.b.unacked.Add(n)
+	return next
 }
 
 // pendingCount returns the number of unanswered sends.
@@ -546,10 +768,10 @@ func (c *client) abandon() {
 // close ends the connection at the end of the run with a normal closure.
 func (c *client) close() {
 	c.mu.Lock()
-	conn := c.conn
+	cs := c.cs
 	c.mu.Unlock()
-	if conn != nil {
-		_ = conn.Close(websocket.StatusNormalClosure, "benchmark done")
+	if cs != nil {
+		_ = cs.conn.Close(websocket.StatusNormalClosure, "benchmark done")
 	}
 }
 

@@ -324,6 +324,7 @@ func runWorker(ctx context.Context, cfg *config, pl *plan, tokens map[string]str
 	var conns sync.WaitGroup
 	defer conns.Wait()
 	defer cancelConns()
+	conns.Go(func() { b.watchWrites(connCtx) })
 
 	// Open connections at the ramp rate; this worker's share of it.
 	firsts := make(chan error, len(clients))

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// newSenderClient returns sender 0 of a one-sender bench whose slots are
+// every spacing, slots of them from a start shortly after now, all
+// measured.
+func newSenderClient(spacing time.Duration, slots int, inflight int, ackTimeout time.Duration) *client {
+	cfg := &config{senders: 1, rate: float64(time.Second) / float64(spacing), inflight: inflight, ackTimeout: ackTimeout}
+	pl := &plan{rooms: []string{"r0"}, roomIndex: map[string]int{"r0": 0}}
+	b := &bench{cfg: cfg, plan: pl, codec: newTextCodec("t1")}
+	start := time.Now().Add(50 * time.Millisecond).UnixNano()
+	b.start.Store(start)
+	b.measureStart.Store(start)
+	b.sendEnd.Store(start + int64(slots)*int64(spacing))
+	return &client{b: b, user: "u", rooms: []int{0}, pos: map[int]int{0: 0}, sender: 0, recv: make([]roomRecv, 1), pending: make(map[uint32]*pendingSend)}
+}
+
+func pendingSeqs(c *client) []uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []uint32
+	for seq := range c.pending {
+		out = append(out, seq)
+	}
+	return out
+}
+
+// TestSendLoopSkipsWhileFull checks that slots coming due while inflight
+// sends are unanswered are skipped, up to the moment an ack frees a slot,
+// and that the first slot due after that is sent.
+func TestSendLoopSkipsWhileFull(t *testing.T) {
+	t.Parallel()
+	const spacing = 50 * time.Millisecond
+	c := newSenderClient(spacing, 10, 1, time.Hour)
+	start, sendEnd := c.b.start.Load(), c.b.sendEnd.Load()
+	done := make(chan struct{})
+	go func() { defer close(done); c.sendLoop(context.Background()) }()
+
+	// Slot 0 is sent; slot 1 finds it unanswered and the loop waits.
+	for {
+		c.mu.Lock()
+		waiting := c.waiting
+		c.mu.Unlock()
+		if waiting {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The ack arrives between slot 2 and slot 3: slot 2 is skipped, 3 sent.
+	c.onAck([]byte(c.b.codec.clientID(0, 0)), start+int64(5*spacing/2))
+	select {
+	case <-done:
+	case <-time.After(time.Until(time.Unix(0, sendEnd)) + 5*time.Second):
+		t.Fatal("the send loop did not end after sendEnd")
+	}
+	if l := time.Since(time.Unix(0, sendEnd)); l > time.Second {
+		t.Errorf("the send loop ended %v after sendEnd", l)
+	}
+	// Slots 0 and 3 sent; 1, 2 and 4 to 9 skipped.
+	if sent, skipped, acked := c.b.sent.Load(), c.b.skipped.Load(), c.b.acked.Load(); sent != 2 || skipped != 8 || acked != 1 {
+		t.Fatalf("sent %d skipped %d acked %d, want 2, 8, 1", sent, skipped, acked)
+	}
+	if p := pendingSeqs(c); len(p) != 1 || p[0] != 3 {
+		t.Fatalf("pending %v, want slot 3", p)
+	}
+}
+
+func TestSendLoopEndsWithCtx(t *testing.T) {
+	t.Parallel()
+	c := newSenderClient(10*time.Millisecond, 100000, 1, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.sendLoop(ctx) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the send loop did not end with its ctx")
+	}
+}
+
+// TestSendLoopExpires checks that a send unanswered for the ack timeout
+// frees its inflight slot while the loop waits for one.
+func TestSendLoopExpires(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		for {
+			if _, _, err := conn.Read(r.Context()); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	conn, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+
+	// A send expires 250 ms after it is written: slots at 0, 300, 600 and
+	// 900 ms are sent, the others skipped, and all but the last expire.
+	const spacing = 100 * time.Millisecond
+	c := newSenderClient(spacing, 10, 1, 250*time.Millisecond)
+	c.cs = &connState{conn: conn}
+	c.sendLoop(context.Background())
+	sent, skipped, unacked := c.b.sent.Load(), c.b.skipped.Load(), c.b.unacked.Load()
+	if sent+skipped != 10 || sent < 3 || unacked != sent-1 || len(pendingSeqs(c)) != 1 {
+		t.Fatalf("sent %d skipped %d unacked %d pending %v; want 10 slots, at least 3 sent, all but one expired",
+			sent, skipped, unacked, pendingSeqs(c))
+	}
+	if cs := c.cs; cs.writesBegun.Load() != uint64(sent) || cs.writesEnded.Load() != uint64(sent) {
+		t.Fatalf("%d writes begun, %d ended, want %d", cs.writesBegun.Load(), cs.writesEnded.Load(), sent)
+	}
+}
+
+func TestStuckWrites(t *testing.T) {
+	t.Parallel()
+	b := &bench{}
+	idle, busy, stuck := &connState{}, &connState{}, &connState{}
+	for _, cs := range []*connState{idle, busy, stuck} {
+		b.watch(cs)
+	}
+	t0 := time.Now().UnixNano()
+	busy.writesBegun.Store(1)
+	stuck.writesBegun.Store(1)
+	at := func(d time.Duration) []*connState { return b.stuckWrites(t0 + int64(d)) }
+	if s := at(writeTimeout / 2); len(s) != 0 {
+		t.Fatalf("stuck after half the write timeout: %v", s)
+	}
+	busy.writesEnded.Store(1) // progress, and another write begins
+	busy.writesBegun.Store(2)
+	if s := at(writeTimeout + time.Second); len(s) != 1 || s[0] != stuck {
+		t.Fatalf("stuck %v, want only the stuck connection", s)
+	}
+	// busy's progress was seen at writeTimeout+1s: stuck from then on.
+	if s := at(2 * writeTimeout); len(s) != 1 || s[0] != stuck {
+		t.Fatalf("stuck %v, want only the stuck connection", s)
+	}
+	if s := at(2*writeTimeout + time.Second); len(s) != 2 {
+		t.Fatalf("stuck %v, want both busy connections", s)
+	}
+	b.unwatch(stuck)
+	b.unwatch(busy)
+	if s := at(time.Hour); len(s) != 0 {
+		t.Fatalf("stuck %v after unwatch", s)
+	}
+}
