@@ -143,7 +143,7 @@ func mustStartNginx(tb testing.TB, bin string, upstreams []string) *nginxProc {
 	cmd.WaitDelay = 5 * time.Second
 	// SIGTERM if the test binary dies first: the master then stops its
 	// workers, which a SIGKILL would leave running.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = childAttr(syscall.SIGTERM)
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}

@@ -217,7 +217,7 @@ func (p *chatdProc) startBin(bin string) {
 		cmd.WaitDelay = 5 * time.Second
 		// Own process group; dies with the test binary's thread if that
 		// goes first.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		cmd.SysProcAttr = childAttr(syscall.SIGKILL)
 		if err = cmd.Start(); err != nil {
 			p.tb.Fatalf("chatd %s: %v", p.Name, err)
 		}

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -107,9 +106,7 @@ func (s *Server) start(port int) error {
 		"--dir", s.opts.Dir, "--save", "", "--appendonly", aof,
 		"--appendfsync", s.opts.Fsync, "--protected-mode", "yes")
 	cmd.Stdout, cmd.Stderr = s.opts.Output, s.opts.Output
-	// Its own process group: a Ctrl-C meant for chatd does not kill Redis
-	// before chatd has drained; chatd stops it last.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("redisproc: start: %w", err)
 	}
@@ -159,7 +156,7 @@ func (s *Server) Stop() error {
 	if s.cmd == nil {
 		return nil
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	_ = s.cmd.Process.Signal(stopSignal)
 	select {
 	case <-s.done:
 	case <-time.After(10 * time.Second):
