@@ -101,6 +101,17 @@ func (s *Session) OnReady(f func()) {
 	s.mu.Unlock()
 }
 
+// Compact releases the memory an empty queue still holds from a burst,
+// for a writer to call now and then (on its ping timer, say): an idle
+// session then costs no more than a new one.
+func (s *Session) Compact() {
+	s.mu.Lock()
+	if len(s.queue) == 0 {
+		s.queue = nil
+	}
+	s.mu.Unlock()
+}
+
 // Done is closed when the session was kicked; Err says why.
 func (s *Session) Done() <-chan struct{} { return s.done }
 

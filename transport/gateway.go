@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,10 @@ type conn struct {
 	user    string
 	batch   bool
 	ctx     context.Context // ends when the connection does
-	expires atomic.Int64    // token expiry, Unix nanoseconds
+	cancel  context.CancelFunc
+	log     *slog.Logger
+	start   time.Time
+	expires atomic.Int64 // token expiry, Unix nanoseconds
 
 	wmu      sync.Mutex
 	writing  bool // a writer goroutine runs
@@ -103,48 +107,56 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	go c.serve()
 }
 
-// serve runs the connection until either side closes it, then releases
-// what serveWS took.
+// serve is the connection's reader goroutine. Its own frame stays small:
+// between frames an idle socket waits in waitReadable a few hundred bytes
+// deep, so the garbage collector can shrink its stack to a few KiB, and
+// reading and handling a frame happen in calls that return before the
+// next wait.
 func (c *conn) serve() {
-	s, sess := c.s, c.sess
-	defer s.nconns.Add(-1)
-	defer s.conns.Done()
-	defer sess.Close()
-	defer c.ws.CloseNow()
+	c.open()
+	var err error
+	for err == nil {
+		c.cork.waitReadable()
+		err = c.readFrame()
+	}
+	c.finish(err)
+}
+
+// open registers the connection and starts its timers.
+func (c *conn) open() {
+	s := c.s
 	s.mu.Lock()
 	s.live[c] = struct{}{}
 	s.mu.Unlock()
 	if s.draining.Load() { // Drain may have listed the sockets before this one
-		sess.Kick(engine.ErrShutdown)
+		c.sess.Kick(engine.ErrShutdown)
 	}
-	defer func() {
-		s.mu.Lock()
-		delete(s.live, c)
-		s.mu.Unlock()
-	}()
-	start := time.Now()
-	connID := s.nextConn.Add(1)
-	log := s.log.With("conn", connID, "user", c.user)
-	log.Info("connection opened", "batch", c.batch)
+	c.start = time.Now()
+	c.log = s.log.With("conn", s.nextConn.Add(1), "user", c.user)
+	c.log.Info("connection opened", "batch", c.batch)
 
 	// The writer and the timers decide how the connection ends; the
 	// reader ends when the peer goes or the socket is closed.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c.ctx = ctx
-	sess.OnReady(c.wake)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.sess.OnReady(c.wake)
 	// Armed only once the fields are set: the callbacks read them.
 	c.ping = time.AfterFunc(time.Hour, c.pingPeer)
 	c.expiry = time.AfterFunc(time.Hour, c.checkExpiry)
 	c.ping.Reset(s.opts.PingInterval)
 	c.expiry.Reset(time.Until(time.Unix(0, c.expires.Load())))
 	c.wake() // the session may have been kicked before OnReady
-	rerr := c.readLoop(ctx)
-	if rerr != nil && !isClosed(rerr) {
+}
+
+// finish ends the connection once reading failed with rerr (a close
+// handshake, a closed socket, a protocol error) and releases what
+// serveWS took.
+func (c *conn) finish(rerr error) {
+	s := c.s
+	if !isClosed(rerr) {
 		c.end(rerr)
 		c.closeWith(rerr)
 	}
-	cancel()
+	c.cancel()
 	c.ping.Stop()
 	c.expiry.Stop()
 	c.wmu.Lock()
@@ -167,7 +179,15 @@ func (c *conn) serve() {
 	if s.opts.Observe.Closed != nil {
 		s.opts.Observe.Closed(int(code))
 	}
-	log.Info("connection closed", "duration", time.Since(start).Round(time.Millisecond), "code", int(code), "reason", reason(err))
+	c.log.Info("connection closed", "duration", time.Since(c.start).Round(time.Millisecond), "code", int(code), "reason", reason(err))
+
+	s.mu.Lock()
+	delete(s.live, c)
+	s.mu.Unlock()
+	_ = c.ws.CloseNow()
+	c.sess.Close()
+	s.conns.Done() // Drain returns once the session has left its rooms
+	s.nconns.Add(-1)
 }
 
 func reason(err error) string {
@@ -315,6 +335,7 @@ func (c *conn) kicked(err error, buf *bytes.Buffer) {
 // pingPeer pings and waits for the pong; a peer that does not answer
 // within the write timeout is gone.
 func (c *conn) pingPeer() {
+	c.sess.Compact()
 	pctx, cancel := context.WithTimeout(c.ctx, c.s.opts.WriteTimeout)
 	defer cancel()
 	if err := c.ws.Ping(pctx); err != nil {
@@ -406,27 +427,30 @@ func (c *conn) writeFrames(ctx context.Context, frames []engine.Frame, buf *byte
 	return nil
 }
 
-func (c *conn) readLoop(ctx context.Context) error {
-	for {
-		typ, data, err := c.ws.Read(ctx)
-		if err != nil {
-			return err
-		}
-		if typ != websocket.MessageText {
-			c.replyError(wire.Error{Type: wire.TypeError, Code: wire.CodeBadFrame, Message: "frames must be JSON text"})
-			continue
-		}
-		f, err := wire.Decode(data)
-		if errors.Is(err, wire.ErrInvalidUTF8) {
-			return errInvalidUTF8
-		}
-		var de *wire.DecodeError
-		if errors.As(err, &de) {
-			c.replyError(wire.Error{Type: wire.TypeError, Code: de.Code, Message: de.Msg, Ref: f.Ref})
-			continue
-		}
-		c.handle(ctx, f)
+// readFrame reads and handles one client frame. It returns an error only
+// when the connection should end.
+func (c *conn) readFrame() error {
+	// No ctx: coder/websocket would arm a context.AfterFunc per read. The
+	// read ends when the socket is closed.
+	typ, data, err := c.ws.Read(context.Background())
+	if err != nil {
+		return err
 	}
+	if typ != websocket.MessageText {
+		c.replyError(wire.Error{Type: wire.TypeError, Code: wire.CodeBadFrame, Message: "frames must be JSON text"})
+		return nil
+	}
+	f, err := wire.Decode(data)
+	if errors.Is(err, wire.ErrInvalidUTF8) {
+		return errInvalidUTF8
+	}
+	var de *wire.DecodeError
+	if errors.As(err, &de) {
+		c.replyError(wire.Error{Type: wire.TypeError, Code: de.Code, Message: de.Msg, Ref: f.Ref})
+		return nil
+	}
+	c.handle(c.ctx, f)
+	return nil
 }
 
 func (c *conn) reply(v any) { c.sess.Enqueue(wire.Encode(v)) }

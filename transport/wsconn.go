@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -14,7 +15,7 @@ import (
 // whole batches in a pooled buffer, so small buffers cost no system calls
 // worth counting and save memory on every idle connection.
 const (
-	wsReadBuffer  = 2048
+	wsReadBuffer  = 1024
 	wsWriteBuffer = 512
 )
 
@@ -29,6 +30,12 @@ type corkConn struct {
 	net.Conn
 	timeout time.Duration
 	pre     []byte // bytes the HTTP server read past the upgrade request
+
+	// For waitReadable, used by the reader goroutine only.
+	br   *bufio.Reader      // the WebSocket's buffered reader over this conn
+	raw  syscall.RawConn    // nil if the connection has no file descriptor
+	wait func(uintptr) bool // c.readable, made once
+	peek [1]byte
 
 	mu     sync.Mutex
 	corked bool
@@ -51,6 +58,19 @@ func (c *corkConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// waitReadable returns once the connection has bytes to read or has
+// failed, without reading them. The reader goroutine calls it before each
+// WebSocket read: a socket that stays idle then waits here, a few frames
+// deep, rather than deep in the WebSocket library, so the garbage
+// collector can shrink its stack to a few KiB. Errors are left for the
+// read that follows to report.
+func (c *corkConn) waitReadable() {
+	if c.raw == nil || len(c.pre) > 0 || c.br.Buffered() > 0 {
+		return
+	}
+	_ = c.raw.Read(c.wait)
 }
 
 func (c *corkConn) Write(p []byte) (int, error) {
@@ -123,13 +143,26 @@ func (w *corkWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c := &corkConn{Conn: raw, timeout: w.timeout}
+	var pre []byte
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
-		c.pre = append([]byte(nil), b...)
+		pre = append([]byte(nil), b...)
 	}
+	c := newCorkConn(raw, w.timeout, pre)
 	w.conn = c
-	return c, bufio.NewReadWriter(bufio.NewReaderSize(c, wsReadBuffer), bufio.NewWriterSize(c, wsWriteBuffer)), nil
+	return c, bufio.NewReadWriter(c.br, bufio.NewWriterSize(c, wsWriteBuffer)), nil
+}
+
+// newCorkConn wraps raw, whose first bytes to read are pre.
+func newCorkConn(raw net.Conn, timeout time.Duration, pre []byte) *corkConn {
+	c := &corkConn{Conn: raw, timeout: timeout, pre: pre}
+	c.br = bufio.NewReaderSize(c, wsReadBuffer)
+	if sc, ok := raw.(syscall.Conn); ok && canPeek {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.raw, c.wait = rc, c.readable
+		}
+	}
+	return c
 }
 
 func (w *corkWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -87,3 +87,107 @@ func TestCorkConnReadsBytesReadAheadFirst(t *testing.T) {
 		t.Fatalf("read %q, want the read-ahead bytes first", got)
 	}
 }
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// waitReturns runs waitReadable and reports whether it returned within d.
+func waitReturns(c *corkConn, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { c.waitReadable(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+func TestWaitReadable(t *testing.T) {
+	if !canPeek {
+		t.Skip("waitReadable returns at once on this platform")
+	}
+	client, server := tcpPair(t)
+	c := newCorkConn(server, time.Second, nil)
+
+	// Bytes that arrived while nobody waited: Go's poller recorded the
+	// socket as readable and RawConn.Read forgets that, so the wait must
+	// look at the socket itself or it would never return.
+	if _, err := client.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if !waitReturns(c, 2*time.Second) {
+		t.Fatal("waitReadable did not return with a byte waiting")
+	}
+	// It does not consume: the byte is still there to read.
+	b, err := c.br.ReadByte()
+	if err != nil || b != 'x' {
+		t.Fatalf("ReadByte = %q, %v; want x", b, err)
+	}
+
+	// Nothing to read: it waits until something arrives.
+	if waitReturns(c, 100*time.Millisecond) {
+		t.Fatal("waitReadable returned with nothing to read")
+	}
+	done := make(chan struct{})
+	go func() { c.waitReadable(); close(done) }()
+	time.Sleep(20 * time.Millisecond)
+	if _, err := client.Write([]byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("waitReadable did not return when a byte arrived")
+	}
+	if b, _ := c.br.ReadByte(); b != 'y' {
+		t.Fatalf("ReadByte = %q, want y", b)
+	}
+
+	// Buffered bytes need no wait.
+	if _, err := client.Write([]byte("ab")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := c.br.ReadByte(); b != 'a' {
+		t.Fatalf("ReadByte = %q, want a", b)
+	}
+	if !waitReturns(c, time.Second) {
+		t.Fatal("waitReadable waited with a byte buffered")
+	}
+
+	// The peer going away ends the wait, as does closing the socket.
+	c.br.ReadByte()
+	go func() { time.Sleep(20 * time.Millisecond); client.Close() }()
+	if !waitReturns(c, 2*time.Second) {
+		t.Fatal("waitReadable did not return when the peer closed")
+	}
+	_, server2 := tcpPair(t)
+	c2 := newCorkConn(server2, time.Second, nil)
+	go func() { time.Sleep(20 * time.Millisecond); server2.Close() }()
+	if !waitReturns(c2, 2*time.Second) {
+		t.Fatal("waitReadable did not return when the socket was closed")
+	}
+}
