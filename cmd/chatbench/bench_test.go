@@ -199,10 +199,14 @@ func TestSweep(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("want 2 JSON lines, got:\n%s", stdout.String())
 	}
-	for _, l := range lines {
+	for i, l := range lines {
 		var r Report
 		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Deliveries == 0 {
 			t.Fatalf("line %s: %v", l, err)
+		}
+		// The server's RSS then still holds the step before's memory.
+		if i > 0 && (r.ServerRSSPerConnBytes != 0 || r.ServerRSSBaseBytes != 0) {
+			t.Fatalf("step %d reports memory per connection: %s", i+1, l)
 		}
 	}
 	for _, name := range []string{"sweep.csv", "sweep.svg"} {

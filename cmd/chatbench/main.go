@@ -397,7 +397,7 @@ func runSweep(ctx context.Context, cfg *config, au *authState, log *slog.Logger,
 	}
 	var reps []*Report
 	status := 0
-	for _, n := range cfg.sweep {
+	for i, n := range cfg.sweep {
 		c := *cfg
 		c.clients = n
 		if err := c.resolve(); err != nil {
@@ -415,6 +415,11 @@ func runSweep(ctx context.Context, cfg *config, au *authState, log *slog.Logger,
 			}
 			status = 1
 			break
+		}
+		if i > 0 {
+			// The server keeps memory the previous step's connections
+			// used for a while, so only the first step has a baseline.
+			rep.ServerRSSBaseBytes, rep.ServerRSSPerConnBytes = 0, 0
 		}
 		if err := printReport(stdout, &c, rep); err != nil {
 			fmt.Fprintln(stderr, "chatbench:", err)

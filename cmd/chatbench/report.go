@@ -143,7 +143,7 @@ func (r *Report) fill(res *Result) {
 		r.ServerRSSSource = end.source
 		if r.RSSBase.ok {
 			r.ServerRSSBaseBytes = r.RSSBase.bytes
-			if r.Connected > 0 {
+			if r.Connected > 0 && end.bytes > r.RSSBase.bytes {
 				r.ServerRSSPerConnBytes = math.Round(float64(end.bytes-r.RSSBase.bytes) / float64(r.Connected))
 			}
 		}
@@ -259,7 +259,10 @@ func writeCSV(w io.Writer, reps []*Report) error {
 			strconv.Itoa(r.Clients), strconv.Itoa(r.Connected), i(r.Deliveries), f(r.DeliveriesPerS),
 			f(r.P50Ms), f(r.P90Ms), f(r.P99Ms), f(r.P999Ms), f(r.MaxMs), f(r.AckP50Ms), f(r.AckP99Ms),
 			i(r.Sent), i(r.Acked), i(r.Skipped), i(r.Lost), i(r.LostReconnected), i(r.Dups), i(r.Reorders),
-			i(r.Disconnects), i(r.ServerRSSBytes), f(r.ServerRSSPerConnBytes),
+			i(r.Disconnects), i(r.ServerRSSBytes), "",
+		}
+		if r.ServerRSSPerConnBytes > 0 { // empty: not measured
+			row[len(row)-1] = f(r.ServerRSSPerConnBytes)
 		}
 		if err := cw.Write(row); err != nil {
 			return err
