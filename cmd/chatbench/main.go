@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -289,18 +288,7 @@ func parseInts(s string) ([]int, error) {
 	return out, nil
 }
 
-// benchGCPercent is chatbench's GOGC unless the environment sets one.
-// The generator's garbage collector shares the CPU with the clients it
-// runs and delays their reads, and each delay reads as server latency: a
-// worker holding 10,000 sockets at the default GOGC=100 put T2's p99 at
-// 32-48 ms; at 400 it measured 8.9 ms. The cost is memory, which a load
-// generator can spare.
-const benchGCPercent = 400
-
 func main() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(benchGCPercent)
-	}
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
