@@ -223,7 +223,7 @@ func closeFor(err error) (websocket.StatusCode, string) {
 
 func (c *conn) closeWith(err error) {
 	code, why := closeFor(err)
-	_ = c.ws.Close(code, why)
+	c.cork.closeHandshake(func() { _ = c.ws.Close(code, why) })
 }
 
 // end records why the server ends the connection, if nothing did before,

@@ -31,11 +31,12 @@ type corkConn struct {
 	timeout time.Duration
 	pre     []byte // bytes the HTTP server read past the upgrade request
 
-	// For waitReadable, used by the reader goroutine only.
-	br   *bufio.Reader      // the WebSocket's buffered reader over this conn
-	raw  syscall.RawConn    // nil if the connection has no file descriptor
-	wait func(uintptr) bool // c.readable, made once
-	peek [1]byte
+	// For waitReadable, used by the reader goroutine, and closeHandshake.
+	readMu sync.Mutex
+	br     *bufio.Reader      // the WebSocket's buffered reader over this conn
+	raw    syscall.RawConn    // nil if the connection has no file descriptor
+	wait   func(uintptr) bool // c.readable, made once
+	peek   [1]byte
 
 	mu     sync.Mutex
 	corked bool
@@ -67,10 +68,25 @@ func (c *corkConn) Read(p []byte) (int, error) {
 // collector can shrink its stack to a few KiB. Errors are left for the
 // read that follows to report.
 func (c *corkConn) waitReadable() {
-	if c.raw == nil || len(c.pre) > 0 || c.br.Buffered() > 0 {
+	if c.raw == nil {
 		return
 	}
-	_ = c.raw.Read(c.wait)
+	c.readMu.Lock()
+	buffered := len(c.pre) > 0 || c.br.Buffered() > 0
+	c.readMu.Unlock()
+	if !buffered {
+		_ = c.raw.Read(c.wait)
+	}
+}
+
+// closeHandshake runs close, which closes the WebSocket with a handshake.
+// The handshake reads the peer's reply through the buffered reader from
+// whatever goroutine closes; readMu keeps waitReadable from looking at
+// the reader meanwhile.
+func (c *corkConn) closeHandshake(close func()) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	close()
 }
 
 func (c *corkConn) Write(p []byte) (int, error) {
