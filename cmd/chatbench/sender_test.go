@@ -114,13 +114,15 @@ func TestSendLoopExpires(t *testing.T) {
 	defer conn.CloseNow()
 
 	// A send expires 250 ms after it is written: slots at 0, 300, 600 and
-	// 900 ms are sent, the others skipped, and all but the last expire.
+	// 900 ms are sent, the others skipped, and all but the last expire
+	// (the last too if the loop ends late on a busy machine).
 	const spacing = 100 * time.Millisecond
 	c := newSenderClient(spacing, 10, 1, 250*time.Millisecond)
 	c.cs = &connState{conn: conn}
 	c.sendLoop(context.Background())
 	sent, skipped, unacked := c.b.sent.Load(), c.b.skipped.Load(), c.b.unacked.Load()
-	if sent+skipped != 10 || sent < 3 || unacked != sent-1 || len(pendingSeqs(c)) != 1 {
+	pending := int64(len(pendingSeqs(c)))
+	if sent+skipped != 10 || sent < 3 || unacked < sent-1 || unacked+pending != sent {
 		t.Fatalf("sent %d skipped %d unacked %d pending %v; want 10 slots, at least 3 sent, all but one expired",
 			sent, skipped, unacked, pendingSeqs(c))
 	}
