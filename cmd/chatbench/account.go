@@ -227,20 +227,18 @@ type textCodec struct {
 
 func newTextCodec(run string) textCodec { return textCodec{prefix: "b|" + run + "."} }
 
-// senderLabel is the sender's name in texts and client IDs.
-func (t textCodec) senderLabel(sender int) string {
-	return t.prefix[2:] + strconv.Itoa(sender)
+func (t textCodec) format(sender int, seq uint32, intended int64) string {
+	return string(t.appendText(make([]byte, 0, len(t.prefix)+40), sender, seq, intended))
 }
 
-func (t textCodec) format(sender int, seq uint32, intended int64) string {
-	b := make([]byte, 0, len(t.prefix)+40)
-	b = append(b, t.prefix...)
-	b = strconv.AppendInt(b, int64(sender), 10)
-	b = append(b, '|')
-	b = strconv.AppendUint(b, uint64(seq), 10)
-	b = append(b, '|')
-	b = strconv.AppendInt(b, intended, 10)
-	return string(b)
+// appendText appends the text format returns.
+func (t textCodec) appendText(dst []byte, sender int, seq uint32, intended int64) []byte {
+	dst = append(dst, t.prefix...)
+	dst = strconv.AppendInt(dst, int64(sender), 10)
+	dst = append(dst, '|')
+	dst = strconv.AppendUint(dst, uint64(seq), 10)
+	dst = append(dst, '|')
+	return strconv.AppendInt(dst, intended, 10)
 }
 
 // parse returns the key and intended send time of a text of this run; ok
@@ -281,7 +279,15 @@ func parseText[S ~string | ~[]byte](t textCodec, s S) (k msgKey, intended int64,
 
 // clientID is the send's idempotency key, "<run>.<sender>-<seq>".
 func (t textCodec) clientID(sender int, seq uint32) string {
-	return t.senderLabel(sender) + "-" + strconv.FormatUint(uint64(seq), 10)
+	return string(t.appendClientID(nil, sender, seq))
+}
+
+// appendClientID appends the ID clientID returns.
+func (t textCodec) appendClientID(dst []byte, sender int, seq uint32) []byte {
+	dst = append(dst, t.prefix[2:]...)
+	dst = strconv.AppendInt(dst, int64(sender), 10)
+	dst = append(dst, '-')
+	return strconv.AppendUint(dst, uint64(seq), 10)
 }
 
 // parseClientID returns the slot number of a client ID this sender made.

@@ -285,19 +285,13 @@ func scanNumber(p []byte, i int) (int, bool) {
 	case p[i] == '0':
 		i++
 	case p[i] >= '1' && p[i] <= '9':
-		for i < len(p) && p[i] >= '0' && p[i] <= '9' {
-			i++
-		}
+		i = skipDigits(p, i)
 	default:
 		return i, false
 	}
 	if i < len(p) && p[i] == '.' {
-		i++
-		d := i
-		for i < len(p) && p[i] >= '0' && p[i] <= '9' {
-			i++
-		}
-		if i == d {
+		d := i + 1
+		if i = skipDigits(p, d); i == d {
 			return i, false
 		}
 	}
@@ -307,14 +301,19 @@ func scanNumber(p []byte, i int) (int, bool) {
 			i++
 		}
 		d := i
-		for i < len(p) && p[i] >= '0' && p[i] <= '9' {
-			i++
-		}
-		if i == d {
+		if i = skipDigits(p, d); i == d {
 			return i, false
 		}
 	}
 	return i, true
+}
+
+// skipDigits returns the index after the decimal digits that start at p[i].
+func skipDigits(p []byte, i int) int {
+	for i < len(p) && p[i] >= '0' && p[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // skipValue checks and skips the JSON value that starts at p[i], nested
@@ -402,17 +401,9 @@ func (t textCodec) appendSendFrame(dst []byte, sender int, seq uint32, room stri
 	dst = append(dst, `,"room":"`...)
 	dst = append(dst, room...)
 	dst = append(dst, `","text":"`...)
-	dst = append(dst, t.prefix...)
-	dst = strconv.AppendInt(dst, int64(sender), 10)
-	dst = append(dst, '|')
-	dst = strconv.AppendUint(dst, uint64(seq), 10)
-	dst = append(dst, '|')
-	dst = strconv.AppendInt(dst, intended, 10)
+	dst = t.appendText(dst, sender, seq, intended)
 	dst = append(dst, `","client_id":"`...)
-	dst = append(dst, t.prefix[2:]...)
-	dst = strconv.AppendInt(dst, int64(sender), 10)
-	dst = append(dst, '-')
-	dst = strconv.AppendUint(dst, uint64(seq), 10)
+	dst = t.appendClientID(dst, sender, seq)
 	return append(dst, `"}`...)
 }
 

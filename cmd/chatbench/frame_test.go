@@ -286,7 +286,7 @@ func refParseText(t textCodec, s string) (k msgKey, intended int64, ok bool) {
 }
 
 func refParseClientID(t textCodec, sender int, id string) (uint32, bool) {
-	rest, found := strings.CutPrefix(id, t.senderLabel(sender)+"-")
+	rest, found := strings.CutPrefix(id, t.prefix[2:]+strconv.Itoa(sender)+"-")
 	if !found {
 		return 0, false
 	}
