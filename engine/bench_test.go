@@ -31,16 +31,7 @@ func BenchmarkFanOut1000(b *testing.B) {
 		if err := s.Join(ctx, "general", nil, func(engine.JoinInfo) {}); err != nil {
 			b.Fatal(err)
 		}
-		wg.Go(func() {
-			var buf []engine.Frame
-			for {
-				var err error
-				if buf, err = s.Next(ctx, buf, nil, nil); err != nil {
-					return
-				}
-				counts[i] += len(buf)
-			}
-		})
+		wg.Go(func() { write(ctx, s, func(buf []engine.Frame) { counts[i] += len(buf) }) })
 	}
 	time.Sleep(50 * time.Millisecond)
 	b.ReportAllocs()

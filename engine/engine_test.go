@@ -51,22 +51,46 @@ func connect(tb testing.TB, e *engine.Engine, user string) *client {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		defer close(c.done)
-		var buf []engine.Frame
-		for {
-			var err error
-			buf, err = s.Next(ctx, buf, nil, nil)
-			if err != nil {
-				return
-			}
+		write(ctx, s, func(buf []engine.Frame) {
 			c.mu.Lock()
 			for _, b := range buf {
 				c.frames = append(c.frames, enginetest.Decode(b.Data))
 			}
 			c.mu.Unlock()
-		}
+		})
 	}()
 	tb.Cleanup(func() { cancel(); <-c.done; s.Close() })
 	return c
+}
+
+// write is a session's writer as the gateway runs it: woken by OnReady,
+// it passes each batch of queued frames to got until the session is
+// kicked with nothing left queued, or ctx ends.
+func write(ctx context.Context, s *engine.Session, got func([]engine.Frame)) {
+	ready := make(chan struct{}, 1)
+	s.OnReady(func() {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	})
+	var buf []engine.Frame
+	for {
+		if buf = s.More(buf[:0]); len(buf) > 0 {
+			got(buf)
+			continue
+		}
+		select {
+		case <-ready:
+		case <-s.Done():
+			if buf = s.More(buf[:0]); len(buf) > 0 {
+				got(buf)
+			}
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (c *client) join(tb testing.TB, room string, since *engine.StreamPos) engine.JoinInfo {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 )
 
 // Session is one client connection's view of the engine: the rooms it
@@ -14,9 +13,9 @@ import (
 // blocks on a session: a full queue kicks it with ErrSlowConsumer, and the
 // client reconnects and resumes with since, so nothing is lost.
 //
-// All methods may be called concurrently; Next is meant for one writer.
-// A writer either waits in Next or, to hold no goroutine while idle, sets
-// OnReady and takes frames with More when called.
+// All methods may be called concurrently. The connection's writer sets
+// OnReady and, when it is called, takes the queued frames with More; it
+// holds no goroutine while the queue is empty.
 type Session struct {
 	e    *Engine
 	User string
@@ -28,7 +27,6 @@ type Session struct {
 	rooms    map[string]*room
 	token    string
 	closed   bool
-	notify   chan struct{} // cap 1: the queue gained frames
 	ready    func()        // see OnReady
 	space    chan struct{} // cap 1: the writer took frames
 	done     chan struct{} // closed by Kick
@@ -49,14 +47,13 @@ func (e *Engine) Connect(user, token string) (*Session, error) {
 		return nil, &RetryError{After: 1000, Reason: fmt.Sprintf("at most %d connections per user", e.opts.MaxSessionsPerUser)}
 	}
 	s := &Session{
-		e:      e,
-		User:   user,
-		id:     e.nextID.Add(1),
-		rooms:  make(map[string]*room),
-		token:  token,
-		notify: make(chan struct{}, 1),
-		space:  make(chan struct{}, 1),
-		done:   make(chan struct{}),
+		e:     e,
+		User:  user,
+		id:    e.nextID.Add(1),
+		rooms: make(map[string]*room),
+		token: token,
+		space: make(chan struct{}, 1),
+		done:  make(chan struct{}),
 	}
 	e.users[user]++
 	e.sessions[s] = struct{}{}
@@ -93,8 +90,8 @@ func (s *Session) SetToken(token string) {
 
 // OnReady sets f to be called whenever frames are queued and when the
 // session is kicked. f runs on the caller's goroutine with no lock held
-// and must not block: it should start or nudge the writer. Set it before
-// joining rooms.
+// and must not block: it should start or nudge the writer. Frames queued
+// before f is set wait for the writer's first More.
 func (s *Session) OnReady(f func()) {
 	s.mu.Lock()
 	s.ready = f
@@ -172,11 +169,6 @@ func (s *Session) push(frame Frame) {
 	s.mu.Unlock()
 	if ready != nil {
 		ready()
-		return
-	}
-	select {
-	case s.notify <- struct{}{}:
-	default:
 	}
 }
 
@@ -200,42 +192,6 @@ func (s *Session) pushWait(ctx context.Context, frame Frame) error {
 			return s.doneErr
 		case <-ctx.Done():
 			return ctx.Err()
-		}
-	}
-}
-
-// ErrWoken is returned by Next when its timer or wake channel fired first.
-var ErrWoken = errors.New("woken")
-
-// Next waits for queued frames and returns them all, oldest first, reusing
-// buf. It returns ErrWoken when timer or wake fires first (either may be
-// nil), the kick reason once the session is kicked, or ctx.Err().
-func (s *Session) Next(ctx context.Context, buf []Frame, timer <-chan time.Time, wake <-chan struct{}) ([]Frame, error) {
-	for {
-		s.mu.Lock()
-		if len(s.queue) > 0 {
-			buf = append(buf[:0], s.queue...)
-			clear(s.queue)
-			s.queue = s.queue[:0]
-			s.qbytes = 0
-			s.mu.Unlock()
-			select {
-			case s.space <- struct{}{}:
-			default:
-			}
-			return buf, nil
-		}
-		s.mu.Unlock()
-		select {
-		case <-s.notify:
-		case <-s.done:
-			return nil, s.doneErr
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-timer:
-			return buf[:0], ErrWoken
-		case <-wake:
-			return buf[:0], ErrWoken
 		}
 	}
 }
