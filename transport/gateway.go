@@ -271,53 +271,51 @@ const writerIdle = 250 * time.Millisecond
 
 // writer flushes c, then any connection handed to it while it waits, and
 // exits once none came for writerIdle. Reusing writers keeps their stacks
-// grown: a fresh goroutine grows its stack twice on the write path, which
-// was 9% of chatd's CPU fanning out to a room of 2,000.
+// grown (a fresh goroutine grows its stack twice on the write path, which
+// was 9% of chatd's CPU fanning out to a room of 2,000) and their buffers
+// and batch-window timer.
 func writer(c *conn) {
-	c.flush()
-	t := time.NewTimer(writerIdle)
-	defer t.Stop()
+	w := &writeState{window: time.NewTimer(time.Hour)}
+	w.window.Stop()
+	idle := time.NewTimer(writerIdle)
+	defer idle.Stop()
 	for {
+		c.flush(w)
+		clear(w.frames)
+		w.frames = w.frames[:0]
+		if w.batch.Cap() > 64<<10 {
+			w.batch = bytes.Buffer{} // a burst's buffer need not stay
+		}
+		idle.Reset(writerIdle)
 		select {
 		case c = <-idleWriters:
-		case <-t.C:
+		case <-idle.C:
 			return
 		}
-		c.flush()
-		t.Reset(writerIdle)
 	}
 }
 
-var framePool = sync.Pool{New: func() any { return new(writeBufs) }}
-
-type writeBufs struct {
+// writeState is what a writer goroutine keeps from one flush to the next.
+type writeState struct {
 	frames []engine.Frame
 	batch  bytes.Buffer
+	window *time.Timer // the batch window; stopped between uses
 }
 
-// flush writes everything queued until the queue is empty, then exits;
+// flush writes everything queued until the queue is empty, then returns;
 // after a kick it writes what is left and closes the socket with the
 // kick's code.
-func (c *conn) flush() {
+func (c *conn) flush(w *writeState) {
 	defer c.writers.Done()
-	wb := framePool.Get().(*writeBufs)
-	defer func() {
-		clear(wb.frames)
-		wb.frames = wb.frames[:0]
-		if wb.batch.Cap() <= 64<<10 {
-			wb.batch.Reset()
-			framePool.Put(wb)
-		}
-	}()
 	for {
 		// A kick ends the connection now: a slow consumer's backlog is not
 		// worth writing (it resumes with since), and a server going away
 		// writes what is queued in flushOnShutdown.
 		if err := c.sess.Err(); err != nil {
-			c.kicked(err, &wb.batch)
+			c.kicked(err, &w.batch)
 			return
 		}
-		frames := c.sess.More(wb.frames[:0])
+		frames := c.sess.More(w.frames[:0])
 		if len(frames) == 0 {
 			c.wmu.Lock()
 			if c.again && !c.ended {
@@ -331,19 +329,19 @@ func (c *conn) flush() {
 		}
 		if c.batch && c.s.opts.BatchWindow > 0 {
 			if wait := c.s.opts.BatchWindow - time.Since(c.lastSent); wait > 0 {
-				t := time.NewTimer(wait)
+				w.window.Reset(wait)
 				select {
-				case <-t.C:
+				case <-w.window.C:
 				case <-c.ctx.Done():
 				case <-c.sess.Done():
 				}
-				t.Stop()
+				w.window.Stop()
 				frames = c.sess.More(frames)
 			}
 			c.lastSent = time.Now()
 		}
-		wb.frames = frames
-		if err := c.write(frames, &wb.batch); err != nil {
+		w.frames = frames
+		if err := c.write(frames, &w.batch); err != nil {
 			c.end(err)
 			_ = c.ws.CloseNow()
 			return
