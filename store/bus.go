@@ -160,20 +160,3 @@ func (s *Store) presence(ctx context.Context, op, room string, users []string, d
 	}
 	return res, nil
 }
-
-// Revoke marks a token ID revoked until it expires and tells every
-// instance to close the sockets opened with it.
-func (s *Store) Revoke(ctx context.Context, jti string, until time.Time) error {
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, prefixRevoke+jti, "1", max(time.Until(until), time.Second))
-		p.Publish(ctx, chanRevoke, jti)
-		return nil
-	})
-	return wrap("revoke", err)
-}
-
-// Revoked reports whether a token ID was revoked.
-func (s *Store) Revoked(ctx context.Context, jti string) (bool, error) {
-	n, err := s.rdb.Exists(ctx, prefixRevoke+jti).Result()
-	return n > 0, wrap("revoked", err)
-}
