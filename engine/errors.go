@@ -8,18 +8,20 @@ import "errors"
 var (
 	// ErrNotFound means the room, user or message does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrForbidden means the user may not use the room (someone else's direct room).
+	// ErrForbidden means the user may not do that in the room.
 	ErrForbidden = errors.New("forbidden")
 	// ErrInvalid means a name, cursor, text or field is malformed.
 	ErrInvalid = errors.New("invalid")
 	// ErrExists means a room or user of that name already exists.
 	ErrExists = errors.New("already exists")
+	// ErrBanned means the user is banned from the room (adding them is refused).
+	ErrBanned = errors.New("banned")
+	// ErrLastOwner means the change would leave a room without an owner.
+	ErrLastOwner = errors.New("a room keeps at least one owner")
 	// ErrTooLarge means text over the message limit.
 	ErrTooLarge = errors.New("too large")
 	// ErrRateLimited means the user is over a rate or count limit; see RetryError.
 	ErrRateLimited = errors.New("rate limited")
-	// ErrGap means a resume position was trimmed by retention: messages after it are lost.
-	ErrGap = errors.New("position trimmed by retention")
 	// ErrUnavailable means Redis did not answer in time; the call may be retried.
 	ErrUnavailable = errors.New("unavailable")
 	// ErrSlowConsumer ends a session whose client does not read fast enough.

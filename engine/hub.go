@@ -1,85 +1,63 @@
 package engine
 
 import (
-	"context"
-	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
-// shard is one tail loop's set of rooms.
+// The hub: the local state of every room with local sessions, and the
+// fan-out that feeds them.
 //
-// Wake protocol: the loop sets reading before it snapshots the rooms and
-// reads; a room added after the snapshot therefore sees reading set and
-// wakes the blocked read through Tail.Wake. A room added while the loop is
-// idle only signals wake.
-type shard struct {
-	idx     int
-	wake    chan struct{} // cap 1: the room set changed
-	reading atomic.Bool
-	lagMs   atomic.Int64 // now minus the newest delivered ID's time, at delivery; 0 once caught up
-	errs    atomic.Int64 // consecutive failed reads
-	since   atomic.Int64 // when the current read started (Unix ns), 0 when not reading
-
-	mu    sync.Mutex
-	rooms map[string]*room // started rooms with local subscribers
-}
+// Every entry of a room's stream carries the room's entry counter Q, and
+// the store announces each entry, with its content, on the room's
+// channel. A room with local sessions is watched: its notices arrive in
+// order (one channel, one publisher order), and the room remembers the
+// position and counter of the last entry it delivered. A notice whose Q
+// follows on is delivered at once, without reading Redis; one whose Q
+// skips ahead means notices were lost, and the room is read from its
+// position (the stream is the truth) before any later notice is used;
+// one at or before the position is a duplicate and dropped. After a
+// (re)subscription the feed asks for a Resync, which reads the room from
+// its position too. So what an instance costs Redis per message does not
+// depend on how many rooms it serves: one notice per message, and reads
+// only to repair.
 
 // room is the local state of one room with at least one local session.
 type room struct {
-	name  string
-	shard *shard
-	ready chan struct{} // closed once started (or failed: err set)
-	err   error
-	refs  int // guarded by Engine.mu: sessions joined or joining
+	name string
+	refs int // guarded by Engine.mu: sessions joined or joining
 
-	mu    sync.Mutex
-	pos   StreamPos // newest position delivered by the tail loop
-	subs  map[*Session]*sub
-	users map[string]int // joined local sessions per user
+	mu         sync.Mutex
+	started    bool      // pos and q are known (the first join read them)
+	pos        StreamPos // newest entry delivered
+	q          uint64    // its counter
+	repairing  bool      // queued for, or being read by, the repair loop
+	resync     bool      // a resync came before the room started
+	pending    []*Entry  // notices that came while not started or repairing
+	lastNotice time.Time
+	subs       map[*Session]*sub
+	users      map[string]int // joined local sessions per user
+	pres       presenceDebounce
 }
 
-// sub is one session's subscription to a room. Until live, messages the
-// tail delivers are kept in buf; Join flushes those newer than pos.
+// maxPending bounds the notices a room keeps while it is read; past it
+// they are dropped, and the read that is under way picks them up from
+// the stream.
+const maxPending = 4096
+
+// sub is one session's subscription to a room. Until live, entries the
+// fan-out delivers are kept in buf; Join flushes those newer than pos.
 //
-// While the session has sends to the room in flight, live messages wait in
-// held until the send's ack is queued, so a client always sees the ack of
-// its send before the message itself.
+// While the session has writes to the room in flight, live entries wait
+// in held until the write's ack is queued, so a client always sees the
+// ack of its send before the message itself.
 type sub struct {
 	live     bool
+	kicked   string // set when removed from the room while joining
 	pos      StreamPos
 	buf      []pending
 	inflight int
 	held     []pending
-}
-
-// deliverLive passes one live message to s, or holds it while s has sends
-// in flight. Called with the room's lock held.
-func (e *Engine) deliverLive(s *Session, sb *sub, id StreamPos, frame []byte) {
-	e.delivered.Add(1)
-	switch {
-	case sb.inflight == 0:
-		s.push(Frame{frame, id.Ms})
-	case len(sb.held) < e.opts.QueueLen:
-		sb.held = append(sb.held, pending{id, frame})
-	default:
-		s.Kick(ErrSlowConsumer)
-	}
-}
-
-// release passes on held messages up to acked (all of them once nothing is
-// in flight). Called with the room's lock held, after the ack was queued.
-func (sb *sub) release(s *Session, acked StreamPos) {
-	n := 0
-	for _, p := range sb.held {
-		if sb.inflight > 0 && acked.Less(p.id) {
-			break
-		}
-		s.push(Frame{p.frame, p.id.Ms})
-		n++
-	}
-	sb.held = append(sb.held[:0], sb.held[n:]...)
 }
 
 type pending struct {
@@ -87,263 +65,383 @@ type pending struct {
 	frame []byte
 }
 
-// acquire returns the started local room of name, starting it if this is
-// its first local session: the tail begins at the stream's current end.
-// Each successful acquire must be paired with release.
-func (e *Engine) acquire(ctx context.Context, name string) (*room, error) {
+// wakeList collects what must happen once the room's lock is released:
+// sessions whose writers must be woken (OnReady hooks never run under a
+// lock), and sessions kicked from a room that must let go of it (a
+// session's lock comes after the room's).
+type wakeList struct {
+	wake   []*Session
+	detach []detached
+}
+
+type detached struct {
+	s *Session
+	r *room
+}
+
+func (w *wakeList) add(s *Session, wake bool) {
+	if wake {
+		w.wake = append(w.wake, s)
+	}
+}
+
+func (w *wakeList) run() {
+	for _, s := range w.wake {
+		s.wake()
+	}
+	for _, d := range w.detach {
+		d.s.detach(d.r)
+	}
+	clear(w.wake)
+	clear(w.detach)
+	w.wake, w.detach = w.wake[:0], w.detach[:0]
+}
+
+// acquire returns the local room of name, creating it (and watching it)
+// if this is its first local session. Each acquire is paired with release.
+// Watch and Unwatch are called under e.mu, so the feed sees them in the
+// order the room set changes.
+func (e *Engine) acquire(name string) *room {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	r := e.rooms[name]
-	creator := r == nil
-	if creator {
-		r = &room{
-			name:  name,
-			shard: e.shards[e.opts.Tail.Shard(name)],
-			ready: make(chan struct{}),
-			subs:  make(map[*Session]*sub),
-			users: make(map[string]int),
-		}
+	if r == nil {
+		r = &room{name: name, subs: make(map[*Session]*sub), users: make(map[string]int)}
 		e.rooms[name] = r
+		e.opts.Feed.Watch(name)
 	}
 	r.refs++
-	e.mu.Unlock()
-
-	if creator {
-		cctx, cancel := e.callCtx(ctx)
-		last, err := e.opts.Log.Last(cctx, name)
-		if err == nil {
-			err = e.opts.Bus.Subscribe(cctx, name)
-		}
-		cancel()
-		if err != nil {
-			r.err = unavailable(err)
-			close(r.ready)
-			e.release(r)
-			return nil, r.err
-		}
-		r.mu.Lock()
-		r.pos = last
-		r.mu.Unlock()
-		close(r.ready)
-		e.startTail(ctx, r)
-		return r, nil
-	}
-	select {
-	case <-r.ready:
-	case <-ctx.Done():
-		e.release(r)
-		return nil, unavailable(ctx.Err())
-	}
-	if r.err != nil {
-		e.release(r)
-		return nil, r.err
-	}
-	return r, nil
+	return r
 }
 
-// startTail adds r to its shard's tail loop and wakes the loop.
-func (e *Engine) startTail(ctx context.Context, r *room) {
-	sh := r.shard
-	sh.mu.Lock()
-	sh.rooms[r.name] = r
-	sh.mu.Unlock()
-	select {
-	case sh.wake <- struct{}{}:
-	default:
-	}
-	if sh.reading.Load() {
-		cctx, cancel := e.callCtx(ctx)
-		if err := e.opts.Tail.Wake(cctx, sh.idx); err != nil {
-			// The read returns by itself within TailBlock.
-			e.log.Warn("wake tail", "room", r.name, "err", err)
-		}
-		cancel()
-	}
-}
-
-// release drops one reference to r; the last one stops tailing it.
+// release drops one reference to r; the last one stops watching it.
 func (e *Engine) release(r *room) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	r.refs--
-	last := r.refs == 0
-	if last && e.rooms[r.name] == r {
+	if r.refs == 0 && e.rooms[r.name] == r {
 		delete(e.rooms, r.name)
+		e.opts.Feed.Unwatch(r.name)
+		r.mu.Lock()
+		r.pres.stop()
+		r.mu.Unlock()
 	}
-	e.mu.Unlock()
-	if !last {
+}
+
+func (e *Engine) room(name string) *room {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rooms[name]
+}
+
+// start records where the room's delivery begins (read by its first
+// join), then handles what came meanwhile. Called with r.mu held.
+func (e *Engine) start(r *room, pos StreamPos, q uint64, wakes *wakeList) {
+	if r.started {
 		return
 	}
-	r.shard.mu.Lock()
-	if r.shard.rooms[r.name] == r {
-		delete(r.shard.rooms, r.name)
+	r.started, r.pos, r.q = true, pos, q
+	p := r.pending
+	r.pending = nil
+	if r.resync {
+		r.resync = false
+		e.queueRepair(r)
+		r.pending = p
+		return
 	}
-	r.shard.mu.Unlock()
-	if r.err == nil {
-		ctx, cancel := e.callCtx(e.ctx)
-		if err := e.opts.Bus.Unsubscribe(ctx, r.name); err != nil && e.ctx.Err() == nil {
-			e.log.Warn("unsubscribe", "room", r.name, "err", err)
-		}
-		cancel()
-	}
+	e.apply(r, p, wakes)
 }
 
-// tailLoop reads the shard's rooms from their last delivered positions and
-// fans what it reads out to local sessions. Because it continues from a
-// position, whatever arrived while Redis was unreachable is read on return.
-func (e *Engine) tailLoop(sh *shard) {
-	backoff := 50 * time.Millisecond
-	var names []string
-	var after []StreamPos
-	var rooms []*room
-	for {
-		sh.reading.Store(true)
-		select {
-		case <-sh.wake:
+// Notice implements FeedHandler.
+func (e *Engine) Notice(ent *Entry) {
+	r := e.room(ent.Room)
+	if r == nil {
+		return
+	}
+	e.noticed.Add(1)
+	var wakes wakeList
+	r.mu.Lock()
+	r.lastNotice = time.Now()
+	if !r.started || r.repairing {
+		if len(r.pending) < maxPending {
+			r.pending = append(r.pending, ent)
+		}
+	} else {
+		e.apply(r, []*Entry{ent}, &wakes)
+	}
+	r.mu.Unlock()
+	wakes.run()
+}
+
+// apply delivers notices in order, until one shows a gap: then the room
+// is queued for a read from its position, and the notices from the gap
+// on wait. Called with r.mu held, the room started and not repairing.
+func (e *Engine) apply(r *room, ents []*Entry, wakes *wakeList) {
+	for i, ent := range ents {
+		switch {
+		case !r.pos.Less(ent.ID):
+			// Already delivered (a repair read it first).
+		case ent.Q == r.q+1 || ent.Q == 0:
+			e.deliver(r, ent, wakes)
 		default:
-		}
-		names, after, rooms = names[:0], after[:0], rooms[:0]
-		sh.mu.Lock()
-		for name, r := range sh.rooms {
-			r.mu.Lock()
-			names, after, rooms = append(names, name), append(after, r.pos), append(rooms, r)
-			r.mu.Unlock()
-		}
-		sh.mu.Unlock()
-		if len(names) == 0 {
-			sh.reading.Store(false)
-			sh.lagMs.Store(0)
-			select {
-			case <-e.ctx.Done():
-				return
-			case <-sh.wake:
-				continue
-			}
-		}
-		// The deadline ends a read that hangs (a wedged connection, seen
-		// after failovers in other systems); the loop then reads again.
-		rctx, cancel := context.WithTimeout(e.ctx, e.opts.TailBlock+tailGrace)
-		sh.since.Store(time.Now().UnixNano())
-		msgs, err := e.opts.Tail.Read(rctx, sh.idx, names, after, e.opts.TailBlock)
-		cancel()
-		sh.since.Store(0)
-		sh.reading.Store(false)
-		if e.ctx.Err() != nil {
+			// A notice went missing, or the room's data changed under
+			// us (a failover lost entries): read the stream.
+			r.pending = append(r.pending[:0], ents[i:]...)
+			e.queueRepair(r)
 			return
 		}
-		if err != nil {
-			if sh.errs.Add(1) == 1 {
-				e.log.Warn("tail read", "shard", sh.idx, "err", err)
-			}
-			select {
-			case <-e.ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 2*time.Second)
-			continue
-		}
-		if sh.errs.Swap(0) > 0 {
-			e.log.Info("tail read recovered", "shard", sh.idx)
-		}
-		backoff = 50 * time.Millisecond
-		if len(msgs) == 0 {
-			sh.lagMs.Store(0) // caught up: the read waited for news
-		}
-		e.deliver(sh, msgs)
 	}
 }
 
-// deliver hands messages read by a tail loop to the sessions of their
-// rooms, each message encoded once for all of them.
-func (e *Engine) deliver(sh *shard, msgs []Message) {
-	e.tailRead.Add(int64(len(msgs)))
-	var newest StreamPos
-	for i := range msgs {
-		m := &msgs[i]
-		sh.mu.Lock()
-		r := sh.rooms[m.Room]
-		sh.mu.Unlock()
-		if r == nil {
+// Resync implements FeedHandler.
+func (e *Engine) Resync(name string) {
+	r := e.room(name)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	if !r.started {
+		r.resync = true
+	} else {
+		e.queueRepair(r)
+	}
+	r.mu.Unlock()
+}
+
+// queueRepair marks r for a read from its position. Called with r.mu held.
+func (e *Engine) queueRepair(r *room) {
+	if r.repairing {
+		return
+	}
+	r.repairing = true
+	e.repair.push(r)
+}
+
+// deliver hands one entry to the room's sessions, encoded once for all
+// of them, and moves the room's position. Member entries deliver nothing:
+// a removal or ban takes the user's sessions out of the room before
+// anything stored after it. Called with r.mu held.
+func (e *Engine) deliver(r *room, ent *Entry, wakes *wakeList) {
+	r.pos = ent.ID
+	if ent.Q > 0 {
+		r.q = ent.Q
+	}
+	if ent.Kind == EntryMember {
+		if ent.Change == ChangeRemoved || ent.Change == ChangeBanned {
+			e.kickFromRoom(r, ent.Member, ent.Change, wakes)
+		}
+		e.access.drop(r.name, ent.Member)
+		return
+	}
+	frame := e.opts.Encoder.Entry(ent)
+	for s, sb := range r.subs {
+		if sb.live {
+			// The fan-out may lag behind where the session's join started
+			// (its since or the newest entry): skip what it has.
+			if sb.pos.Less(ent.ID) {
+				sb.pos = ent.ID
+				wakes.add(s, e.deliverLive(s, sb, ent.ID, frame))
+			}
+		} else if len(sb.buf) < e.opts.QueueLen {
+			sb.buf = append(sb.buf, pending{ent.ID, frame})
+		} else {
+			s.Kick(ErrSlowConsumer)
+		}
+	}
+}
+
+// deliverLive passes one live entry to s, or holds it while s has writes
+// in flight. Called with the room's lock held; reports whether s's
+// writer needs waking.
+func (e *Engine) deliverLive(s *Session, sb *sub, id StreamPos, frame []byte) bool {
+	e.delivered.Add(1)
+	switch {
+	case sb.inflight == 0:
+		return s.push(Frame{frame, id.Ms})
+	case len(sb.held) < e.opts.QueueLen:
+		sb.held = append(sb.held, pending{id, frame})
+	default:
+		s.Kick(ErrSlowConsumer)
+	}
+	return false
+}
+
+// release passes on held entries up to acked (all of them once nothing is
+// in flight). Called with the room's lock held, after the ack was queued.
+func (sb *sub) release(s *Session, acked StreamPos) bool {
+	n, wake := 0, false
+	for _, p := range sb.held {
+		if sb.inflight > 0 && acked.Less(p.id) {
+			break
+		}
+		wake = s.push(Frame{p.frame, p.id.Ms}) || wake
+		n++
+	}
+	sb.held = append(sb.held[:0], sb.held[n:]...)
+	return wake
+}
+
+// kickFromRoom takes user's sessions out of r: live ones get a kicked
+// frame and nothing more of the room; joining ones fail their join.
+// Called with r.mu held; the sessions let go of the room afterwards.
+func (e *Engine) kickFromRoom(r *room, user, reason string, wakes *wakeList) {
+	var frame []byte
+	for s, sb := range r.subs {
+		if s.User != user {
 			continue
 		}
-		var frame []byte
-		r.mu.Lock()
-		if r.pos.Less(m.ID) {
-			r.pos = m.ID
-			frame = e.opts.Encoder.Message(*m)
-			for s, sb := range r.subs {
-				if sb.live {
-					// The tail may lag behind where the session's join
-					// started (its since or last_id): skip what it has.
-					if sb.pos.Less(m.ID) {
-						sb.pos = m.ID
-						e.deliverLive(s, sb, m.ID, frame)
-					}
-				} else if len(sb.buf) < e.opts.QueueLen {
-					sb.buf = append(sb.buf, pending{m.ID, frame})
-				} else {
-					s.Kick(ErrSlowConsumer)
+		if !sb.live {
+			sb.kicked = reason
+			continue
+		}
+		delete(r.subs, s)
+		r.users[user]--
+		if r.users[user] <= 0 {
+			delete(r.users, user)
+		}
+		if frame == nil {
+			frame = e.opts.Encoder.Kicked(r.name, reason)
+		}
+		wakes.add(s, s.push(Frame{Data: frame}))
+		wakes.detach = append(wakes.detach, detached{s, r})
+	}
+}
+
+// repairQueue holds rooms to read from their positions.
+type repairQueue struct {
+	mu     sync.Mutex
+	rooms  []*room
+	signal chan struct{} // cap 1
+}
+
+func (q *repairQueue) init() { q.signal = make(chan struct{}, 1) }
+
+func (q *repairQueue) push(r *room) {
+	q.mu.Lock()
+	q.rooms = append(q.rooms, r)
+	q.mu.Unlock()
+	q.wake()
+}
+
+func (q *repairQueue) wake() {
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *repairQueue) take(n int) []*room {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n = min(n, len(q.rooms))
+	out := append([]*room(nil), q.rooms[:n]...)
+	q.rooms = append(q.rooms[:0], q.rooms[n:]...)
+	return out
+}
+
+// repairBatch and repairCount bound one repair read: rooms per pipeline,
+// entries per room.
+const (
+	repairBatch = 64
+	repairCount = 256
+)
+
+// repairLoop reads queued rooms from their positions, many rooms per
+// round trip, and delivers what it reads. It keeps going after errors
+// (Redis away, a failover), with backoff; readiness reports the failures.
+func (e *Engine) repairLoop() {
+	backoff := 50 * time.Millisecond
+	var wakes wakeList
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-e.repair.signal:
+		}
+		for e.ctx.Err() == nil {
+			rooms := e.repair.take(repairBatch)
+			if len(rooms) == 0 {
+				break
+			}
+			reads := make([]RoomRead, len(rooms))
+			for i, r := range rooms {
+				r.mu.Lock()
+				reads[i] = RoomRead{Room: r.name, After: r.pos, N: repairCount}
+				r.mu.Unlock()
+			}
+			ctx, cancel := e.callCtx(e.ctx)
+			res, err := e.opts.Feed.Read(ctx, reads)
+			cancel()
+			if err != nil {
+				if e.readErrs.Add(1) == 1 {
+					e.log.Warn("read room streams", "err", err)
 				}
+				e.lastReadErr.Store(&err)
+				for _, r := range rooms {
+					e.repair.push(r)
+				}
+				select {
+				case <-e.ctx.Done():
+					return
+				case <-time.After(backoff):
+				}
+				backoff = min(backoff*2, 2*time.Second)
+				continue
+			}
+			if e.readErrs.Swap(0) > 2 {
+				e.log.Info("reading room streams recovered")
+			}
+			backoff = 50 * time.Millisecond
+			for i, r := range rooms {
+				e.repaired.Add(int64(len(res[i])))
+				r.mu.Lock()
+				for j := range res[i] {
+					ent := &res[i][j]
+					if r.pos.Less(ent.ID) {
+						e.deliver(r, ent, &wakes)
+					}
+				}
+				if len(res[i]) == repairCount {
+					e.repair.push(r) // more to read; still repairing
+				} else {
+					r.repairing = false
+					p := r.pending
+					r.pending = nil
+					e.apply(r, p, &wakes)
+				}
+				r.mu.Unlock()
+				wakes.run()
 			}
 		}
-		r.mu.Unlock()
-		if newest.Less(m.ID) {
-			newest = m.ID
-		}
-	}
-	if !newest.IsZero() {
-		sh.lagMs.Store(max(0, e.opts.Now().UnixMilli()-int64(newest.Ms)))
 	}
 }
 
-// tailGrace is how long past its block time a read may take before it is
-// abandoned as wedged.
-const tailGrace = 5 * time.Second
-
-// probeTails is the self-probe: a read still blocked well past its block
-// time is woken through Redis, and counted; if the wake does not reach it,
-// its deadline ends it and the loop starts a new one.
-func (e *Engine) probeTails() {
-	now := time.Now().UnixNano()
-	for _, sh := range e.shards {
-		start := sh.since.Load()
-		if start == 0 || time.Duration(now-start) < e.opts.TailBlock+time.Second {
-			continue
+// sweepLoop reads, every SweepEvery, each started room that had no
+// notice for that long: a safety net for a lost notice of a room's last
+// entry, which no later notice would reveal. It costs one read per quiet
+// room per SweepEvery, in pipelines of repairBatch rooms.
+func (e *Engine) sweepLoop() {
+	t := time.NewTicker(e.opts.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
 		}
-		e.tailProbes.Add(1)
-		ctx, cancel := e.callCtx(e.ctx)
-		if err := e.opts.Tail.Wake(ctx, sh.idx); err != nil && e.ctx.Err() == nil {
-			e.log.Warn("tail probe", "shard", sh.idx, "err", err)
+		e.mu.Lock()
+		rooms := make([]*room, 0, len(e.rooms))
+		for _, r := range e.rooms {
+			rooms = append(rooms, r)
 		}
-		cancel()
-	}
-}
-
-// Health reports why the fan-out cannot be trusted now, or nil: a shard
-// whose reads keep failing, a read stuck past its deadline, or delivery
-// lagging real time by more than maxLag.
-func (e *Engine) Health(maxLag time.Duration) error {
-	now := time.Now().UnixNano()
-	for _, sh := range e.shards {
-		if n := sh.errs.Load(); n > 2 {
-			return fmt.Errorf("shard %d: %d reads failed in a row", sh.idx, n)
-		}
-		if start := sh.since.Load(); start != 0 && time.Duration(now-start) > e.opts.TailBlock+tailGrace+time.Second {
-			return fmt.Errorf("shard %d: read stuck for %v", sh.idx, time.Duration(now-start).Round(time.Second))
-		}
-		if lag := time.Duration(sh.lagMs.Load()) * time.Millisecond; lag > maxLag {
-			return fmt.Errorf("shard %d: delivery lags %v behind", sh.idx, lag)
+		e.mu.Unlock()
+		quiet := time.Now().Add(-e.opts.SweepEvery)
+		for _, r := range rooms {
+			r.mu.Lock()
+			if r.started && r.lastNotice.Before(quiet) {
+				e.queueRepair(r)
+			}
+			r.mu.Unlock()
 		}
 	}
-	return nil
-}
-
-// TailLag returns, per shard with rooms, how far behind real time the
-// newest delivered message was when delivered, and how many reads in a row
-// failed.
-func (e *Engine) TailLag() (lag []time.Duration, failing []int64) {
-	for _, sh := range e.shards {
-		lag = append(lag, time.Duration(sh.lagMs.Load())*time.Millisecond)
-		failing = append(failing, sh.errs.Load())
-	}
-	return lag, failing
 }

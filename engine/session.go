@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Session is one client connection's view of the engine: the rooms it
@@ -17,9 +18,10 @@ import (
 // OnReady and, when it is called, takes the queued frames with More; it
 // holds no goroutine while the queue is empty.
 type Session struct {
-	e    *Engine
-	User string
-	id   uint64
+	e      *Engine
+	User   string
+	id     uint64
+	issued time.Time // when the session's token was issued
 
 	mu       sync.Mutex
 	queue    []Frame
@@ -31,31 +33,39 @@ type Session struct {
 	space    chan struct{} // cap 1: the writer took frames
 	done     chan struct{} // closed by Kick
 	doneErr  error
-	inflight chan struct{} // send slots, made on first send
+	inflight chan struct{} // write slots, made on first write
+	replay   replayBudget
 }
 
-// Connect opens a session for user, whose token has ID token. Errors:
-// *RetryError when user already has MaxSessionsPerUser sessions here,
-// ErrShutdown after Close.
-func (e *Engine) Connect(user, token string) (*Session, error) {
+// Connect opens a session for user, whose token has ID token and was
+// issued at issued. Errors: *RetryError when user already has
+// MaxSessionsPerUser sessions here, ErrShutdown after Close.
+func (e *Engine) Connect(user, token string, issued time.Time) (*Session, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed.Load() {
 		return nil, ErrShutdown
 	}
-	if e.users[user] >= e.opts.MaxSessionsPerUser {
+	if len(e.users[user]) >= e.opts.MaxSessionsPerUser {
 		return nil, &RetryError{After: 1000, Reason: fmt.Sprintf("at most %d connections per user", e.opts.MaxSessionsPerUser)}
 	}
 	s := &Session{
-		e:     e,
-		User:  user,
-		id:    e.nextID.Add(1),
-		rooms: make(map[string]*room),
-		token: token,
-		space: make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		e:      e,
+		User:   user,
+		id:     e.nextID.Add(1),
+		issued: issued,
+		rooms:  make(map[string]*room),
+		token:  token,
+		space:  make(chan struct{}, 1),
+		done:   make(chan struct{}),
 	}
-	e.users[user]++
+	set := e.users[user]
+	if set == nil {
+		set = make(map[*Session]struct{})
+		e.users[user] = set
+		e.opts.Feed.WatchUser(user) // under e.mu: the feed sees watches in order
+	}
+	set[s] = struct{}{}
 	e.sessions[s] = struct{}{}
 	e.addToken(s, token)
 	return s, nil
@@ -79,12 +89,12 @@ func (e *Engine) removeToken(s *Session, token string) {
 	}
 }
 
-// SetToken replaces the ID of the session's token (in-band re-auth).
-func (s *Session) SetToken(token string) {
+// SetToken replaces the session's token (in-band re-auth).
+func (s *Session) SetToken(token string, issued time.Time) {
 	s.e.mu.Lock()
 	defer s.e.mu.Unlock()
 	s.e.removeToken(s, s.token)
-	s.token = token
+	s.token, s.issued = token, issued
 	s.e.addToken(s, token)
 }
 
@@ -96,6 +106,16 @@ func (s *Session) OnReady(f func()) {
 	s.mu.Lock()
 	s.ready = f
 	s.mu.Unlock()
+}
+
+// wake calls the OnReady hook. No lock may be held.
+func (s *Session) wake() {
+	s.mu.Lock()
+	ready := s.ready
+	s.mu.Unlock()
+	if ready != nil {
+		ready()
+	}
 }
 
 // Compact releases the memory an empty queue still holds from a burst,
@@ -140,40 +160,46 @@ func (s *Session) Kick(err error) {
 	ready := s.ready
 	s.mu.Unlock()
 	if ready != nil {
+		// Kick may run under a room's lock (a full queue found while
+		// fanning out); the hook must not block, as OnReady says.
 		ready()
 	}
 }
 
 // Frame is one queued frame for the client. Ms is the stream-ID time of a
-// live message (for the delivery latency metric), 0 for anything else.
+// live entry (for the delivery latency metric), 0 for anything else.
 type Frame struct {
 	Data []byte
 	Ms   uint64
 }
 
-// push queues frame without blocking; a full queue kicks the session.
-func (s *Session) push(frame Frame) {
+// push queues frame without blocking; a full queue kicks the session. It
+// reports whether the writer must be woken (the queue was empty), which
+// the caller does once it holds no lock.
+func (s *Session) push(frame Frame) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	if len(s.queue) >= s.e.opts.QueueLen || s.qbytes+len(frame.Data) > s.e.opts.MaxQueueBytes {
 		s.mu.Unlock()
 		s.Kick(ErrSlowConsumer)
-		return
+		return false
 	}
+	wake := len(s.queue) == 0
 	s.queue = append(s.queue, frame)
 	s.qbytes += len(frame.Data)
-	ready := s.ready
 	s.mu.Unlock()
-	if ready != nil {
-		ready()
-	}
+	return wake
 }
 
 // Enqueue queues a reply frame for the client, in order with messages.
-func (s *Session) Enqueue(data []byte) { s.push(Frame{Data: data}) }
+func (s *Session) Enqueue(data []byte) {
+	if s.push(Frame{Data: data}) {
+		s.wake()
+	}
+}
 
 // pushWait queues frame, waiting while the queue is more than half full,
 // so a long replay is paced by the client instead of overflowing.
@@ -182,7 +208,9 @@ func (s *Session) pushWait(ctx context.Context, frame Frame) error {
 		s.mu.Lock()
 		if len(s.queue) < s.e.opts.QueueLen/2 && s.qbytes+len(frame.Data) <= s.e.opts.MaxQueueBytes/2 {
 			s.mu.Unlock()
-			s.push(frame)
+			if s.push(frame) {
+				s.wake()
+			}
 			return nil
 		}
 		s.mu.Unlock()
@@ -225,33 +253,45 @@ func (s *Session) Drain() []Frame {
 	return q
 }
 
-// Inflight returns how many sends await their result.
+// Inflight returns how many writes await their result.
 func (s *Session) Inflight() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.inflight)
 }
 
-// Send stores a message like Engine.Send, but waits while the session has
-// MaxInflight sends unacknowledged, so one client cannot queue unbounded
-// work. done runs on another goroutine.
-func (s *Session) Send(ctx context.Context, name, text, clientID string, done func(AppendResult, error)) error {
+func (s *Session) joined(room string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.rooms[room]
+	return ok
+}
+
+// Write stores a write like Engine.Post, but calls done (on another
+// goroutine) instead of waiting, and waits while the session has
+// MaxInflight writes unacknowledged, so one client cannot queue unbounded
+// work. While a write to a joined room is in flight, that room's live
+// entries for this session wait until done has queued the ack. Errors
+// returned (done is not called then): as Engine.Post's validation and
+// permission errors.
+func (s *Session) Write(ctx context.Context, w Write, done func(AppendResult, error)) error {
+	e := s.e
+	req, err := e.prepare(ctx, s.User, w)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	if s.inflight == nil {
-		s.inflight = make(chan struct{}, s.e.opts.MaxInflight)
+		s.inflight = make(chan struct{}, e.opts.MaxInflight)
 	}
 	slots := s.inflight
+	r := s.rooms[w.Room]
 	s.mu.Unlock()
 	select {
 	case slots <- struct{}{}:
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 	}
-	// Hold this room's live messages for the session until the ack is
-	// queued (see sub).
-	s.mu.Lock()
-	r := s.rooms[name]
-	s.mu.Unlock()
 	var sb *sub
 	if r != nil {
 		r.mu.Lock()
@@ -262,28 +302,27 @@ func (s *Session) Send(ctx context.Context, name, text, clientID string, done fu
 		}
 		r.mu.Unlock()
 	}
-	finish := func(acked StreamPos) {
+	e.opts.Log.Append(req, func(res AppendResult, err error) {
+		<-slots
+		if err == nil {
+			e.afterWrite(res)
+		}
+		done(res, unavailable(err))
 		if sb == nil {
 			return
 		}
 		r.mu.Lock()
 		sb.inflight--
-		sb.release(s, acked)
+		wake := sb.release(s, res.Entry.ID)
 		r.mu.Unlock()
-	}
-	err := s.e.Send(ctx, s.User, name, text, clientID, func(res AppendResult, err error) {
-		<-slots
-		done(res, err)
-		finish(res.Message.ID)
+		if wake {
+			s.wake()
+		}
 	})
-	if err != nil {
-		<-slots
-		finish(StreamPos{})
-	}
-	return err
+	return nil
 }
 
-// JoinInfo is what a join reports before any message is delivered.
+// JoinInfo is what a join reports before any entry is delivered.
 type JoinInfo struct {
 	Room      string
 	LastID    StreamPos
@@ -292,14 +331,15 @@ type JoinInfo struct {
 }
 
 // Join subscribes the session to room. It calls joined with the room's
-// newest position and online users; then, with since, queues every stored
-// message after since in order; then goes live. From the join (or since)
-// on, the session gets every message of the room exactly once, in stream
-// order. Joining a room already joined starts that room's delivery over.
-// Errors: as Authorize, *RetryError (too many rooms), ErrUnavailable.
+// newest message and online users; then, with since, queues every stored
+// message and event after since in order; then goes live. From the join
+// (or since) on, the session gets every message and event of the room
+// exactly once, in stream order, until it leaves or is removed from the
+// room. Joining a room already joined starts its delivery over. Errors:
+// as Permit, *RetryError (too many rooms), ErrUnavailable.
 func (s *Session) Join(ctx context.Context, name string, since *StreamPos, joined func(JoinInfo)) error {
 	e := s.e
-	kind, err := e.Authorize(ctx, s.User, name)
+	acc, err := e.authorize(ctx, name, s.User, ActRead, false)
 	if err != nil {
 		return err
 	}
@@ -314,10 +354,7 @@ func (s *Session) Join(ctx context.Context, name string, since *StreamPos, joine
 		s.leave(name, true)
 	}
 
-	r, err := e.acquire(ctx, name)
-	if err != nil {
-		return err
-	}
+	r := e.acquire(name)
 	sb := &sub{}
 	r.mu.Lock()
 	r.subs[s] = sb
@@ -328,7 +365,10 @@ func (s *Session) Join(ctx context.Context, name string, since *StreamPos, joine
 	s.rooms[name] = r
 	s.mu.Unlock()
 
-	if err := s.start(ctx, r, sb, kind, first, since, joined); err != nil {
+	// A channel's read position starts at the user's first join; a direct
+	// room's at its beginning.
+	markRead := acc.Kind != KindDirect
+	if err := s.start(ctx, r, sb, JoinOptions{MarkOnline: first, MarkRead: markRead}, since, joined); err != nil {
 		s.leave(name, rejoin)
 		return err
 	}
@@ -336,24 +376,36 @@ func (s *Session) Join(ctx context.Context, name string, since *StreamPos, joine
 }
 
 // start runs the part of Join after the session is registered (pending)
-// with the room: the tail buffers new messages for it meanwhile.
-func (s *Session) start(ctx context.Context, r *room, sb *sub, kind Kind, first bool, since *StreamPos, joined func(JoinInfo)) error {
+// with the room: the fan-out buffers new entries for it meanwhile.
+func (s *Session) start(ctx context.Context, r *room, sb *sub, jo JoinOptions, since *StreamPos, joined func(JoinInfo)) error {
 	e := s.e
 	cctx, cancel := e.callCtx(ctx)
-	defer cancel()
-	// Read after registering: anything newer than last reaches sb through
-	// the tail, because the tail started at or before it.
-	st, err := e.joinState(cctx, r.name, s.User, first, kind == KindChannel, since != nil)
+	// Read after registering: anything newer than what this reads reaches
+	// sb through the fan-out. The access is read in the same round trip,
+	// so a removal stored before it refuses the join, and one stored after
+	// it reaches the fan-out, which takes the session out.
+	st, err := e.opts.Log.JoinState(cctx, r.name, s.User, jo)
+	cancel()
 	if err != nil {
 		return unavailable(err)
 	}
+	if err := e.permitRead(ctx, &st.Access, r.name, s.User); err != nil {
+		return err
+	}
+	e.access.put(st.Access, e.opts.Now())
+	var wakes wakeList
+	r.mu.Lock()
+	e.start(r, st.LastEntry, st.Q, &wakes)
+	r.mu.Unlock()
+	wakes.run()
+
 	online := st.Online
 	if !slices.Contains(online, s.User) {
 		online = append(online, s.User)
 	}
 	slices.Sort(online)
-	info := JoinInfo{Room: r.name, LastID: st.Last, Online: online}
-	pos := st.Last
+	info := JoinInfo{Room: r.name, LastID: st.LastMsg, Online: online}
+	pos := st.LastEntry
 	if since != nil {
 		recovered := !since.Less(st.Trimmed)
 		info.Recovered = &recovered
@@ -362,36 +414,89 @@ func (s *Session) start(ctx context.Context, r *room, sb *sub, kind Kind, first 
 
 	if since != nil {
 		pos = *since
-		for {
-			pctx, pcancel := e.callCtx(ctx)
-			msgs, err := e.opts.Log.Range(pctx, r.name, pos, e.opts.ReplayPage)
-			pcancel()
-			if err != nil {
-				return unavailable(err)
-			}
-			for i := range msgs {
-				if err := s.pushWait(ctx, Frame{Data: e.opts.Encoder.Message(msgs[i])}); err != nil {
-					return err
-				}
-				pos = msgs[i].ID
-			}
-			if len(msgs) < e.opts.ReplayPage {
-				break
-			}
+		if err := s.replayFrom(ctx, r.name, &pos); err != nil {
+			return err
 		}
 	}
 
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if sb.kicked != "" {
+		return fmt.Errorf("room %s: %s: %w", r.name, sb.kicked, ErrForbidden)
+	}
 	for _, p := range sb.buf {
 		if pos.Less(p.id) {
-			e.deliverLive(s, sb, p.id, p.frame)
+			wakes.add(s, e.deliverLive(s, sb, p.id, p.frame))
 			pos = p.id
 		}
 	}
 	sb.pos = pos
 	sb.buf, sb.live = nil, true
-	r.mu.Unlock()
+	if len(wakes.wake) > 0 {
+		defer s.wake() // after the unlock: deferred calls run last-in first-out
+	}
 	return nil
+}
+
+// replayFrom queues every stored entry after *pos (member entries are not
+// for clients), paced by the client and by the session's replay budget.
+func (s *Session) replayFrom(ctx context.Context, room string, pos *StreamPos) error {
+	e := s.e
+	for {
+		if err := s.replay.take(ctx, e.opts.ReplayRate, e.opts.ReplayPage, s.done); err != nil {
+			return err
+		}
+		pctx, cancel := e.callCtx(ctx)
+		ents, err := e.opts.Log.Range(pctx, room, *pos, e.opts.ReplayPage)
+		cancel()
+		if err != nil {
+			return unavailable(err)
+		}
+		for i := range ents {
+			*pos = ents[i].ID
+			if ents[i].Kind == EntryMember {
+				continue
+			}
+			if err := s.pushWait(ctx, Frame{Data: e.opts.Encoder.Entry(&ents[i])}); err != nil {
+				return err
+			}
+		}
+		if len(ents) < e.opts.ReplayPage {
+			return nil
+		}
+	}
+}
+
+// replayBudget is a token bucket of replayed entries per second.
+type replayBudget struct {
+	tokens float64
+	at     time.Time
+}
+
+// take waits until n entries may be replayed at rate per second, with a
+// burst of twice the rate.
+func (b *replayBudget) take(ctx context.Context, rate, n int, done <-chan struct{}) error {
+	now := time.Now()
+	if b.at.IsZero() {
+		b.tokens, b.at = float64(2*rate), now
+	}
+	b.tokens = min(float64(2*rate), b.tokens+now.Sub(b.at).Seconds()*float64(rate))
+	b.at = now
+	b.tokens -= float64(n)
+	if b.tokens >= 0 {
+		return nil
+	}
+	wait := time.Duration(-b.tokens / float64(rate) * float64(time.Second))
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-done:
+		return ErrShutdown
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Leave unsubscribes the session from room. Errors: ErrNotFound when the
@@ -410,7 +515,6 @@ func (s *Session) Leave(name string) error {
 // leave removes the session from room; keepPresence leaves the user's
 // presence as it is (a rejoin follows at once).
 func (s *Session) leave(name string, keepPresence bool) {
-	e := s.e
 	s.mu.Lock()
 	r := s.rooms[name]
 	delete(s.rooms, name)
@@ -419,22 +523,51 @@ func (s *Session) leave(name string, keepPresence bool) {
 		return
 	}
 	r.mu.Lock()
-	delete(r.subs, s)
-	r.users[s.User]--
-	gone := r.users[s.User] <= 0
-	if gone {
-		delete(r.users, s.User)
+	gone := false
+	if _, ok := r.subs[s]; ok {
+		delete(r.subs, s)
+		r.users[s.User]--
+		gone = r.users[s.User] <= 0
+		if gone {
+			delete(r.users, s.User)
+		}
 	}
 	r.mu.Unlock()
 	if gone && !keepPresence {
-		// Not e.ctx: a goodbye must be said even while Close cancels it.
-		ctx, cancel := e.callCtx(context.Background())
-		if err := e.opts.Presence.Leave(ctx, name, []string{s.User}); err != nil {
-			e.log.Warn("presence leave", "room", name, "user", s.User, "err", err)
-		}
-		cancel()
+		s.e.goodbye(name, s.User)
 	}
-	e.release(r)
+	s.e.release(r)
+}
+
+// detach lets go of a room the session was kicked from (the fan-out
+// already took its subscription out).
+func (s *Session) detach(r *room) {
+	s.mu.Lock()
+	mine := s.rooms[r.name] == r
+	if mine {
+		delete(s.rooms, r.name)
+	}
+	s.mu.Unlock()
+	if !mine {
+		return
+	}
+	r.mu.Lock()
+	gone := r.users[s.User] <= 0
+	r.mu.Unlock()
+	if gone {
+		s.e.goodbye(r.name, s.User)
+	}
+	s.e.release(r)
+}
+
+// goodbye marks user offline in room from this instance. Not e.ctx: a
+// goodbye must be said even while Close cancels it.
+func (e *Engine) goodbye(room, user string) {
+	ctx, cancel := e.callCtx(context.Background())
+	defer cancel()
+	if err := e.opts.Presence.Leave(ctx, room, []string{user}); err != nil {
+		e.log.Warn("presence leave", "room", room, "user", user, "err", err)
+	}
 }
 
 // Close leaves every room and forgets the session. Call it once the
@@ -459,41 +592,84 @@ func (s *Session) Close() {
 	e.mu.Lock()
 	if _, ok := e.sessions[s]; ok {
 		delete(e.sessions, s)
-		e.users[s.User]--
-		if e.users[s.User] <= 0 {
-			delete(e.users, s.User)
+		if set := e.users[s.User]; set != nil {
+			delete(set, s)
+			if len(set) == 0 {
+				delete(e.users, s.User)
+				e.opts.Feed.UnwatchUser(s.User)
+			}
 		}
 		e.removeToken(s, s.token)
 	}
 	e.mu.Unlock()
 }
 
-// joinState gathers what a join needs, in one round trip when the Log can.
-func (e *Engine) joinState(ctx context.Context, room, user string, markOnline, markRead, withTrimmed bool) (JoinState, error) {
-	deadline := e.opts.Now().Add(e.opts.PresenceTTL)
-	if js, ok := e.opts.Log.(JoinStater); ok {
-		return js.JoinState(ctx, room, user, markOnline, markRead, withTrimmed, deadline)
+// Typing relays that the session's user is typing in room to its other
+// online members, at most once per TypingEvery per user and room.
+// Errors: as Permit.
+func (s *Session) Typing(ctx context.Context, room string) error {
+	e := s.e
+	if _, err := e.authorize(ctx, room, s.User, ActRead, false); err != nil {
+		return err
 	}
-	var st JoinState
-	var err error
-	if st.Last, err = e.opts.Log.Last(ctx, room); err != nil {
-		return st, err
+	key := s.User + "\x00" + room
+	now := e.opts.Now()
+	e.typingMu.Lock()
+	last, seen := e.typing[key]
+	if seen && now.Sub(last) < e.opts.TypingEvery {
+		e.typingMu.Unlock()
+		return nil
 	}
-	if markOnline {
-		st.Online, err = e.opts.Presence.Join(ctx, room, []string{user}, deadline)
-	} else {
-		st.Online, err = e.opts.Presence.Online(ctx, room)
-	}
+	e.typing[key] = now
+	e.typingMu.Unlock()
+	ctx, cancel := e.callCtx(ctx)
+	defer cancel()
+	return unavailable(e.opts.Feed.Typing(ctx, room, s.User, e.opts.TypingEvery))
+}
+
+// MarkRead moves the user's read position in room forward to id. Reads
+// are coalesced: the newest position of a user in a room wins, and is
+// written at most once a second. Errors: as Permit.
+func (s *Session) MarkRead(ctx context.Context, room string, id StreamPos) error {
+	acc, err := s.e.authorize(ctx, room, s.User, ActRead, false)
 	if err != nil {
-		return st, err
+		return err
 	}
-	if markRead {
-		if err := e.opts.Directory.MarkJoined(ctx, room, user); err != nil {
-			return st, err
-		}
+	s.e.reads.mark(s.e, room, s.User, id, acc.Kind == KindDirect)
+	return nil
+}
+
+// KickToken ends the local sessions opened with token ID jti.
+func (e *Engine) KickToken(jti string) {
+	e.mu.Lock()
+	var victims []*Session
+	for s := range e.tokens[jti] {
+		victims = append(victims, s)
 	}
-	if withTrimmed {
-		st.Trimmed, err = e.opts.Log.Trimmed(ctx, room)
+	e.mu.Unlock()
+	for _, s := range victims {
+		s.Kick(ErrRevoked)
 	}
-	return st, err
+}
+
+// RevokeToken ends the sessions opened with token jti of user, here at
+// once and on every other instance through the user's channel.
+func (e *Engine) RevokeToken(ctx context.Context, user, jti string) error {
+	e.KickToken(jti)
+	ctx, cancel := e.callCtx(ctx)
+	defer cancel()
+	return unavailable(e.opts.Feed.PublishUser(ctx, UserEvent{Kind: UserRevoke, User: user, Token: jti}))
+}
+
+// Disconnect ends every session of user on every instance (before zero)
+// or those whose token was issued before before.
+func (e *Engine) Disconnect(ctx context.Context, user string, before time.Time) error {
+	ev := UserEvent{Kind: UserDisconnect, User: user}
+	if !before.IsZero() {
+		ev.Before = before.Unix() + 1 // tokens issued up to and including that second
+	}
+	e.UserEvent(ev)
+	ctx, cancel := e.callCtx(ctx)
+	defer cancel()
+	return unavailable(e.opts.Feed.PublishUser(ctx, ev))
 }

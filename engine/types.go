@@ -5,188 +5,402 @@ import (
 	"time"
 )
 
-// Kind says whether a room is a public channel or a private direct room.
+// Kind says what sort of room a room is.
 type Kind string
 
 // Room kinds, as the REST API names them.
 const (
-	KindChannel Kind = "channel"
-	KindDirect  Kind = "direct"
+	KindChannel Kind = "channel" // public: anyone not banned reads and writes
+	KindPrivate Kind = "private" // members only
+	KindDirect  Kind = "direct"  // its two users only
 )
 
-// Message is one stored chat message.
-type Message struct {
-	ID       StreamPos
-	Room     string
-	User     string
-	Text     string
-	TS       int64 // server time, Unix milliseconds (the ID's millisecond part)
-	ClientID string
-	Seq      uint64 // the room's message counter at this message; 1 for the first
+// Role is a member's role in a channel. The zero value means not a member.
+type Role string
+
+// Roles, from most to least rights.
+const (
+	RoleOwner     Role = "owner"
+	RoleModerator Role = "moderator"
+	RoleMember    Role = "member"
+)
+
+// ValidRole reports whether r names a role.
+func ValidRole(r Role) bool { return r == RoleOwner || r == RoleModerator || r == RoleMember }
+
+// EntryKind says what an entry of a room's stream records.
+type EntryKind byte
+
+// Entry kinds. Messages, edits, deletions and reactions reach clients;
+// member entries only steer delivery (a removed user's sockets stop
+// getting the room at the entry that removed them) and webhooks.
+const (
+	EntryMessage  EntryKind = 'm'
+	EntryEdit     EntryKind = 'e'
+	EntryDelete   EntryKind = 'd'
+	EntryReaction EntryKind = 'r'
+	EntryMember   EntryKind = 'M'
+)
+
+// Member changes recorded by member entries.
+const (
+	ChangeAdded   = "added"
+	ChangeRemoved = "removed"
+	ChangeBanned  = "banned"
+)
+
+// Entry is one entry of a room's stream: a message or an event about one.
+type Entry struct {
+	Kind EntryKind
+	ID   StreamPos
+	Room string
+	// User wrote the message, or made the edit, deletion, reaction or
+	// member change.
+	User string
+	// Q is the room's entry counter at this entry: 1 for the first and
+	// contiguous over every entry, so a fan-out that sees Q jump knows an
+	// entry's notice went missing. Zero for entries of the old layout.
+	Q uint64
+	// N is, for messages, the room's message counter (unread counts).
+	N uint64
+
+	Text     string    // message, edit
+	ClientID string    // message
+	ReplyTo  StreamPos // message: the message it answers, zero for none
+	Mentions []string  // message, edit: users named with @, lowercase, each once
+
+	Target StreamPos // edit, delete, reaction: the message acted on
+	Emoji  string    // reaction
+	On     bool      // reaction: added (true) or removed
+
+	Member string // member entry: whose membership changed
+	Change string // member entry: ChangeAdded, ChangeRemoved, ChangeBanned
 }
 
-// EventKind names an ephemeral event carried over pub/sub.
+// TS is the entry's server time in Unix milliseconds (its ID's time).
+func (e *Entry) TS() int64 { return int64(e.ID.Ms) }
+
+// Message is a message in its current state: edits, deletion, reactions
+// and replies applied.
+type Message struct {
+	Entry
+	EditedTS   int64 // Unix ms of the last edit, 0 if never edited
+	Deleted    bool  // Text is empty and Mentions nil then
+	Reactions  []Reaction
+	ReplyCount int
+}
+
+// Reaction is one emoji on a message and who reacted with it, in order.
+type Reaction struct {
+	Emoji string
+	Users []string
+}
+
+// EventKind names an ephemeral room event carried over pub/sub.
 type EventKind string
 
-// Ephemeral event kinds. They are never stored.
+// Ephemeral room events. They are never stored.
 const (
 	EventTyping   EventKind = "typing"
 	EventPresence EventKind = "presence"
 	EventRead     EventKind = "read"
-	EventRevoke   EventKind = "revoke" // Token holds the revoked token's ID; Room is empty
+	EventTopic    EventKind = "room"
 )
 
-// Event is an ephemeral event: typing, a presence change, a read receipt,
-// or a token revocation. It reaches the local sessions of Room whose user is
-// not User.
+// Event is an ephemeral event of a room: typing, a presence change, a read
+// receipt, a new topic.
 type Event struct {
 	Kind  EventKind
 	Room  string
 	User  string
 	State string    // presence: "online" or "offline"
 	ID    StreamPos // read: the position read up to
-	Token string    // revoke: the token ID
+	Topic string    // topic
+}
+
+// UserEventKind names an event addressed to one user's sockets.
+type UserEventKind string
+
+// User events. They are never stored; GET /api/rooms is the truth.
+const (
+	UserRoomAdded   UserEventKind = "room_added"
+	UserRoomRemoved UserEventKind = "room_removed"
+	UserMention     UserEventKind = "mention"
+	// UserRevoke ends the sockets opened with one token (Token).
+	UserRevoke UserEventKind = "revoke"
+	// UserDisconnect ends every socket of the user; with Before set, only
+	// those whose token was issued before it.
+	UserDisconnect UserEventKind = "disconnect"
+)
+
+// UserEvent is an event for every socket of User, on any instance.
+type UserEvent struct {
+	Kind     UserEventKind
+	User     string
+	Room     string
+	RoomKind Kind   // room_added
+	Reason   string // room_removed: "removed", "banned"
+	// mention: the message that named User.
+	ID   StreamPos
+	From string
+	Text string
+	// revoke: the token's ID; disconnect: tokens issued before this time
+	// (Unix seconds) end, 0 means every socket.
+	Token  string
+	Before int64
+}
+
+// Access is what the engine knows of one user and one room, enough to
+// decide what the user may do there (see Permit).
+type Access struct {
+	Room  string
+	User  string
+	Kind  Kind // empty: no such room
+	Topic string
+	Role  Role
+	// BannedUntil and MutedUntil are Unix ms; 0 means not, -1 no end.
+	BannedUntil int64
+	MutedUntil  int64
+	Admin       bool // CHAT_ADMINS: owner rights in every channel
 }
 
 // RoomSummary is a room as GET /api/rooms lists it for one user.
 type RoomSummary struct {
-	Name   string
-	Kind   Kind
-	LastID StreamPos
-	Unread int64
+	Name     string
+	Kind     Kind
+	LastID   StreamPos
+	Unread   int64
+	Mentions int64
+	Topic    string
+	Role     Role
 }
 
-// AppendRequest is one message to store.
+// Member is one member of a room.
+type Member struct {
+	User   string
+	Role   Role
+	Online bool
+}
+
+// Ban is one ban or mute of a room. Until is Unix ms, 0 for no end.
+type Ban struct {
+	User  string
+	Until int64
+}
+
+// RoomSpec describes a room to create.
+type RoomSpec struct {
+	Name    string
+	Private bool
+	Topic   string
+	Owner   string   // empty: no owner (as the built-in channels)
+	Members []string // added as members besides the owner
+}
+
+// AppendRequest is one entry to store: a message, or an edit, deletion
+// or reaction of one.
 type AppendRequest struct {
-	Room     string
-	User     string
+	Kind EntryKind // EntryMessage, EntryEdit, EntryDelete, EntryReaction
+	Room string
+	User string
+	// Admin skips the store's re-check of bans, mutes, membership and
+	// moderator role (the user is in CHAT_ADMINS).
+	Admin bool
+
 	Text     string
-	ClientID string // empty: no idempotency
-	Now      time.Time
+	ClientID string // message: empty means no idempotency
+	ReplyTo  StreamPos
+	// Mentions are candidates (existing users named with @); the store
+	// keeps those who can read the room.
+	Mentions []string
+	// RateExempt skips the per-user send rate (the server API).
+	RateExempt bool
+
+	Target     StreamPos
+	Emoji      string
+	On         bool
+	EditWindow time.Duration // edit: 0 means always
 }
 
-// AppendResult is what Append stored, or found stored under the same client ID.
+// AppendResult is what Append stored, or found stored under the same
+// client ID.
 type AppendResult struct {
-	Message   Message
-	Duplicate bool // the client ID was seen before; Message is the first send's
+	Entry     Entry
+	Duplicate bool // the client ID was seen before; Entry.ID is the first send's
+	Noop      bool // a reaction that changed nothing; nothing was stored
 }
 
-// Log is the durable, ordered history of rooms: one Redis stream per room.
+// JoinState is what a join reads in one round trip: the user's access,
+// the room's newest message and newest entry, who is online (after
+// marking the joiner, if asked) and the highest position retention
+// removed.
+type JoinState struct {
+	Access    Access
+	LastMsg   StreamPos
+	LastEntry StreamPos
+	Q         uint64
+	Online    []string
+	Trimmed   StreamPos
+}
+
+// JoinOptions say what a join writes besides reading.
+type JoinOptions struct {
+	MarkOnline bool // the user's first local session in the room
+	MarkRead   bool // start the user's read position (channels, on first join)
+}
+
+// Page is one page of messages and whether more lie beyond it.
+type Page struct {
+	Messages []Message
+	More     bool
+}
+
+// Log is the durable, ordered history of rooms: one Redis stream per
+// room, with each message's current state beside it.
 type Log interface {
-	// Append stores req atomically with its idempotency check, the user's
-	// send-rate check, retention trimming and the room's counters, and
-	// calls done exactly once, from another goroutine, with the result.
-	// Calls from one goroutine for one room complete in the order made.
-	// Errors: *RetryError (ErrRateLimited), ErrUnavailable.
+	// Append stores req atomically (idempotency, send rate, the re-check
+	// of bans, mutes and membership, counters, retention) and calls done
+	// once, from another goroutine, with the result. Appends made in one
+	// order for one room complete in that order. Errors: *RetryError
+	// (ErrRateLimited), ErrForbidden, ErrNotFound (no room, or a target or
+	// reply_to that is not a live message of the room), ErrInvalid (too
+	// many distinct emoji), ErrUnavailable.
 	Append(req AppendRequest, done func(AppendResult, error))
-	// Range returns up to n messages after pos (exclusive), oldest first.
-	Range(ctx context.Context, room string, after StreamPos, n int) ([]Message, error)
-	// RevRange returns up to n messages before pos (exclusive; the zero
-	// position means the newest), newest first.
-	RevRange(ctx context.Context, room string, before StreamPos, n int) ([]Message, error)
-	// Last returns the newest message's position, or 0-0 for an empty room.
-	Last(ctx context.Context, room string) (StreamPos, error)
-	// Trimmed returns the highest position retention removed, 0-0 if none.
-	Trimmed(ctx context.Context, room string) (StreamPos, error)
-	// Get returns one message. Errors: ErrNotFound.
-	Get(ctx context.Context, room string, id StreamPos) (Message, error)
+	// Range returns up to n entries after pos (exclusive), oldest first.
+	Range(ctx context.Context, room string, after StreamPos, n int) ([]Entry, error)
+	// History returns one page of messages in their current state and
+	// user's access to room, read in one round trip. With after set, the
+	// oldest n after it; else the newest n before before (zero: the
+	// newest), oldest first either way.
+	History(ctx context.Context, room, user string, before, after *StreamPos, n int) (Access, Page, error)
+	// Message returns one message in its current state and user's access.
+	// Errors: ErrNotFound (no such message; Access is still filled).
+	Message(ctx context.Context, room, user string, id StreamPos) (Access, Message, error)
+	// Replies returns the root message, up to n of its replies after
+	// after (zero: from the first), and user's access.
+	Replies(ctx context.Context, room, user string, root, after StreamPos, n int) (Access, Message, Page, error)
+	// JoinState reads (and writes, per opts) what a join needs.
+	JoinState(ctx context.Context, room, user string, opts JoinOptions) (JoinState, error)
+	// MarkRead moves user's read position forward to the newest message
+	// at or before id; in a direct room a move is published as EventRead.
+	MarkRead(ctx context.Context, room, user string, id StreamPos, direct bool) error
 }
 
-// Tail reads new messages of many rooms at once. Rooms fall into a fixed set
-// of shards; one Read covers rooms of one shard only, so in Redis Cluster a
-// shard's streams share a hash slot.
-type Tail interface {
-	// Shards returns the number of shards, fixed for the life of the data.
-	Shards() int
-	// Shard returns room's shard, in [0, Shards()).
-	Shard(room string) int
-	// Read blocks up to block for messages after after[i] in rooms[i] (all
-	// of one shard), returning them in stream order per room. It also
-	// returns, with no messages, soon after Wake(shard) is called.
-	Read(ctx context.Context, shard int, rooms []string, after []StreamPos, block time.Duration) ([]Message, error)
-	// Wake makes a blocked Read of shard on this instance return.
-	Wake(ctx context.Context, shard int) error
-}
-
-// TailCloser is an optional capability of a Tail: CloseTail ends blocked
-// Reads at once; Engine.Close calls it.
-type TailCloser interface {
-	CloseTail() error
-}
-
-// Bus carries ephemeral events between instances (Redis pub/sub: at most
-// once, never stored).
-type Bus interface {
-	// Subscribe starts delivering the events of rooms to Events.
-	Subscribe(ctx context.Context, rooms ...string) error
-	// Unsubscribe stops delivering the events of rooms.
-	Unsubscribe(ctx context.Context, rooms ...string) error
-	// Events returns the channel of incoming events, including revocations.
-	Events() <-chan Event
-	// Typing relays a typing event for user in room, at most once per
-	// every across all instances.
-	Typing(ctx context.Context, room, user string, every time.Duration) error
-}
-
-// Presence tracks who is online in which room, across instances, with an
-// expiry so a dead instance's users go offline by themselves. State changes
-// are published as EventPresence by the implementation.
-type Presence interface {
-	// Join marks users online in room from this instance until deadline and
-	// returns everyone online in room.
-	Join(ctx context.Context, room string, users []string, deadline time.Time) ([]string, error)
-	// Online returns everyone online in room.
-	Online(ctx context.Context, room string) ([]string, error)
-	// Leave marks users as no longer online in room from this instance.
-	Leave(ctx context.Context, room string, users []string) error
-}
-
-// Directory knows rooms and read positions.
+// Directory knows rooms, members and users.
 type Directory interface {
-	// Channels returns every channel's name.
-	Channels(ctx context.Context) ([]string, error)
-	// ChannelExists reports whether a channel exists.
-	ChannelExists(ctx context.Context, name string) (bool, error)
-	// CreateChannel creates a channel. Errors: ErrExists.
-	CreateChannel(ctx context.Context, name string) error
+	// Access returns what user may rely on in room; Kind is empty for a
+	// room that does not exist.
+	Access(ctx context.Context, room, user string) (Access, error)
 	// UserExists reports whether a user is registered.
 	UserExists(ctx context.Context, name string) (bool, error)
-	// AddDirect lists the direct room in both members' room lists.
-	AddDirect(ctx context.Context, room, a, b string) error
-	// Directs returns the direct rooms of user.
-	Directs(ctx context.Context, user string) ([]string, error)
-	// Summaries returns last_id and unread of rooms for user, in order.
-	Summaries(ctx context.Context, user string, rooms []string, kinds []Kind) ([]RoomSummary, error)
-	// MarkJoined sets user's read position in room to its newest message
-	// if user has none yet.
-	MarkJoined(ctx context.Context, room, user string) error
-	// MarkRead moves user's read position in room forward to the newest
-	// message at or before id and reports the position now held. For a
-	// direct room that moved, it publishes an EventRead.
-	MarkRead(ctx context.Context, room, user string, id StreamPos, direct bool) (StreamPos, bool, error)
+	// CreateRoom creates a channel (public or private). Errors: ErrExists.
+	CreateRoom(ctx context.Context, spec RoomSpec) error
+	// OpenDirect creates the direct room of a and b if needed and lists it
+	// for both; created reports whether it is new.
+	OpenDirect(ctx context.Context, room, a, b string) (created bool, err error)
+	// CountChannel counts one more channel created by user and reports
+	// whether that stays within limit.
+	CountChannel(ctx context.Context, user string, limit int) (ok bool, err error)
+	// UncountChannel takes back a CountChannel whose room was not created.
+	UncountChannel(ctx context.Context, user string) error
+	// Rooms returns up to n rooms user may see, sorted by name, after the
+	// name after: the public channels, and the private channels and direct
+	// rooms user belongs to.
+	Rooms(ctx context.Context, user, after string, n int) ([]RoomSummary, bool, error)
+	// Members returns up to n members of room after the name after.
+	Members(ctx context.Context, room, after string, n int) ([]Member, bool, error)
+	// AddMember adds user to room as a member. Errors: ErrExists (already
+	// a member; the role is returned), ErrBanned, ErrNotFound.
+	AddMember(ctx context.Context, room, user, by string) (Role, error)
+	// RemoveMember removes user from room (reason ChangeRemoved).
+	// Errors: ErrNotFound (not a member), ErrLastOwner.
+	RemoveMember(ctx context.Context, room, user, by string) error
+	// SetRole changes a member's role. Errors: ErrNotFound, ErrLastOwner.
+	SetRole(ctx context.Context, room, user string, role Role) error
+	// Ban bans user from room until (zero: no end), removing them.
+	Ban(ctx context.Context, room, user, by string, until time.Time) error
+	// Unban lifts a ban. Errors: ErrNotFound.
+	Unban(ctx context.Context, room, user string) error
+	// Mute mutes user in room until (zero: no end).
+	Mute(ctx context.Context, room, user string, until time.Time) error
+	// Unmute lifts a mute. Errors: ErrNotFound.
+	Unmute(ctx context.Context, room, user string) error
+	// Bans lists the bans (or mutes) in force.
+	Bans(ctx context.Context, room string, mutes bool) ([]Ban, error)
+	// SetTopic sets room's topic and publishes EventTopic.
+	SetTopic(ctx context.Context, room, topic, by string) error
 }
 
-// JoinState is what a join needs from Redis: the room's newest position,
-// who is online (after marking the joiner, if asked), and with since the
-// highest trimmed position.
-type JoinState struct {
-	Last    StreamPos
-	Online  []string
-	Trimmed StreamPos
+// Presence tracks who is online in which room, across instances. A dead
+// instance's entries are reaped by the others (see Heartbeat).
+type Presence interface {
+	// Join marks users online in room from this instance and returns
+	// everyone online in room.
+	Join(ctx context.Context, room string, users []string) ([]string, error)
+	// Leave marks users as no longer online in room from this instance.
+	Leave(ctx context.Context, room string, users []string) error
+	// Online returns everyone online in room.
+	Online(ctx context.Context, room string) ([]string, error)
+	// Heartbeat keeps this instance alive in the registry and reaps the
+	// entries of instances whose heartbeat stopped.
+	Heartbeat(ctx context.Context) error
 }
 
-// JoinStater is an optional capability of the Log: everything a join reads
-// and writes in one round trip. markOnline marks user online until
-// deadline (as Presence.Join); markRead starts user's read position (as
-// Directory.MarkJoined); withTrimmed reads Trimmed too. Without it, the
-// engine makes the separate calls.
-type JoinStater interface {
-	JoinState(ctx context.Context, room, user string, markOnline, markRead, withTrimmed bool, deadline time.Time) (JoinState, error)
+// RoomRead asks for the entries of Room after After.
+type RoomRead struct {
+	Room  string
+	After StreamPos
+	N     int
 }
 
-// Encoder turns messages and events into wire frames, once per message for
+// Feed is how an instance learns what happens in its rooms and to its
+// users: a notice per stored entry (pub/sub: may be lost; the Q counter
+// shows a loss and Read repairs it), ephemeral events and user events.
+type Feed interface {
+	// Attach sets the handler the feed calls from its own goroutines. It
+	// must be called once, before Watch.
+	Attach(h FeedHandler)
+	// Watch starts the notices and events of room. It does not block; the
+	// handler's Resync is called once they flow, and again after any
+	// interruption. Unwatch stops them. Calls for one room take effect in
+	// the order made.
+	Watch(room string)
+	Unwatch(room string)
+	// WatchUser and UnwatchUser do the same for user's events.
+	WatchUser(user string)
+	UnwatchUser(user string)
+	// Read returns, for each read, up to N entries after After, oldest
+	// first.
+	Read(ctx context.Context, reads []RoomRead) ([][]Entry, error)
+	// Typing relays that user types in room to every instance, at most
+	// once per every per user and room across instances.
+	Typing(ctx context.Context, room, user string, every time.Duration) error
+	// PublishUser sends a user event to every instance with that user's
+	// sockets.
+	PublishUser(ctx context.Context, ev UserEvent) error
+	// Healthy reports why the feed cannot be trusted now, or nil.
+	Healthy() error
+}
+
+// FeedHandler receives what a Feed delivers. Its methods are called from
+// the feed's goroutines and must not block on clients.
+type FeedHandler interface {
+	// Notice hands over one entry just stored in a watched room.
+	Notice(e *Entry)
+	// Resync says that notices of room may have been lost (the watch just
+	// started or was interrupted): read the room from its position.
+	Resync(room string)
+	// RoomEvent hands over an ephemeral event of a watched room.
+	RoomEvent(ev Event)
+	// UserEvent hands over an event of a watched user.
+	UserEvent(ev UserEvent)
+}
+
+// Encoder turns entries and events into wire frames, once per entry for
 // all local sessions. transport supplies it; engine never sees JSON.
 type Encoder interface {
-	Message(m Message) []byte
+	Entry(e *Entry) []byte
 	Event(ev Event) []byte
+	UserEvent(ev UserEvent) []byte
+	Kicked(room, reason string) []byte
 }

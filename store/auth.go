@@ -74,15 +74,10 @@ func (s *Store) Secret(ctx context.Context) ([]byte, error) {
 	return hex.DecodeString(v)
 }
 
-// Revoke marks a token ID revoked until it expires and tells every
-// instance to close the sockets opened with it.
+// Revoke marks a token ID revoked until it expires. (The engine tells
+// every instance to close the sockets opened with it.)
 func (s *Store) Revoke(ctx context.Context, jti string, until time.Time) error {
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, prefixRevoke+jti, "1", max(time.Until(until), time.Second))
-		p.Publish(ctx, chanRevoke, jti)
-		return nil
-	})
-	return wrap("revoke", err)
+	return wrap("revoke", s.rdb.Set(ctx, prefixRevoke+jti, "1", max(time.Until(until), time.Second)).Err())
 }
 
 // Revoked reports whether a token ID was revoked.

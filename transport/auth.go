@@ -50,6 +50,7 @@ type Limiter interface {
 type claims struct {
 	User    string
 	ID      string // jti
+	Issued  time.Time
 	Expires time.Time
 }
 
@@ -58,10 +59,10 @@ func (s *Server) issue(user string) (string, claims, error) {
 	now := s.opts.Now()
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
-	c := claims{User: user, ID: hex.EncodeToString(jti), Expires: now.Add(s.opts.TokenTTL).Truncate(time.Second)}
+	c := claims{User: user, ID: hex.EncodeToString(jti), Issued: now.Truncate(time.Second), Expires: now.Add(s.opts.TokenTTL).Truncate(time.Second)}
 	tok, err := jwt.NewBuilder().
 		Subject(user).
-		IssuedAt(now.Truncate(time.Second)).
+		IssuedAt(c.Issued).
 		Expiration(c.Expires).
 		JwtID(c.ID).
 		Build()
@@ -94,7 +95,7 @@ func (s *Server) verify(ctx context.Context, token string) (claims, error) {
 		s.opts.Observe.authFailure(reason)
 		return claims{}, errUnauthorized
 	}
-	c := claims{User: tok.Subject(), ID: tok.JwtID(), Expires: tok.Expiration()}
+	c := claims{User: tok.Subject(), ID: tok.JwtID(), Issued: tok.IssuedAt(), Expires: tok.Expiration()}
 	if c.ID == "" || c.Expires.IsZero() {
 		s.opts.Observe.authFailure("invalid_token")
 		return claims{}, errUnauthorized
@@ -310,7 +311,10 @@ func (s *Server) logout(c echo.Context) error {
 	if err := s.opts.Tokens.Revoke(ctx, cl.ID, cl.Expires); err != nil {
 		return fmt.Errorf("%w: %v", engine.ErrUnavailable, err)
 	}
-	s.opts.Engine.KickToken(cl.ID) // at once here; other instances hear it over pub/sub
+	// At once here; other instances hear it on the user's channel.
+	if err := s.opts.Engine.RevokeToken(ctx, cl.User, cl.ID); err != nil {
+		return err
+	}
 	return c.NoContent(http.StatusNoContent)
 }
 

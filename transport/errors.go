@@ -33,6 +33,8 @@ var codes = []struct {
 }{
 	{engine.ErrInvalid, http.StatusBadRequest, wire.CodeInvalid},
 	{engine.ErrForbidden, http.StatusForbidden, wire.CodeForbidden},
+	{engine.ErrLastOwner, http.StatusForbidden, wire.CodeForbidden},
+	{engine.ErrBanned, http.StatusConflict, wire.CodeBanned},
 	{engine.ErrNotFound, http.StatusNotFound, wire.CodeNotFound},
 	{engine.ErrTooLarge, http.StatusRequestEntityTooLarge, wire.CodeTooLarge},
 	{engine.ErrRateLimited, http.StatusTooManyRequests, wire.CodeRateLimited},

@@ -76,7 +76,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// Registered first so it is released last: Drain returns only after
 	// the session below has left its rooms (presence goes offline).
 	s.conns.Add(1)
-	sess, err := s.opts.Engine.Connect(cl.User, cl.ID)
+	sess, err := s.opts.Engine.Connect(cl.User, cl.ID, cl.Issued)
 	if err != nil {
 		s.conns.Done()
 		s.nconns.Add(-1)

@@ -69,7 +69,12 @@ func (w tbWriter) Write(p []byte) (int, error) {
 // startInstance starts one instance on srv, stopped by tb.Cleanup.
 func startInstance(tb testing.TB, srv *storetest.Server, o instanceOpts) *instance {
 	tb.Helper()
-	sopts := store.Options{Client: srv.Client(tb), SendRate: 1000, SendBurst: 1000, Logger: tlog(tb)}
+	// The store's registry TTL follows the engine's presence TTL, as in chatd.
+	var eo engine.Options
+	if o.Engine != nil {
+		o.Engine(&eo)
+	}
+	sopts := store.Options{Client: srv.Client(tb), SendRate: 1000, SendBurst: 1000, PresenceTTL: eo.PresenceTTL, Logger: tlog(tb)}
 	if o.Store != nil {
 		o.Store(&sopts)
 	}
@@ -80,7 +85,7 @@ func startInstance(tb testing.TB, srv *storetest.Server, o instanceOpts) *instan
 	if err := st.Init(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	eopts := engine.Options{Log: st, Tail: st, Bus: st, Presence: st, Directory: st,
+	eopts := engine.Options{Log: st, Feed: st, Presence: st, Directory: st,
 		Encoder: transport.Encoder{}, Logger: tlog(tb)}
 	if o.Engine != nil {
 		o.Engine(&eopts)

@@ -156,7 +156,7 @@ func expectOnline(tb testing.TB, j frame, want ...string) {
 // entries stay until they expire.
 func killable(tb testing.TB, srv *storetest.Server, o instanceOpts) (in *instance, kill func()) {
 	tb.Helper()
-	var rdb *redis.Client
+	var rdb redis.UniversalClient
 	inner := o.Store
 	o.Store = func(so *store.Options) {
 		rdb = so.Client

@@ -204,11 +204,7 @@ func New(opts Options) (*Server, error) {
 	auth.POST("/logout", s.logout)
 	auth.POST("/refresh", s.refresh)
 	auth.GET("/me", s.me)
-	auth.GET("/rooms", s.listRooms)
-	auth.POST("/rooms", s.createRoom)
-	auth.POST("/dms", s.openDirect)
-	auth.GET("/rooms/:room/messages", s.history)
-	auth.POST("/rooms/:room/messages", s.postMessage)
+	s.roomRoutes(auth)
 	api.Any("/*", func(c echo.Context) error {
 		return newAPIError(http.StatusNotFound, wire.CodeNotFound, "no such API route")
 	})

@@ -69,8 +69,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	met := newMetrics()
 	rdb.AddHook(redisHook{met})
 	st, err := store.New(store.Options{
-		Client: rdb, MaxLen: cfg.HistoryMaxLen, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst,
-		Timeout: cfg.RedisTimeout, Logger: log.WithGroup("store"), Hooks: []redis.Hook{redisHook{met}},
+		Client: rdb, Instance: cfg.Instance, MaxLen: cfg.HistoryMaxLen, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst,
+		Timeout: cfg.RedisTimeout, PresenceTTL: cfg.PresenceTTL, Logger: log.WithGroup("store"), Hooks: []redis.Hook{redisHook{met}},
 	})
 	if err != nil {
 		return err
@@ -92,7 +92,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	eng, err := engine.New(engine.Options{
-		Log: st, Tail: st, Bus: st, Presence: st, Directory: st, Encoder: transport.Encoder{},
+		Log: st, Feed: st, Presence: st, Directory: st, Encoder: transport.Encoder{},
 		Logger: log.WithGroup("engine"), MaxText: cfg.MaxText, QueueLen: cfg.SendQueue,
 		MaxRoomsPerSession: cfg.MaxRoomsPerConn, MaxSessionsPerUser: cfg.MaxConnsPerUser,
 		PresenceTTL: cfg.PresenceTTL, Timeout: cfg.RedisTimeout,
@@ -292,6 +292,6 @@ func readiness(st *store.Store, eng *engine.Engine) func(context.Context) error 
 		if err := st.Ping(ctx); err != nil {
 			return errors.New("redis does not answer")
 		}
-		return eng.Health(30 * time.Second)
+		return eng.Health()
 	}
 }

@@ -82,29 +82,13 @@ func (m *metrics) watch(eng *engine.Engine, srv *transport.Server) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
 	}
 	gauge("chat_sockets_open", "Open WebSocket connections.", func() float64 { return float64(srv.Conns()) })
-	gauge("chat_rooms_tailed", "Rooms with local sessions, whose streams this instance tails.", func() float64 { return float64(eng.Stats().Rooms) })
+	gauge("chat_rooms_watched", "Rooms with local sessions, whose notices this instance receives.", func() float64 { return float64(eng.Stats().Rooms) })
 	gauge("chat_room_joins", "Joined (socket, room) pairs.", func() float64 { return float64(eng.Stats().Subscriptions) })
-	counter("chat_messages_tailed_total", "Messages read from room streams by the tail loops.", func() float64 { return float64(eng.Counters().TailRead) })
-	counter("chat_messages_delivered_total", "Message frames queued to local sockets.", func() float64 { return float64(eng.Counters().Delivered) })
+	gauge("chat_rooms_repairing", "Rooms being read from their stream position (a missed notice, a resync).", func() float64 { return float64(eng.Stats().Repairing) })
+	counter("chat_entries_noticed_total", "Stream entries that arrived as pub/sub notices.", func() float64 { return float64(eng.Counters().Noticed) })
+	counter("chat_entries_repaired_total", "Stream entries read from room streams to repair missed notices.", func() float64 { return float64(eng.Counters().Repaired) })
+	counter("chat_messages_delivered_total", "Entry frames queued to local sockets.", func() float64 { return float64(eng.Counters().Delivered) })
 	counter("chat_slow_consumer_disconnects_total", "Sockets closed with 1013 for not keeping up.", func() float64 { return float64(eng.Counters().SlowKicks) })
-	counter("chat_tail_probes_total", "Tail reads found stuck past their block time and woken.", func() float64 { return float64(eng.Counters().TailProbes) })
-	m.reg.MustRegister(tailLag{eng: eng, desc: prometheus.NewDesc("chat_tail_lag_seconds",
-		"Per shard: how far behind real time the newest delivered message was when delivered; 0 once caught up.", []string{"shard"}, nil)})
-}
-
-// tailLag exports the engine's per-shard lag.
-type tailLag struct {
-	eng  *engine.Engine
-	desc *prometheus.Desc
-}
-
-func (t tailLag) Describe(ch chan<- *prometheus.Desc) { ch <- t.desc }
-
-func (t tailLag) Collect(ch chan<- prometheus.Metric) {
-	lags, _ := t.eng.TailLag()
-	for i, l := range lags {
-		ch <- prometheus.MustNewConstMetric(t.desc, prometheus.GaugeValue, l.Seconds(), strconv.Itoa(i))
-	}
 }
 
 func (m *metrics) handler() http.Handler {

@@ -1,41 +1,51 @@
 -- presence.lua: who is online in one room, across instances.
--- KEYS[1] zset of "user|instance" scored by expiry (ms), KEYS[2] hash user -> live entries.
--- ARGV[1] op ('join' | 'leave' | 'online'), ARGV[2] now (ms), ARGV[3] expiry (ms),
--- ARGV[4] instance, ARGV[5] event channel, ARGV[6] room, ARGV[7..] users.
--- Every call first drops expired entries (a dead instance's), publishing
--- 'offline' for users left with none. 'join' adds or refreshes entries
--- (the heartbeat is a join), publishing 'online' for users who had none.
--- Returns the users online (empty for 'leave').
-local function publish(user, state)
-  redis.call('PUBLISH', ARGV[5], '{"k":"presence","r":"' .. ARGV[6] .. '","u":"' .. user .. '","s":"' .. state .. '"}')
+-- KEYS[1] the room's stream (routing only). ARGV[1] room key prefix,
+-- ARGV[2] op ('join' | 'leave' | 'reap' | 'online'), ARGV[3] instance,
+-- ARGV[4] publish command, ARGV[5..] users (join, leave).
+-- The room's hash 'p' holds "user|instance" for each instance that has a
+-- session of user joined to the room; 'pc' counts them per user. A user
+-- is online while the count is above zero. 'join' and 'leave' change one
+-- instance's entries and announce users who came or went; 'reap' drops
+-- every entry of an instance that died (its heartbeat in the instance
+-- registry expired) and announces who went. Returns the users online.
+local p, op, inst, pubcmd = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local ph, pc = p .. 'p', p .. 'pc'
+local SEP = '\31'
+local function announce(user, state)
+  if pubcmd ~= '' then
+    redis.call(pubcmd, p .. 'c', table.concat({ 'P', '', '', user, state }, SEP))
+  end
 end
-local function drop(member)
-  if redis.call('ZREM', KEYS[1], member) == 1 then
-    local user = string.match(member, '^(.*)|')
-    if redis.call('HINCRBY', KEYS[2], user, -1) <= 0 then
-      redis.call('HDEL', KEYS[2], user)
-      publish(user, 'offline')
+local function drop(field)
+  if redis.call('HDEL', ph, field) == 1 then
+    local user = string.match(field, '^(.*)|')
+    if redis.call('HINCRBY', pc, user, -1) <= 0 then
+      redis.call('HDEL', pc, user)
+      announce(user, 'offline')
     end
   end
 end
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])) do
-  drop(member)
-end
-local op = ARGV[1]
-for i = 7, #ARGV do
-  local user = ARGV[i]
-  local member = user .. '|' .. ARGV[4]
-  if op == 'join' then
-    if redis.call('ZADD', KEYS[1], ARGV[3], member) == 1 then
-      if redis.call('HINCRBY', KEYS[2], user, 1) == 1 then
-        publish(user, 'online')
+if op == 'join' then
+  for i = 5, #ARGV do
+    local user = ARGV[i]
+    if redis.call('HSETNX', ph, user .. '|' .. inst, 1) == 1 then
+      if redis.call('HINCRBY', pc, user, 1) == 1 then
+        announce(user, 'online')
       end
     end
-  elseif op == 'leave' then
-    drop(member)
   end
-end
-if op == 'leave' then
+elseif op == 'leave' then
+  for i = 5, #ARGV do
+    drop(ARGV[i] .. '|' .. inst)
+  end
+  return {}
+elseif op == 'reap' then
+  local suffix = '|' .. inst
+  for _, field in ipairs(redis.call('HKEYS', ph)) do
+    if string.sub(field, -#suffix) == suffix then
+      drop(field)
+    end
+  end
   return {}
 end
-return redis.call('HKEYS', KEYS[2])
+return redis.call('HKEYS', pc)

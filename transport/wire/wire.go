@@ -16,6 +16,9 @@ const (
 	TypeRead   = "read"
 	TypePing   = "ping"
 	TypeAuth   = "auth"
+	TypeEdit   = "edit"   // also a server frame: a message was edited
+	TypeDelete = "delete" // also a server frame: a message was deleted
+	TypeReact  = "react"
 )
 
 // Server frame types (TypeTyping and TypeRead are shared with the client).
@@ -26,8 +29,14 @@ const (
 	TypePong     = "pong"
 	TypeAuthed   = "authed"
 	TypeError    = "error"
-	TypeMessage  = "message"
-	TypePresence = "presence"
+	TypeMessage     = "message"
+	TypePresence    = "presence"
+	TypeReaction    = "reaction"
+	TypeRoom        = "room"
+	TypeKicked      = "kicked"
+	TypeRoomAdded   = "room_added"
+	TypeRoomRemoved = "room_removed"
+	TypeMention     = "mention"
 )
 
 // Error codes carried by error frames and REST error bodies. They are API:
@@ -48,6 +57,7 @@ const (
 	CodeTooManyAttempts    = "too_many_attempts"
 	CodeUsernameTaken      = "username_taken"
 	CodeRoomExists         = "room_exists"
+	CodeBanned             = "banned"
 )
 
 // WebSocket close codes used by the server (RFC 6455 numbers).
@@ -78,6 +88,9 @@ type ClientFrame struct {
 	ClientID string          `json:"client_id,omitempty"`
 	ID       string          `json:"id,omitempty"`
 	Token    string          `json:"token,omitempty"`
+	ReplyTo  string          `json:"reply_to,omitempty"`
+	Emoji    string          `json:"emoji,omitempty"`
+	On       *bool           `json:"on,omitempty"`
 }
 
 // Joined answers join.
@@ -97,12 +110,14 @@ type Left struct {
 	Room string          `json:"room"`
 }
 
-// Ack answers send once the message is stored.
+// Ack answers send once the message is stored, and edit, delete and react
+// once the event is (ID is then the event's; a reaction that changed
+// nothing is acked without an ID).
 type Ack struct {
 	Type     string          `json:"type"`
 	Ref      json.RawMessage `json:"ref,omitempty"`
 	Room     string          `json:"room"`
-	ID       string          `json:"id"`
+	ID       string          `json:"id,omitempty"`
 	ClientID string          `json:"client_id,omitempty"`
 }
 
@@ -127,17 +142,97 @@ type Error struct {
 	Ref     json.RawMessage `json:"ref,omitempty"`
 }
 
-// Message is a stored chat message, as history pages and the REST send
-// return it. As a frame it carries Type "message"; elsewhere Type is empty
-// and omitted.
+// Message is a stored chat message. As a frame it carries Type "message"
+// and is the message as sent; in history pages, single-message reads and
+// replies Type is empty and omitted, and the message is in its current
+// state (EditedTS, Deleted, Reactions, ReplyCount).
 type Message struct {
-	Type     string `json:"type,omitempty"`
-	ID       string `json:"id"`
-	Room     string `json:"room"`
-	User     string `json:"user"`
-	Text     string `json:"text"`
-	TS       int64  `json:"ts"`
-	ClientID string `json:"client_id,omitempty"`
+	Type       string              `json:"type,omitempty"`
+	ID         string              `json:"id"`
+	Room       string              `json:"room"`
+	User       string              `json:"user"`
+	Text       string              `json:"text"`
+	TS         int64               `json:"ts"`
+	ClientID   string              `json:"client_id,omitempty"`
+	ReplyTo    string              `json:"reply_to,omitempty"`
+	Mentions   []string            `json:"mentions,omitempty"`
+	EditedTS   int64               `json:"edited_ts,omitempty"`
+	Deleted    bool                `json:"deleted,omitempty"`
+	Reactions  map[string][]string `json:"reactions,omitempty"`
+	ReplyCount int                 `json:"reply_count,omitempty"`
+}
+
+// Edit says message Target now reads Text; ID is the event's own stream ID.
+type Edit struct {
+	Type   string `json:"type"`
+	Room   string `json:"room"`
+	ID     string `json:"id"`
+	Target string `json:"target"`
+	User   string `json:"user"`
+	Text   string `json:"text"`
+	TS     int64  `json:"ts"`
+}
+
+// Delete says message Target was deleted by User.
+type Delete struct {
+	Type   string `json:"type"`
+	Room   string `json:"room"`
+	ID     string `json:"id"`
+	Target string `json:"target"`
+	User   string `json:"user"`
+	TS     int64  `json:"ts"`
+}
+
+// Reaction says User added (On) or removed Emoji on message Target.
+type Reaction struct {
+	Type   string `json:"type"`
+	Room   string `json:"room"`
+	ID     string `json:"id"`
+	Target string `json:"target"`
+	User   string `json:"user"`
+	Emoji  string `json:"emoji"`
+	On     bool   `json:"on"`
+	TS     int64  `json:"ts"`
+}
+
+// RoomTopic says the room's topic changed (not stored in the stream).
+type RoomTopic struct {
+	Type  string `json:"type"`
+	Room  string `json:"room"`
+	Topic string `json:"topic"`
+	User  string `json:"user"`
+}
+
+// Kicked says the socket is no longer in the room and gets nothing more of it.
+type Kicked struct {
+	Type   string `json:"type"`
+	Room   string `json:"room"`
+	Reason string `json:"reason"` // "removed" or "banned"
+}
+
+// RoomAdded is a user event: a room was opened with the user or the user
+// was added to it.
+type RoomAdded struct {
+	Type string `json:"type"`
+	Room string `json:"room"`
+	Kind string `json:"kind"`
+}
+
+// RoomRemoved is a user event: the user was removed or banned from a room.
+type RoomRemoved struct {
+	Type   string `json:"type"`
+	Room   string `json:"room"`
+	Reason string `json:"reason"`
+}
+
+// Mention is a user event: a message in Room by User names the user, who
+// has no socket joined to Room.
+type Mention struct {
+	Type string `json:"type"`
+	Room string `json:"room"`
+	ID   string `json:"id"`
+	User string `json:"user"`
+	Text string `json:"text"`
 }
 
 // Presence says a user came online in a room or went offline.
@@ -183,7 +278,8 @@ var ErrInvalidUTF8 = errors.New("wire: text frame is not valid UTF-8")
 
 var knownTypes = map[string]bool{
 	TypeJoin: true, TypeLeave: true, TypeSend: true, TypeTyping: true,
-	TypeRead: true, TypePing: true, TypeAuth: true,
+	TypeRead: true, TypePing: true, TypeAuth: true, TypeEdit: true,
+	TypeDelete: true, TypeReact: true,
 }
 
 // Decode parses one client frame. It returns ErrInvalidUTF8, or a
