@@ -112,7 +112,7 @@ type Options struct {
 type Store struct {
 	opts    Options
 	rdb     redis.UniversalClient
-	cluster *redis.ClusterClient // nil in single mode
+	cluster *redis.ClusterClient  // nil in single mode
 	send    redis.UniversalClient // appends only: no automatic retries, a retry could store twice
 	pubcmd  string                // PUBLISH, or SPUBLISH on a cluster
 	log     *slog.Logger
@@ -273,11 +273,11 @@ func metaKey(room string) string     { return roomPrefix(room) + "m" }
 func roomChannel(room string) string { return roomPrefix(room) + "c" }
 
 // userPrefix is the prefix of a user's keys in this layout.
-func userPrefix(user string) string    { return "chat:{u:" + user + "}:" }
-func userRoomsKey(user string) string  { return userPrefix(user) + "rooms" }
-func userRateKey(user string) string   { return userPrefix(user) + "rate" }
-func userCountKey(user string) string  { return userPrefix(user) + "nch" }
-func userChannel(user string) string   { return userPrefix(user) + "u" }
+func userPrefix(user string) string     { return "chat:{u:" + user + "}:" }
+func userRoomsKey(user string) string   { return userPrefix(user) + "rooms" }
+func userRateKey(user string) string    { return userPrefix(user) + "rate" }
+func userCountKey(user string) string   { return userPrefix(user) + "nch" }
+func userChannel(user string) string    { return userPrefix(user) + "u" }
 func instanceRoomsKey(id string) string { return "chat:inst:" + id + ":rooms" }
 
 // nameOfChannel returns what a pub/sub channel is for ('c' a room, 'u' a

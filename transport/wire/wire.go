@@ -23,12 +23,12 @@ const (
 
 // Server frame types (TypeTyping and TypeRead are shared with the client).
 const (
-	TypeJoined   = "joined"
-	TypeLeft     = "left"
-	TypeAck      = "ack"
-	TypePong     = "pong"
-	TypeAuthed   = "authed"
-	TypeError    = "error"
+	TypeJoined      = "joined"
+	TypeLeft        = "left"
+	TypeAck         = "ack"
+	TypePong        = "pong"
+	TypeAuthed      = "authed"
+	TypeError       = "error"
 	TypeMessage     = "message"
 	TypePresence    = "presence"
 	TypeReaction    = "reaction"
