@@ -641,12 +641,12 @@ func TestPermit(t *testing.T) {
 func TestParseMentions(t *testing.T) {
 	t.Parallel()
 	for text, want := range map[string][]string{
-		"@bob hi":                {"bob"},
-		"hi @Bob, and @carol.":   {"bob", "carol.", "carol"},
-		"mail bob@example.com":   nil,
-		"@bo":                    {},
-		"(@dave) é@erin @dave":   {"dave", "erin"},
-		"@a.b-c_d @x":            {"a.b-c_d"},
+		"@bob hi":                 {"bob"},
+		"hi @Bob, and @carol.":    {"bob", "carol.", "carol"},
+		"mail bob@example.com":    nil,
+		"@bo":                     {},
+		"(@dave) é@erin @dave":    {"dave", "erin"},
+		"@a.b-c_d @x":             {"a.b-c_d"},
 		"no mentions here at all": nil,
 	} {
 		got := engine.ParseMentions(text)
