@@ -31,6 +31,9 @@ type Options struct {
 	Fsync string
 	// Output receives the server's log. Nil discards it.
 	Output io.Writer
+	// Args are extra redis-server arguments, given last so that they win
+	// (the cluster test helper passes --cluster-enabled and its bus port).
+	Args []string
 }
 
 // Server is a running redis-server. Its methods are not safe for
@@ -101,10 +104,10 @@ func (s *Server) start(port int) error {
 		aof = "yes"
 	}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(s.opts.Bin,
-		"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+	args := []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--dir", s.opts.Dir, "--save", "", "--appendonly", aof,
-		"--appendfsync", s.opts.Fsync, "--protected-mode", "yes")
+		"--appendfsync", s.opts.Fsync, "--protected-mode", "yes"}
+	cmd := exec.Command(s.opts.Bin, append(args, s.opts.Args...)...)
 	cmd.Stdout, cmd.Stderr = s.opts.Output, s.opts.Output
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
