@@ -100,9 +100,14 @@ func (s *Store) appendBatch(batch []appendReq) {
 		r.done(results[i].res, results[i].err)
 	}
 	if s.opts.WaitReplicas > 0 {
-		s.announce(ctx, results)
+		s.announce(results)
 	}
 }
+
+// announceTimeout bounds the announcement of a batch: a notice may be
+// lost (the next one, or the sweep, shows the gap), but a worker stuck
+// on a primary that died would hold up every room of the worker.
+const announceTimeout = 250 * time.Millisecond
 
 func (s *Store) waitTimeout() time.Duration {
 	if s.opts.WaitReplicas > 0 {
@@ -464,7 +469,7 @@ func (s *Store) appendResult(req engine.AppendRequest, vals []any) (engine.Appen
 
 // announce publishes, after replicas confirmed them, the notices of what
 // a batch stored.
-func (s *Store) announce(ctx context.Context, results []result) {
+func (s *Store) announce(results []result) {
 	any := false
 	for i := range results {
 		if results[i].notice != "" {
@@ -475,6 +480,8 @@ func (s *Store) announce(ctx context.Context, results []result) {
 	if !any {
 		return
 	}
+	ctx, cancel := context.WithTimeout(s.ctx, announceTimeout)
+	defer cancel()
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range results {
 			if n := results[i].notice; n != "" {

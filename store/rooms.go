@@ -94,7 +94,12 @@ type roomReply struct {
 func (s *Store) roomOp(ctx context.Context, room, op string, args ...any) (roomReply, error) {
 	pub := s.pubcmd
 	all := append([]any{roomPrefix(room), op, pub, s.webhookKeyFor(room)}, args...)
-	vals, err := s.run(ctx, s.rdb, roomScript, []string{streamKey(room)}, all...).StringSlice()
+	var vals []string
+	err := s.durable(ctx, streamKey(room), func(c redis.Scripter) error {
+		var err error
+		vals, err = s.run(ctx, c, roomScript, []string{streamKey(room)}, all...).StringSlice()
+		return err
+	})
 	if err != nil {
 		return roomReply{}, wrap(op+" "+room, err)
 	}

@@ -329,6 +329,38 @@ func (s *Store) run(ctx context.Context, c redis.Scripter, sc luaScript, keys []
 	return cmd
 }
 
+// durable runs fn's writes so that, with WaitReplicas, they are on that
+// many replicas before it returns: on the primary of key's slot, on one
+// connection, followed by WAIT. Without WaitReplicas it runs fn on the
+// client as it is.
+func (s *Store) durable(ctx context.Context, key string, fn func(c redis.Scripter) error) error {
+	if s.opts.WaitReplicas == 0 {
+		return fn(s.rdb)
+	}
+	var node *redis.Client
+	if s.cluster != nil {
+		var err error
+		if node, err = s.cluster.MasterForKey(ctx, key); err != nil {
+			return err
+		}
+	} else {
+		node = s.rdb.(*redis.Client)
+	}
+	conn := node.Conn()
+	defer conn.Close()
+	if err := fn(conn); err != nil {
+		return err
+	}
+	n, err := conn.Do(ctx, "wait", s.opts.WaitReplicas, s.opts.WaitTimeout.Milliseconds()).Int64()
+	if err != nil {
+		return err
+	}
+	if n < int64(s.opts.WaitReplicas) {
+		return fmt.Errorf("%d of %d replicas confirmed within %v", n, s.opts.WaitReplicas, s.opts.WaitTimeout)
+	}
+	return nil
+}
+
 // loadScripts loads every script on every primary.
 func (s *Store) loadScripts(ctx context.Context) error {
 	load := func(ctx context.Context, c *redis.Client) error {
