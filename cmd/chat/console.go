@@ -163,7 +163,8 @@ func newTTYConsole(in, out *os.File, prompt string, complete func(string) (strin
 			}
 			return "", 0, false
 		}
-		if isTypingKey(key) {
+		// A command being typed is nobody's business.
+		if isTypingKey(key) && !strings.HasPrefix(line, "/") && !(line == "" && key == '/') {
 			select {
 			case c.typing <- struct{}{}:
 			default:
