@@ -61,18 +61,8 @@ func TestBrowserLive(t *testing.T) {
 		"CHAT_SEND_RATE":  "1000",
 		"CHAT_SEND_BURST": "1000",
 	})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("chatd log:\n%s", d.logText())
-		}
-	})
-	shots := t.TempDir()
-	if dir := os.Getenv("CHAT_SCREENSHOT_DIR"); dir != "" {
-		shots = dir
-		if err := os.MkdirAll(shots, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	btLogOnFailure(t, d)
+	shots := btShotsDir(t)
 
 	carol := user(t, d.URL, "carol")
 	user(t, d.URL, "dana") // logs in on the phone
@@ -418,6 +408,7 @@ func TestBrowserManyRooms(t *testing.T) {
 		"CHAT_SEND_RATE":  "1000",
 		"CHAT_SEND_BURST": "1000",
 	})
+	btLogOnFailure(t, d)
 	carol := user(t, d.URL, "carol")
 	user(t, d.URL, "alice")
 	post := func(room, text string) {

@@ -55,20 +55,8 @@ func TestBrowserTwoUsers(t *testing.T) {
 		"CHAT_SEND_BURST":     "1000",
 		"CHAT_SHUTDOWN_GRACE": "3s",
 	})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("chatd log:\n%s", d.logText())
-		}
-	})
-	// Screenshots go to the test's temp dir, or to CHAT_SCREENSHOT_DIR to
-	// keep them (a CI artifact, a look by hand).
-	shots := t.TempDir()
-	if dir := os.Getenv("CHAT_SCREENSHOT_DIR"); dir != "" {
-		shots = dir
-		if err := os.MkdirAll(shots, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	btLogOnFailure(t, d)
+	shots := btShotsDir(t)
 
 	// 2. History of more than two pages of 50, from a third user.
 	const seeds = 120
@@ -241,6 +229,29 @@ func TestBrowserTwoUsers(t *testing.T) {
 		b.logPageErrors()
 	}
 	t.Logf("browser test took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// btLogOnFailure prints chatd's log at the end of a failed test.
+func btLogOnFailure(t *testing.T, d *chatd) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("chatd log:\n%s", d.logText())
+		}
+	})
+}
+
+// btShotsDir is where screenshots go: the test's temp dir, or
+// CHAT_SCREENSHOT_DIR to keep them (a CI artifact, a look by hand).
+func btShotsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("CHAT_SCREENSHOT_DIR")
+	if dir == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func btSeedText(i int) string { return fmt.Sprintf("seed %03d", i) }
