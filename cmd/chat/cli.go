@@ -28,20 +28,13 @@ const (
 
 const defaultServer = "http://localhost:8080"
 
-const globalUsage = `usage: chat [--server URL] [--config-dir DIR] [--json] [--verbose] COMMAND [ARGS]
+// usageHead and usageFlags frame the command list in globalUsage.
+const usageHead = `usage: chat [--server URL] [--config-dir DIR] [--json] [--verbose] COMMAND [ARGS]
 
 commands:
-  register USER        create an account (password from a prompt or stdin)
-  login USER           log in and save the token
-  logout               revoke the token and forget it
-  whoami               show the logged-in user
-  rooms                list rooms: NAME KIND UNREAD LAST_ID
-  history ROOM [--before ID] [--after ID] [--limit N]
-                       print a page of history, oldest first
-  send ROOM TEXT...    post a message and print its id
-  dm USER              open the direct room with USER and print its name
-  join ROOM            chat interactively (/quit or end of input leaves)
+`
 
+const usageFlags = `
 global flags (also accepted after the command):
   --server URL         server base URL (env CHAT_SERVER, default ` + defaultServer + `)
   --config-dir DIR     where the token is kept (env CHAT_CONFIG_DIR)
@@ -78,24 +71,57 @@ type cli struct {
 
 // command is one subcommand.
 type command struct {
-	args string // the usage line after the command name
-	run  func(c *cli, args []string) error
+	name    string
+	args    string // the usage line after the command name
+	summary string // what it does, for chat help
+	run     func(c *cli, args []string) error
 }
 
-var commands map[string]command
+// commands is the table of subcommands, in the order chat help lists
+// them. A new command (edit, react, members…) is one more entry: its
+// usage errors and its line in chat help come from here.
+var commands []command
 
 func init() {
-	commands = map[string]command{
-		"register": {"USER", (*cli).cmdRegister},
-		"login":    {"USER", (*cli).cmdLogin},
-		"logout":   {"", (*cli).cmdLogout},
-		"whoami":   {"[--json]", (*cli).cmdWhoami},
-		"rooms":    {"[--json]", (*cli).cmdRooms},
-		"history":  {"ROOM [--before ID] [--after ID] [--limit N] [--json]", (*cli).cmdHistory},
-		"send":     {"ROOM TEXT...", (*cli).cmdSend},
-		"dm":       {"USER", (*cli).cmdDM},
-		"join":     {"ROOM [--json] [--verbose]", (*cli).cmdJoin},
+	commands = []command{
+		{"register", "USER", "create an account (password from a prompt or stdin)", (*cli).cmdRegister},
+		{"login", "USER", "log in and save the token", (*cli).cmdLogin},
+		{"logout", "", "revoke the token and forget it", (*cli).cmdLogout},
+		{"whoami", "[--json]", "show the logged-in user", (*cli).cmdWhoami},
+		{"rooms", "[--json]", "list rooms: NAME KIND UNREAD LAST_ID", (*cli).cmdRooms},
+		{"history", "ROOM [--before ID] [--after ID] [--limit N] [--json]", "print a page of history, oldest first", (*cli).cmdHistory},
+		{"send", "ROOM TEXT...", "post a message and print its id", (*cli).cmdSend},
+		{"dm", "USER", "open the direct room with USER and print its name", (*cli).cmdDM},
+		{"join", "ROOM [--json] [--verbose]", "chat interactively (/help lists its commands; /quit leaves)", (*cli).cmdJoin},
 	}
+}
+
+func findCommand(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// globalUsage is chat help: the command table and the global flags.
+func globalUsage() string {
+	var b strings.Builder
+	b.WriteString(usageHead)
+	for _, c := range commands {
+		use := c.name
+		if a := strings.TrimSpace(strings.NewReplacer("[--json]", "", "[--verbose]", "").Replace(c.args)); a != "" {
+			use += " " + a
+		}
+		if len(use) > 19 {
+			fmt.Fprintf(&b, "  %s\n  %-20s %s\n", use, "", c.summary)
+		} else {
+			fmt.Fprintf(&b, "  %-20s %s\n", use, c.summary)
+		}
+	}
+	b.WriteString(usageFlags)
+	return b.String()
 }
 
 // run is the whole program: it parses args, runs one command and returns
@@ -122,10 +148,10 @@ func (c *cli) main(args []string) error {
 		return &usageError{msg: "no command given"}
 	}
 	if rest[0] == "help" {
-		fmt.Fprint(c.stdout, globalUsage)
+		fmt.Fprint(c.stdout, globalUsage())
 		return nil
 	}
-	cmd, ok := commands[rest[0]]
+	cmd, ok := findCommand(rest[0])
 	if !ok {
 		return &usageError{msg: fmt.Sprintf("unknown command %q", rest[0])}
 	}
@@ -141,9 +167,10 @@ func (c *cli) exit(err error) int {
 	case errors.As(err, &ue):
 		fmt.Fprintf(c.stderr, "chat: %s\n", ue.msg)
 		if ue.cmd != "" {
-			fmt.Fprintf(c.stderr, "usage: chat %s %s\n(run chat help for the global flags)\n", ue.cmd, commands[ue.cmd].args)
+			cmd, _ := findCommand(ue.cmd)
+			fmt.Fprintf(c.stderr, "usage: chat %s %s\n(run chat help for the global flags)\n", ue.cmd, cmd.args)
 		} else {
-			fmt.Fprint(c.stderr, globalUsage)
+			fmt.Fprint(c.stderr, globalUsage())
 		}
 		return exitUsage
 	}
@@ -179,9 +206,10 @@ func (c *cli) flagSet(name string) *flag.FlagSet {
 func (c *cli) flagError(cmd string, err error) error {
 	if errors.Is(err, flag.ErrHelp) {
 		if cmd == "" {
-			fmt.Fprint(c.stdout, globalUsage)
+			fmt.Fprint(c.stdout, globalUsage())
 		} else {
-			fmt.Fprintf(c.stdout, "usage: chat %s %s\n\n%s", cmd, commands[cmd].args, globalUsage)
+			command, _ := findCommand(cmd)
+			fmt.Fprintf(c.stdout, "usage: chat %s %s\n\n%s", cmd, command.args, globalUsage())
 		}
 		return errHelp
 	}
@@ -551,13 +579,42 @@ func (c *cli) cmdJoin(args []string) error {
 	}
 	opts := c.joinOptions
 	opts.JSON, opts.Verbose = c.json, c.verbose
-	if f, ok := c.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		opts.Color = true
+	out, outTTY := c.stdout.(*os.File)
+	outTTY = outTTY && term.IsTerminal(int(out.Fd()))
+	in, inTTY := c.stdin.(*os.File)
+	inTTY = inTTY && term.IsTerminal(int(in.Fd()))
+	opts.Color = outTTY
+	room := pos[0]
+	// A person at a terminal gets the line editor; pipes and --json get
+	// plain lines, so scripts read exactly what the server said.
+	var con console
+	if inTTY && outTTY && !c.json {
+		tty, err := newTTYConsole(in, out, promptFor(room, saved.Username), completeSlash)
+		if err != nil {
+			return fmt.Errorf("terminal: %v", err)
+		}
+		con = tty
+	} else {
+		con = newPlainConsole(c.stdin, c.stdout, c.stderr)
 	}
+	defer con.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	s := newSession(cl, pos[0], saved.Username, c.stdout, c.stderr, opts)
-	return s.run(ctx, c.stdin)
+	s := newSession(cl, room, saved.Username, c.stdout, c.stderr, opts)
+	return s.run(ctx, con)
+}
+
+// promptFor is the input prompt of a room: "general> ", or "@bob> " in a
+// direct room with bob.
+func promptFor(room, self string) string {
+	if rest, ok := strings.CutPrefix(room, "dm:"); ok {
+		a, b, _ := strings.Cut(rest, ":")
+		if a == self {
+			a = b
+		}
+		return "@" + oneLine(a) + "> "
+	}
+	return oneLine(room) + "> "
 }
 
 // writeRaw prints a response body as it came, ending in a newline.

@@ -46,12 +46,9 @@ type APIError struct {
 	RetryAfter string // the Retry-After header, if any
 }
 
-func (e *APIError) Error() string {
-	if e.Code == "" {
-		return e.Message
-	}
-	return e.Message + " (" + e.Code + ")"
-}
+// Error is the server's message as a sentence for people: the code is in
+// the exit status and in Code, not repeated at the end of the text.
+func (e *APIError) Error() string { return humanError(e.Code, e.Message) }
 
 // UnreachableError says the server could not be reached at all.
 type UnreachableError struct {

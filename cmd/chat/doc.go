@@ -15,7 +15,7 @@
 //	                         print a page of a room's history, oldest first
 //	send ROOM TEXT...        post a message and print its id
 //	dm USER                  open the direct room with USER and print its name
-//	join ROOM                chat interactively: every line typed is sent to ROOM
+//	join ROOM                chat interactively: lines typed are sent to ROOM, /help lists commands
 //
 // The server is --server, else $CHAT_SERVER, else the server the saved token
 // belongs to, else http://localhost:8080. The configuration directory is
@@ -33,16 +33,30 @@
 // # Interactive sessions
 //
 // join connects to the server's WebSocket, prints who is online and the
-// last 20 messages, then live messages ("15:04:05  bob: hi"), presence
-// ("* bob is online") and typing notices, and errors ("! rate_limited: …").
-// Each line read from stdin is sent to the room; "/quit" or end of input
-// ends the session, after up to 2 s of waiting for the server to confirm
-// what was sent. When the connection drops, join reconnects with backoff
-// and resumes after the newest message it has shown, so nothing is missed
-// or shown twice; lines typed meanwhile are sent once it is back.
+// last 20 messages, then live messages ("15:04:05  bob: hi"), actions
+// ("15:04:05  * bob waves"), presence ("* bob is online") and typing
+// notices, and errors ("! not sent: slow down: the line"). Each line typed
+// is sent to the room, except commands:
+//
+//	/help        list the commands
+//	/who         who is in the room now
+//	/me TEXT     say TEXT as an action
+//	/quit        leave (as do end of input, Ctrl-D and Ctrl-C)
+//
+// and "//text" sends "/text". On a terminal, join is a line editor
+// (golang.org/x/term): messages print above the line being typed, which
+// stays intact; a line sent leaves the input and shows once, as the room's
+// message; Up and Down recall earlier lines, Tab completes a command, and
+// typing tells the room so. With a pipe or --json it reads plain lines and
+// prints plain lines.
+//
+// Leaving waits up to 2 s for the server to confirm what was sent. When
+// the connection drops, join reconnects with backoff and resumes after the
+// newest message it has shown, so nothing is missed or shown twice; lines
+// typed meanwhile are sent once it is back.
 //
 // # Exit status
 //
 // 0 on success, 1 when the server or the network reports an error (printed
-// as "chat: <message> (<code>)"), 2 for a usage error.
+// as "chat: <message>"), 2 for a usage error.
 package main

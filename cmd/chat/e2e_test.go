@@ -311,15 +311,28 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("dm printed %q", out)
 	}
 
-	// Errors come out as "chat: <message> (<code>)" with status 1.
-	if res := alice.run(t, "", "send", "no-such-room", "hi"); res.code != 1 || !strings.HasSuffix(res.stderr, "(not_found)\n") {
-		t.Errorf("send to an unknown room: %+v", res)
-	}
-	if res := alice.run(t, "wrong password\n", "login", "alice"); res.code != 1 || !strings.HasSuffix(res.stderr, "(invalid_credentials)\n") {
-		t.Errorf("bad login: %+v", res)
-	}
-	if res := alice.run(t, "correct horse battery\n", "register", "ALICE"); res.code != 1 || !strings.HasSuffix(res.stderr, "(username_taken)\n") {
-		t.Errorf("second register: %+v", res)
+	// Errors come out as "chat: <message>" with status 1: a sentence, not
+	// the code again (issue 18: "…: invalid (invalid)").
+	for _, tc := range []struct {
+		stdin  string
+		args   []string
+		stderr string
+	}{
+		{"", []string{"send", "no-such-room", "hi"}, "chat: no room named no-such-room\n"},
+		{"wrong password\n", []string{"login", "alice"}, ""},
+		{"correct horse battery\n", []string{"register", "ALICE"}, ""},
+		{"short\n", []string{"register", "erin"}, "chat: password must be 8 to 256 characters\n"},
+		{"", []string{"dm", "nosuchuser"}, "chat: no user named nosuchuser\n"},
+	} {
+		res := alice.run(t, tc.stdin, tc.args...)
+		if res.code != 1 || (tc.stderr != "" && res.stderr != tc.stderr) {
+			t.Errorf("%q: %+v, want exit 1 and %q", tc.args, res, tc.stderr)
+		}
+		for _, code := range []string{"not_found", "invalid", "invalid_credentials", "username_taken"} {
+			if strings.Contains(res.stderr, code) {
+				t.Errorf("%q: stderr %q names the code %s", tc.args, res.stderr, code)
+			}
+		}
 	}
 
 	// Interactive: the tail, live messages both ways, presence.

@@ -23,13 +23,23 @@ const continuation = "\n          "
 // formatMessage renders a message as "15:04:05  user: text" in local
 // time. Text from the server is cleaned of control characters, so another
 // user cannot move the cursor or recolour the terminal.
+// A message "/me waves" is an action, shown as "15:04:05  * bob waves".
 func formatMessage(m wire.Message, color bool) string {
 	ts := time.UnixMilli(m.TS).Local().Format("15:04:05")
-	text := strings.ReplaceAll(clean(strings.ReplaceAll(m.Text, "\r\n", "\n")), "\n", continuation)
-	if color {
-		return ansiDim + ts + ansiReset + "  " + ansiBold + clean(m.User) + ansiReset + ": " + text
+	body := m.Text
+	action := false
+	if rest, ok := strings.CutPrefix(body, "/me "); ok && strings.TrimSpace(rest) != "" {
+		body, action = strings.TrimLeft(rest, " "), true
 	}
-	return ts + "  " + clean(m.User) + ": " + text
+	text := strings.ReplaceAll(clean(strings.ReplaceAll(body, "\r\n", "\n")), "\n", continuation)
+	user := clean(m.User)
+	if color {
+		ts, user = ansiDim+ts+ansiReset, ansiBold+user+ansiReset
+	}
+	if action {
+		return ts + "  * " + user + " " + text
+	}
+	return ts + "  " + user + ": " + text
 }
 
 // clean drops control characters other than newline and tab.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -53,6 +52,10 @@ func (o *joinOptions) setDefaults() {
 // shown, so a fast typist does not flood the screen.
 const typingQuiet = 3 * time.Second
 
+// typingEvery is how often at most a typing frame goes out while we type
+// (the web client's pace).
+const typingEvery = 2 * time.Second
+
 // errTokenRejected ends a session whose token the server no longer takes
 // (close 1008, or 401 on reconnecting).
 var errTokenRejected = errors.New("token expired or revoked; run chat login")
@@ -74,6 +77,8 @@ type session struct {
 	readSent    string      // newest id reported with a read frame
 	pending     []*outgoing // lines sent or waiting, not yet acked, oldest first
 	typingShown map[string]time.Time
+	typingSent  time.Time           // when our last typing frame went out
+	online      map[string]struct{} // who is in the room, from joined and presence
 
 	conn         *websocket.Conn    // nil while disconnected
 	connStop     context.CancelFunc // stops conn's reader
@@ -119,25 +124,28 @@ func newSession(api *Client, room, self string, out, errw io.Writer, opts joinOp
 	return &session{
 		api: api, room: room, self: self, opts: opts, out: out, errw: errw,
 		typingShown: make(map[string]time.Time),
+		online:      make(map[string]struct{}),
 		frames:      make(chan frameEvent),
 		dialed:      make(chan dialResult),
 		done:        make(chan struct{}),
 	}
 }
 
-// run connects, shows the room and relays between stdin and the socket
-// until stdin ends, /quit, ctx ends or the token is refused. The first
-// connection is not retried: if it fails, the error is returned.
-func (s *session) run(ctx context.Context, stdin io.Reader) error {
+// run connects, shows the room and relays between the console and the
+// socket until input ends, /quit, ctx ends or the token is refused. The
+// first connection is not retried: if it fails, the error is returned.
+// It prints through the console, and leaves closing it to the caller.
+func (s *session) run(ctx context.Context, con console) error {
 	defer close(s.done)
+	s.out, s.errw = con.Out(), con.Err()
 	res := s.connect(ctx, "", true)
 	if res.err != nil {
 		return res.err
 	}
 	s.attach(res, true)
 
-	lines := make(chan string)
-	go readLines(stdin, lines, s.done)
+	lines := con.Lines()
+	typing := con.Typing()
 	ping := time.NewTicker(s.opts.PingEvery)
 	defer ping.Stop()
 	markRead := time.NewTicker(time.Second)
@@ -166,12 +174,13 @@ func (s *session) run(ctx context.Context, stdin io.Reader) error {
 			}
 			s.handle(ev.data)
 		case line, ok := <-lines:
-			if !ok || strings.HasPrefix(strings.TrimSpace(line), "/quit") {
-				lines = nil
+			if !ok || s.input(line) == errQuit {
+				lines, typing = nil, nil
 				drain = time.After(s.opts.DrainWait)
 				continue
 			}
-			s.queue(line)
+		case <-typing:
+			s.noteTyping()
 		case <-s.retry:
 			s.retry = nil
 			go s.redial(ctx, s.newest)
@@ -308,6 +317,10 @@ func (s *session) attach(res dialResult, first bool) {
 		fmt.Fprintln(s.errw, "* reconnected")
 	}
 	j := res.joined
+	clear(s.online)
+	for _, u := range j.Online {
+		s.online[u] = struct{}{}
+	}
 	switch {
 	case s.opts.JSON:
 		s.printJSON(res.joinedRaw)
@@ -461,15 +474,33 @@ func (s *session) handle(p []byte) {
 		var e wire.Error
 		_ = json.Unmarshal(p, &e)
 		var id string
+		var refused *outgoing
 		if json.Unmarshal(f.Ref, &id) == nil {
-			s.acked(id) // the server refused this line; it will not ack it
+			refused = s.take(id) // the server refused this line; it will not ack it
 		}
-		if !s.opts.JSON {
-			s.println(fmt.Sprintf("! %s: %s", oneLine(e.Code), oneLine(e.Message)))
+		if s.opts.JSON {
+			return
+		}
+		msg := oneLine(humanError(e.Code, e.Message))
+		if refused != nil {
+			// The line left the input when it was sent; show it again so
+			// it is not lost.
+			s.println(fmt.Sprintf("! not sent: %s: %s", msg, oneLine(refused.text)))
+		} else {
+			s.println("! " + msg)
 		}
 	case wire.TypePresence:
 		var pr wire.Presence
-		if json.Unmarshal(p, &pr) != nil || s.opts.JSON || pr.Room != s.room || pr.User == s.self {
+		if json.Unmarshal(p, &pr) != nil || pr.Room != s.room {
+			return
+		}
+		switch pr.State {
+		case wire.StateOnline:
+			s.online[pr.User] = struct{}{}
+		case wire.StateOffline:
+			delete(s.online, pr.User)
+		}
+		if s.opts.JSON || pr.User == s.self {
 			return
 		}
 		switch pr.State {
@@ -512,20 +543,23 @@ func (s *session) show(m wire.Message, raw []byte) {
 }
 
 // acked forgets the waiting line with this client ID.
-func (s *session) acked(clientID string) bool {
+func (s *session) acked(clientID string) bool { return s.take(clientID) != nil }
+
+// take removes the waiting line with this client ID and returns it, or nil.
+func (s *session) take(clientID string) *outgoing {
 	for i, o := range s.pending {
 		if o.clientID == clientID {
 			s.pending = append(s.pending[:i], s.pending[i+1:]...)
-			return true
+			return o
 		}
 	}
-	return false
+	return nil
 }
 
-// queue takes a typed line; it is sent now if connected, else after the
+// queue sends a message to the room now if connected, else after the
 // reconnect.
-func (s *session) queue(line string) {
-	text := strings.ToValidUTF8(strings.TrimSuffix(line, "\r"), "\uFFFD")
+func (s *session) queue(text string) {
+	text = strings.ToValidUTF8(text, "\uFFFD")
 	if strings.TrimSpace(text) == "" {
 		return
 	}
@@ -533,7 +567,19 @@ func (s *session) queue(line string) {
 	s.pending = append(s.pending, o)
 	if s.conn != nil {
 		s.sendLine(o)
+	} else {
+		fmt.Fprintln(s.errw, "* not connected; the line goes out when the connection is back")
 	}
+	s.typingSent = time.Time{} // the next keystroke is a new message being typed
+}
+
+// noteTyping tells the room we are typing, at most every typingEvery.
+func (s *session) noteTyping() {
+	if s.conn == nil || time.Since(s.typingSent) < typingEvery {
+		return
+	}
+	s.typingSent = time.Now()
+	s.write(wire.ClientFrame{Type: wire.TypeTyping, Room: s.room})
 }
 
 func (s *session) sendLine(o *outgoing) {
@@ -591,24 +637,4 @@ func (s *session) printJSON(p []byte) {
 	}
 	b.WriteByte('\n')
 	_, _ = s.out.Write(b.Bytes())
-}
-
-// readLines sends each line of r (without its newline) until r ends,
-// then closes out.
-func readLines(r io.Reader, out chan<- string, done <-chan struct{}) {
-	defer close(out)
-	br := bufio.NewReader(r)
-	for {
-		line, err := br.ReadString('\n')
-		if line != "" {
-			select {
-			case out <- strings.TrimSuffix(line, "\n"):
-			case <-done:
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
 }

@@ -172,7 +172,7 @@ func TestJoinUnknownRoom(t *testing.T) {
 	t.Parallel()
 	f := newFakeServer(t)
 	res := runChat(t, f.env(t, "alice"), "", "join", "nope")
-	if res.code != exitError || res.stderr != "chat: no such room (not_found)\n" {
+	if res.code != exitError || res.stderr != "chat: no such room\n" {
 		t.Errorf("%+v", res)
 	}
 }
@@ -198,7 +198,7 @@ func TestJoinPresenceTypingAndErrors(t *testing.T) {
 
 	// A refused line is reported and not waited for at the end.
 	j.typeLine(t, "ratelimit")
-	j.out.waitFor(t, "! rate_limited: slow down", waitLong)
+	j.out.waitFor(t, "! not sent: slow down: ratelimit", waitLong)
 	j.typeLine(t, "/quit now")
 	if code := j.wait(t, time.Second); code != exitOK {
 		t.Errorf("exit %d, stderr %s", code, j.err)
@@ -265,7 +265,9 @@ func TestJoinKeepalive(t *testing.T) {
 	defer pr.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.run(ctx, pr) }()
+	con := newPlainConsole(pr, out, errl)
+	defer con.Close()
+	go func() { done <- s.run(ctx, con) }()
 	errl.waitFor(t, "* reconnecting…", waitLong) // a silent server is given up on
 	errl.waitFor(t, "* reconnected", waitLong)
 	cancel() // like Ctrl-C
@@ -280,5 +282,75 @@ func TestJoinKeepalive(t *testing.T) {
 	pw.Close()
 	if joins := f.joinFrames(); len(joins) < 2 || joins[1].Since != "0-0" {
 		t.Errorf("joins %+v: want a rejoin since 0-0 for an empty room", joins)
+	}
+}
+
+// TestJoinSlashCommands: /help, /who, /me and /quit are commands, not
+// messages (issue 18: /help and /who were posted to the room); an unknown
+// one is refused and "//" sends a line that starts with a slash.
+func TestJoinSlashCommands(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	j := mustStartJoin(t, f.env(t, "alice"), "general")
+	j.out.waitFor(t, "* joined general; online: alice", waitLong)
+
+	j.typeLine(t, "/help")
+	j.out.waitFor(t, "*   /quit", waitLong)
+	for _, want := range []string{"* commands:", "*   /help", "*   /who", "*   /me TEXT", "//text sends /text"} {
+		if j.out.count(want) != 1 {
+			t.Errorf("/help lacks %q:\n%s", want, j.out)
+		}
+	}
+
+	f.broadcast("general", wire.Presence{Type: wire.TypePresence, Room: "general", User: "bob", State: "online"})
+	f.broadcast("general", wire.Presence{Type: wire.TypePresence, Room: "general", User: "carol", State: "online"})
+	f.broadcast("general", wire.Presence{Type: wire.TypePresence, Room: "general", User: "carol", State: "offline"})
+	j.out.waitFor(t, "* carol went offline", waitLong)
+	j.typeLine(t, "/who")
+	j.out.waitFor(t, "* in general now (2): alice, bob", waitLong)
+
+	j.typeLine(t, "/me waves")
+	j.out.waitFor(t, "  * alice waves", waitLong)
+	j.typeLine(t, "/nope")
+	j.out.waitFor(t, "! unknown command /nope; /help lists them", waitLong)
+	j.typeLine(t, "//etc/hosts is a file")
+	j.out.waitFor(t, "alice: /etc/hosts is a file", waitLong)
+	j.typeLine(t, "/me")
+	j.out.waitFor(t, "! /me needs something to do", waitLong)
+
+	j.typeLine(t, "/QUIT")
+	if code := j.wait(t, waitLong); code != exitOK {
+		t.Errorf("exit %d, stderr %s", code, j.err)
+	}
+	if got, want := f.texts("general"), []string{"/me waves", "/etc/hosts is a file"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("stored %q, want %q: commands must not be posted", got, want)
+	}
+}
+
+func TestCompleteSlash(t *testing.T) {
+	t.Parallel()
+	for line, want := range map[string]string{"/h": "/help ", "/wh": "/who ", "/q": "/quit ", "/": "", "/x": "", "hi": "", "/who ": ""} {
+		got, ok := completeSlash(line)
+		if got != want || ok != (want != "") {
+			t.Errorf("completeSlash(%q) = %q, %v; want %q", line, got, ok, want)
+		}
+	}
+}
+
+func TestHumanError(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ code, msg, want string }{
+		{"invalid", "password must be 8 to 256 characters: invalid", "password must be 8 to 256 characters"},
+		{"not_found", "user nosuchuser: not found", "no user named nosuchuser"},
+		{"not_found", `user "x y": not found`, `user "x y"`},
+		{"not_found", "room nope: not found", "no room named nope"},
+		{"forbidden", "room dm:a:b: forbidden", "you do not have access to dm:a:b"},
+		{"rate_limited", "slow down", "slow down"},
+		{"unavailable", "", "unavailable"},
+		{"", "cannot reach the server", "cannot reach the server"},
+	} {
+		if got := humanError(tc.code, tc.msg); got != tc.want {
+			t.Errorf("humanError(%q, %q) = %q, want %q", tc.code, tc.msg, got, tc.want)
+		}
 	}
 }

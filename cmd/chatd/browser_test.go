@@ -32,9 +32,8 @@ const btStepTimeout = 20 * time.Second
 // chat, see each other typing, alice scrolls back past the first history
 // page, chatd restarts under them and they carry on with nothing missed and
 // nothing doubled. A third, phone-sized browser checks the narrow layout.
-// Screenshots of every step go to the test's temp dir; with
-// CHAT_UPDATE_SCREENSHOT=1 the final one of alice's window also replaces
-// docs/web-client.png.
+// Screenshots of every step go to the test's temp dir, or to
+// CHAT_SCREENSHOT_DIR.
 func TestBrowserTwoUsers(t *testing.T) {
 	if _, err := os.Stat(btChromium); err != nil {
 		if os.Getenv("CHAT_REQUIRE_CHROMIUM") != "" {
@@ -56,20 +55,8 @@ func TestBrowserTwoUsers(t *testing.T) {
 		"CHAT_SEND_BURST":     "1000",
 		"CHAT_SHUTDOWN_GRACE": "3s",
 	})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("chatd log:\n%s", d.logText())
-		}
-	})
-	// Screenshots go to the test's temp dir, or to CHAT_SCREENSHOT_DIR to
-	// keep them (a CI artifact, a look by hand).
-	shots := t.TempDir()
-	if dir := os.Getenv("CHAT_SCREENSHOT_DIR"); dir != "" {
-		shots = dir
-		if err := os.MkdirAll(shots, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	btLogOnFailure(t, d)
+	shots := btShotsDir(t)
 
 	// 2. History of more than two pages of 50, from a third user.
 	const seeds = 120
@@ -217,25 +204,14 @@ func TestBrowserTwoUsers(t *testing.T) {
 		t.Errorf("alice scrolled to the beginning but shows %d of %d messages", len(got), len(stored))
 	}
 
-	// 7. The picture for the README: alice's window with rooms, the
-	// conversation and who is online.
+	// 7. alice's window at the end, with rooms, the conversation and who
+	// is online (the README's pictures come from TestBrowserLive).
 	alice.waitJS("three people online",
 		`document.querySelectorAll('[data-testid="online"] li').length === 3`)
 	alice.do("settle", chromedp.Evaluate[chromedp.Void](btScrollBottomJS+`; document.activeElement?.blur()`),
 		chromedp.Sleep(300*time.Millisecond))
-	final := alice.shot("final")
+	alice.shot("final")
 	bob.shot("final")
-	if os.Getenv("CHAT_UPDATE_SCREENSHOT") == "1" {
-		dst := filepath.Join("..", "..", "docs", "web-client.png")
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(dst, final, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		abs, _ := filepath.Abs(dst)
-		t.Logf("wrote %s", abs)
-	}
 	// bob learned of the DM when his client reloaded the room list after
 	// the reconnect: it carries an unread badge. Opening it shows alice's
 	// markup as text and clears the badge.
@@ -253,6 +229,29 @@ func TestBrowserTwoUsers(t *testing.T) {
 		b.logPageErrors()
 	}
 	t.Logf("browser test took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// btLogOnFailure prints chatd's log at the end of a failed test.
+func btLogOnFailure(t *testing.T, d *chatd) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("chatd log:\n%s", d.logText())
+		}
+	})
+}
+
+// btShotsDir is where screenshots go: the test's temp dir, or
+// CHAT_SCREENSHOT_DIR to keep them (a CI artifact, a look by hand).
+func btShotsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("CHAT_SCREENSHOT_DIR")
+	if dir == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func btSeedText(i int) string { return fmt.Sprintf("seed %03d", i) }
@@ -318,6 +317,9 @@ func newChromeUser(t *testing.T, name, user string, w, h int, shots string) *chr
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("no-first-run", true),
 		chromedp.Flag("hide-scrollbars", true),
+		// Times and dates are checked in en-US.
+		chromedp.Flag("lang", "en-US"),
+		chromedp.Env("LANG=en_US.UTF-8", "TZ=UTC"),
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(w, h),
 	)
@@ -430,6 +432,20 @@ func (b *chromeUser) waitJS(step, expr string) {
 		b.fail(step, err)
 	}
 }
+
+// evalAsync returns the string a JS expression's promise resolves to.
+func (b *chromeUser) evalAsync(expr string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, btStepTimeout)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.fail("evaluate "+expr, err)
+	}
+	return s
+}
+
+func btNavigate(url string) chromedp.Action[chromedp.Void] { return chromedp.Navigate(url) }
 
 // eval returns the JSON of a JS expression's value.
 func (b *chromeUser) eval(expr string) string {

@@ -1,6 +1,13 @@
 // REST client for /api. Every failure is thrown as an ApiError carrying the
-// server's error code and message ({"error":{"code","message"}}), so the UI
-// can show the message as the server wrote it.
+// server's error code ({"error":{"code","message"}}) and its message as a
+// sentence for people (errorText), so the UI can show it as it is.
+
+import { errorText } from './util.js';
+
+/** Rooms asked for per page of GET /api/rooms (the server allows 1–500). */
+const ROOMS_PAGE = 500;
+/** Pages of GET /api/rooms read at most: 100,000 rooms, and an end to a server that never says has_more:false. */
+const ROOMS_MAX_PAGES = 200;
 
 /** An error answer from the server, or a network failure (status 0). */
 export class ApiError extends Error {
@@ -11,6 +18,23 @@ export class ApiError extends Error {
     this.code = code;
     this.retryAfter = retryAfter; // seconds, from Retry-After on 429
   }
+}
+
+// The characters of room names (channels: a-z 0-9 _ -; direct rooms add
+// ":" and the "." of usernames), in byte order.
+const NAME_CHARS = '-.0123456789:_abcdefghijklmnopqrstuvwxyz';
+
+/**
+ * The greatest name, in the alphabet of room names, that sorts before
+ * name: its last character stepped back one, then filled up with "z". The
+ * list sorts by name, so `after` it the next room is name itself.
+ */
+function nameBefore(name) {
+  const last = NAME_CHARS.indexOf(name[name.length - 1]);
+  const head = name.slice(0, -1);
+  if (last <= 0) return head;
+  // A few z, not up to 64: a longer `after` than any name may be refused.
+  return (head + NAME_CHARS[last - 1]).padEnd(Math.max(name.length, Math.min(64, name.length + 4)), 'z');
 }
 
 /**
@@ -52,10 +76,11 @@ export function createApi({ getToken, onUnauthorized }) {
     if (!res.ok) {
       const e = data && typeof data === 'object' ? data.error : null;
       const retry = res.headers.get('Retry-After');
+      const code = (e && e.code) || `http_${res.status}`;
       const err = new ApiError(
         res.status,
-        (e && e.code) || `http_${res.status}`,
-        (e && e.message) || `The server answered ${res.status} ${res.statusText}.`,
+        code,
+        e && e.message ? errorText(code, e.message) : `The server answered ${res.status} ${res.statusText}.`,
         retry ? Number(retry) : null,
       );
       if (res.status === 401 && token) onUnauthorized(err);
@@ -73,7 +98,38 @@ export function createApi({ getToken, onUnauthorized }) {
       request('POST', '/api/login', { body: { username, password }, auth: false }),
     logout: () => request('POST', '/api/logout'),
     me: () => request('GET', '/api/me'),
-    rooms: () => request('GET', '/api/rooms'),
+    /**
+     * Every room of the list, paging through GET /api/rooms with `after`
+     * while the server says has_more. A server that does not page answers
+     * everything at once without has_more.
+     */
+    rooms: async () => {
+      const all = [];
+      let after = null;
+      for (let page = 0; page < ROOMS_MAX_PAGES; page++) {
+        const q = new URLSearchParams({ limit: String(ROOMS_PAGE) });
+        if (after !== null) q.set('after', after);
+        const data = await request('GET', `/api/rooms?${q}`);
+        const rooms = (data && Array.isArray(data.rooms)) ? data.rooms : [];
+        all.push(...rooms);
+        if (!data.has_more || rooms.length === 0) break;
+        after = rooms[rooms.length - 1].name;
+      }
+      return all;
+    },
+    /**
+     * The list entry of one room, or null: one page of GET /api/rooms that
+     * starts just before name. Cheaper than the whole list for a user with
+     * many rooms when a room_added event names one new room.
+     */
+    room: async (name) => {
+      const q = new URLSearchParams({ limit: '1' });
+      const after = nameBefore(name);
+      if (after) q.set('after', after);
+      const data = await request('GET', `/api/rooms?${q}`);
+      const rooms = (data && Array.isArray(data.rooms)) ? data.rooms : [];
+      return rooms.find((r) => r.name === name) || null;
+    },
     createRoom: (name) => request('POST', '/api/rooms', { body: { name } }),
     openDirect: (user) => request('POST', '/api/dms', { body: { user } }),
     /** One history page; opts: {before, after, limit}. Messages come oldest first. */

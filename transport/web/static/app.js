@@ -46,7 +46,17 @@ const dom = {
   onlineList: $('online'),
   roomTitle: $('room-title'),
   roomSub: $('room-sub'),
+  searchBox: $('search-box'),
+  search: $('search'),
+  searchCount: $('search-count'),
   messages: $('messages'),
+  newMessages: $('new-messages'),
+  menuDot: $('menu-dot'),
+  notifyButton: $('notify'),
+  jumpButton: $('jump'),
+  switcher: $('switcher'),
+  switcherInput: $('switcher-input'),
+  switcherList: $('switcher-list'),
   typing: $('typing'),
   composerForm: $('composer-form'),
   composer: $('composer'),
@@ -97,7 +107,9 @@ const api = createApi({
 // ---- error display ------------------------------------------------------
 //
 // One element (data-testid="error") serves both views: it moves into the
-// login card or above the composer, wherever the person is looking.
+// login card or above the composer, wherever the person is looking. An
+// error belongs to the action that caused it: the next action clears it,
+// so it never outlives a success.
 
 let errorTimer = 0;
 
@@ -127,7 +139,7 @@ function showLogin() {
   (dom.username.value ? dom.password : dom.username).focus();
 }
 
-function enterChat(username) {
+function enterChat(username, { initialRoom = null } = {}) {
   clearError();
   dom.loginView.hidden = true;
   dom.chatView.hidden = false;
@@ -138,7 +150,10 @@ function enterChat(username) {
     token: () => token,
     dom,
     showError,
+    clearError,
     onSessionEnd: endSession,
+    storage,
+    initialRoom,
   });
   chat.start();
 }
@@ -162,10 +177,37 @@ function setBusy(busy) {
   dom.loginForm.classList.toggle('busy', busy);
 }
 
+/**
+ * What is wrong with the form before asking the server, or null. The
+ * server checks the same rules; this only saves a round trip and says it
+ * next to the field.
+ */
+function formProblem(register, username, password) {
+  if (!username) return { field: dom.username, text: 'Enter your username.' };
+  if (!password) return { field: dom.password, text: 'Enter your password.' };
+  if (!register) return null;
+  if (username.length < 3 || username.length > 32) {
+    return { field: dom.username, text: 'A username has 3 to 32 characters.' };
+  }
+  if (!/^[A-Za-z0-9_.-]+$/.test(username)) {
+    return { field: dom.username, text: 'Use only letters, digits, “_”, “-” and “.” in a username.' };
+  }
+  if ([...password].length < 8 || [...password].length > 256) {
+    return { field: dom.password, text: 'A password has 8 to 256 characters.' };
+  }
+  return null;
+}
+
 async function signIn(register) {
   const username = dom.username.value.trim();
   const password = dom.password.value;
   clearError();
+  const problem = formProblem(register, username, password);
+  if (problem) {
+    showError(problem.text);
+    problem.field.focus();
+    return;
+  }
   setBusy(true);
   try {
     if (register) await api.register(username, password);
@@ -175,7 +217,8 @@ async function signIn(register) {
     storage.set(TOKEN_KEY, res.token);
     dom.password.value = '';
     setBusy(false);
-    enterChat(res.username);
+    // A new account starts where the conversation is, ready to type.
+    enterChat(res.username, { initialRoom: register ? 'general' : null });
   } catch (e) {
     setBusy(false);
     showError(e.message);
@@ -193,6 +236,7 @@ dom.logoutButton.addEventListener('click', async () => {
   // that must not read as an expired session.
   if (chat) {
     chat.stop();
+    chat.forgetDrafts();
     chat = null;
   }
   try {

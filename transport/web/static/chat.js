@@ -2,15 +2,32 @@
 // the socket, and the glue between them. One Chat lives per login; app.js
 // creates it after login and stops it at logout or when the session ends.
 //
+// How the room list stays live without polling:
+//
+//   - GET /api/rooms (every page of it) gives each room's last_id and
+//     unread count. Every room of the list is then joined on the one socket
+//     with `since` = that last_id, up to the server's 100 rooms per socket:
+//     the server replays what came after the snapshot, and from then on
+//     each new message arrives as a `message` frame, so unread badges count
+//     up the moment something is said anywhere.
+//   - Beyond 100 rooms the most recently active 100 are joined (the open
+//     room always among them). The others show the counts of the last
+//     listing, which is read again when the tab comes back into view and
+//     after every reconnect; a `mention` user event still reaches them at
+//     once. Opening one of them joins it and, at the limit, leaves the
+//     joined room that has been quiet longest.
+//   - `room_added` and `room_removed` user events add and remove rooms
+//     (a new DM, an invitation to a private channel, a ban) as they happen.
+//
 // How messages stay complete, ordered and unique:
 //
-//   - Opening a room for the first time fetches its newest page over REST,
-//     and only then joins it with `since` = the newest ID of that page (or
-//     "0-0" for an empty room). The server replays everything after it, so
-//     nothing sent between the fetch and the join is lost.
-//   - Every joined room stays joined. After a reconnect each is re-joined
-//     with `since` = the newest ID its stream has delivered (Room.streamId).
-//   - Messages are kept per room in stream-ID order with a Set of IDs
+//   - A joined room's messages are contiguous from its join position on:
+//     the stream guarantees no gaps from `since`. Opening a room fetches
+//     its newest page over REST and merges it by ID; older pages load from
+//     the oldest shown message backwards, so what is shown never has a hole.
+//   - After a reconnect each room is re-joined with `since` = the newest ID
+//     its stream has delivered (Room.streamId).
+//   - Messages are kept per room in stream-ID order with a Map of IDs
 //     (Room.byId); a message whose ID is already known is dropped, so
 //     replays and races between history and live frames never double up.
 //   - Our sends are shown at once as pending, keyed by client_id. The ack or
@@ -21,18 +38,32 @@
 
 import { Connection, socketURL } from './connection.js';
 import { Room } from './room.js';
-import { compareIds, dmPeer, newClientId, roomLabel } from './util.js';
 import {
-  avatar, h, markSeen, messageEl, nearBottom, scrollToBottom, typingText, updateMessageEl,
+  channelName, compareIds, dmPeer, errorText, maxId, mentionsMe, newClientId, roomLabel,
+} from './util.js';
+import {
+  avatar, h, markSeen, messageEl, nearBottom, scrollToBottom, setGrouped, typingText, updateMessageEl,
 } from './view.js';
 
 const PAGE_SIZE = 50;
 const TYPING_SEND_EVERY_MS = 2000; // at most one typing frame per 2 s
 const TYPING_SHOW_MS = 3000; // how long "x is typing…" stays without a new frame
-const ROOMS_POLL_MS = 20_000; // picks up new channels and DMs others start
 const LOAD_OLDER_WITHIN_PX = 150; // start loading older history this close to the top
+// Rooms one socket may join (PROTOCOL.md's default limit). A server with a
+// lower limit answers the extra joins with rate_limited, and the client
+// then keeps to what it got.
+const MAX_JOINED = 100;
+const DRAFT_SAVE_MS = 400; // drafts are written to storage this long after the last keystroke
+const NOTIFY_BODY_MAX = 140; // characters of a message shown in a desktop notification
 // Error codes after which the same send may succeed later (PROTOCOL.md).
 const RETRYABLE = new Set(['rate_limited', 'unavailable', 'internal']);
+
+/** Orders rooms by their newest known message, most recent first; rooms never written to last. */
+function byActivity(a, b) {
+  const x = maxId(a.streamId, a.serverLastId) || '0-0';
+  const y = maxId(b.streamId, b.serverLastId) || '0-0';
+  return compareIds(y, x);
+}
 
 export class Chat {
   /**
@@ -42,20 +73,27 @@ export class Chat {
    * @param {() => string} o.token          the current token, for the socket URL
    * @param {Record<string, HTMLElement>} o.dom
    * @param {(msg: string) => void} o.showError
+   * @param {() => void} o.clearError
    * @param {(msg: string) => void} o.onSessionEnd  token expired or revoked
+   * @param {object} o.storage              get/set/remove on localStorage, failing quietly
+   * @param {string} [o.initialRoom]        the room to open first (after registering: general)
    */
   constructor(o) {
     this.api = o.api;
     this.me = o.me;
     this.dom = o.dom;
     this.showError = o.showError;
+    this.clearError = o.clearError;
     this.onSessionEnd = o.onSessionEnd;
+    this.storage = o.storage;
+    this.initialRoom = o.initialRoom || null;
 
     /** @type {Map<string, Room>} */
     this.rooms = new Map();
     /** @type {Room|null} */
     this.open = null;
     this.stopped = false;
+    this.maxJoined = MAX_JOINED;
 
     // Replies echo the ref of the frame they answer; refs maps it to what
     // was asked, so an error can be pinned on the send or join it concerns.
@@ -65,15 +103,22 @@ export class Chat {
     this.typingSentAt = 0;
     this.refreshing = null;
     this.refreshQueued = false;
-    this.pollTimer = 0;
+    this.listGen = 0;
     this.events = new AbortController();
     this.phone = window.matchMedia('(max-width: 480px)');
     this.lastRoomKey = `chat.lastRoom.${this.me}`;
+    this.draftTimer = 0;
+    this.newBelow = 0; // messages that arrived below the reader's view of the open room
+    this.switcherIndex = 0;
 
     // The first child of the message list: "Loading…" or "This is the
     // beginning of #room". It has a fixed height, so changing its text
     // never moves the messages under the reader's eyes.
     this.edge = h('div', { class: 'history-edge', role: 'status' });
+    // The line above the first message that was unread when the room was opened.
+    this.divider = h('div', { class: 'unread-divider', 'data-testid': 'unread-divider', role: 'separator' },
+      h('span', {}, 'New'));
+    this.dividerFor = null; // {room, count}: where the divider goes once the room's messages are in
     this.seenMsg = null; // our newest message the DM peer has read
 
     this.conn = new Connection({
@@ -94,21 +139,28 @@ export class Chat {
     this.bind();
     this.dom.meName.textContent = this.me;
     this.dom.meAvatar.replaceChildren(avatar(this.me));
+    this.renderNotify();
+    const kbd = this.dom.jumpButton.querySelector('kbd');
+    if (kbd && /Mac|iPhone|iPad/.test(navigator.platform || '')) {
+      kbd.textContent = '⌘K';
+      this.dom.jumpButton.title = 'Jump to a room (⌘K)';
+    }
     this.renderOpenRoom();
     this.renderRoomList();
     this.conn.start();
-    this.pollTimer = setInterval(() => {
-      if (!document.hidden) this.refreshRooms({ quiet: true });
-    }, ROOMS_POLL_MS);
     this.refreshRooms().then(() => {
-      // A reload in the same tab returns to the room that was open.
+      if (this.stopped || this.open) return;
+      // A reload in the same tab returns to the room that was open; a new
+      // account starts in #general; on a wide screen a room is always open.
       let last = null;
       try {
         last = sessionStorage.getItem(this.lastRoomKey);
       } catch {
         last = null;
       }
-      if (last && this.rooms.has(last) && !this.open && !this.stopped) this.openRoom(last);
+      const pick = [this.initialRoom, last, this.phone.matches ? null : 'general']
+        .find((name) => name && this.rooms.has(name));
+      if (pick) this.openRoom(pick, { focus: true });
     });
   }
 
@@ -117,7 +169,7 @@ export class Chat {
     this.stopped = true;
     this.conn.stop();
     this.events.abort();
-    clearInterval(this.pollTimer);
+    this.saveDraftNow();
     for (const room of this.rooms.values()) {
       for (const t of room.typing.values()) clearTimeout(t);
     }
@@ -127,9 +179,26 @@ export class Chat {
     for (const el of [d.channelList, d.dmList, d.messages, d.onlineList]) el.replaceChildren();
     d.typing.textContent = '';
     d.composer.value = '';
+    d.search.value = '';
     d.status.hidden = true;
+    d.newMessages.hidden = true;
+    d.menuDot.hidden = true;
+    if (d.switcher.open) d.switcher.close();
     d.chatView.classList.remove('sidebar-open', 'offline');
     document.title = 'Redstream';
+  }
+
+  /** Forgets the drafts this user left in this browser (an explicit logout on a shared machine). */
+  forgetDrafts() {
+    const prefix = `chat.draft.${this.me}.`;
+    try {
+      for (let i = localStorage.length - 1; i >= 0; i--) {
+        const k = localStorage.key(i);
+        if (k && k.startsWith(prefix)) localStorage.removeItem(k);
+      }
+    } catch {
+      // no storage: nothing kept
+    }
   }
 
   // ---- DOM events -------------------------------------------------------
@@ -140,18 +209,18 @@ export class Chat {
 
     const roomClick = (ev) => {
       const btn = ev.target.closest('button[data-room]');
-      if (btn) this.openRoom(btn.getAttribute('data-room'));
+      if (btn) this.openRoom(btn.getAttribute('data-room'), { focus: true });
     };
     on(d.channelList, 'click', roomClick);
     on(d.dmList, 'click', roomClick);
 
     on(d.newRoomForm, 'submit', (ev) => {
       ev.preventDefault();
-      this.createRoom(d.newRoomInput.value.trim());
+      this.createRoom(d.newRoomInput.value);
     });
     on(d.dmForm, 'submit', (ev) => {
       ev.preventDefault();
-      this.startDirect(d.dmInput.value.trim());
+      this.startDirect(d.dmInput.value);
     });
 
     on(d.composerForm, 'submit', (ev) => {
@@ -175,26 +244,96 @@ export class Chat {
     on(d.composer, 'input', () => {
       this.autosize();
       this.noteTyping();
+      this.saveDraftSoon();
     });
 
     on(d.messages, 'scroll', () => {
       if (this.open && d.messages.scrollTop < LOAD_OLDER_WITHIN_PX) this.loadOlder(this.open);
+      if (this.newBelow && nearBottom(d.messages)) this.setNewBelow(0);
     }, { passive: true });
     on(d.messages, 'click', (ev) => {
       const el = ev.target.closest('.msg.failed');
       if (el) this.retry(el.getAttribute('data-client-id'));
     });
+    on(d.newMessages, 'click', () => {
+      scrollToBottom(d.messages);
+      this.setNewBelow(0);
+      d.composer.focus();
+    });
+
+    on(d.search, 'input', () => this.applySearch());
+    on(d.search, 'keydown', (ev) => {
+      if (ev.key === 'Escape' && d.search.value) {
+        ev.preventDefault();
+        ev.stopPropagation();
+        d.search.value = '';
+        this.applySearch();
+      }
+    });
+
+    on(d.notifyButton, 'click', () => this.askNotify());
+    on(d.jumpButton, 'click', () => this.openSwitcher());
+    on(d.switcherInput, 'input', () => {
+      this.switcherIndex = 0;
+      this.renderSwitcher();
+    });
+    on(d.switcherInput, 'keydown', (ev) => this.switcherKey(ev));
+    on(d.switcherList, 'click', (ev) => {
+      const li = ev.target.closest('[data-room]');
+      if (li) this.pickSwitcher(li.getAttribute('data-room'));
+    });
+    on(d.switcher, 'click', (ev) => {
+      if (ev.target === d.switcher) d.switcher.close(); // a click on the backdrop
+    });
 
     on(d.menuButton, 'click', () => this.toggleSidebar());
     on(d.scrim, 'click', () => this.toggleSidebar(false));
-    on(document, 'keydown', (ev) => {
-      if (ev.key === 'Escape') this.toggleSidebar(false);
-    });
+    on(document, 'keydown', (ev) => this.globalKey(ev));
     on(document, 'visibilitychange', () => {
-      if (document.hidden) return;
-      if (this.open) this.markRead(this.open);
+      if (document.hidden) {
+        this.saveDraftNow();
+        return;
+      }
+      if (this.open) {
+        this.open.unread = 0;
+        this.open.mentions = 0;
+        this.markRead(this.open);
+        this.renderRoomList();
+      }
       this.refreshRooms({ quiet: true });
     });
+    on(window, 'pagehide', () => this.saveDraftNow());
+  }
+
+  /** Keys that work anywhere: Ctrl/Cmd+K jumps to a room, Alt+↑/↓ steps through rooms, Esc closes. */
+  globalKey(ev) {
+    const d = this.dom;
+    if ((ev.ctrlKey || ev.metaKey) && !ev.altKey && !ev.shiftKey && ev.key.toLowerCase() === 'k') {
+      ev.preventDefault();
+      if (d.switcher.open) d.switcher.close();
+      else this.openSwitcher();
+      return;
+    }
+    if (ev.altKey && !ev.ctrlKey && !ev.metaKey && (ev.key === 'ArrowUp' || ev.key === 'ArrowDown')) {
+      ev.preventDefault();
+      this.stepRoom(ev.key === 'ArrowUp' ? -1 : 1, ev.shiftKey);
+      return;
+    }
+    if (ev.key === 'Escape' && !d.switcher.open) this.toggleSidebar(false);
+  }
+
+  /** Opens the room above or below the open one in the sidebar (only rooms with unread messages with unreadOnly). */
+  stepRoom(dir, unreadOnly) {
+    const order = this.sidebarOrder();
+    if (order.length === 0) return;
+    const at = this.open ? order.indexOf(this.open) : -1;
+    for (let i = 1; i <= order.length; i++) {
+      const r = order[(at + dir * i + order.length * 2) % order.length];
+      if (!unreadOnly || r.unread > 0) {
+        this.openRoom(r.name, { focus: true });
+        return;
+      }
+    }
   }
 
   toggleSidebar(show) {
@@ -220,12 +359,39 @@ export class Chat {
     this.dom.chatView.classList.toggle('offline', s !== 'connected');
   }
 
+  // ---- drafts -----------------------------------------------------------
+
+  draftKey(room) {
+    return `chat.draft.${this.me}.${room.name}`;
+  }
+
+  saveDraftSoon() {
+    clearTimeout(this.draftTimer);
+    this.draftTimer = setTimeout(() => this.saveDraftNow(), DRAFT_SAVE_MS);
+  }
+
+  /** Keeps what the composer holds for the open room, in memory and across reloads. */
+  saveDraftNow() {
+    clearTimeout(this.draftTimer);
+    const room = this.open;
+    if (!room) return;
+    room.draft = this.dom.composer.value;
+    if (room.draft.trim()) this.storage.set(this.draftKey(room), room.draft);
+    else this.storage.remove(this.draftKey(room));
+  }
+
+  loadDraft(room) {
+    if (room.draft === undefined || room.draft === null) room.draft = this.storage.get(this.draftKey(room)) || '';
+    return room.draft;
+  }
+
   // ---- rooms ------------------------------------------------------------
 
   room(name, kind) {
     let room = this.rooms.get(name);
     if (!room) {
       room = new Room(name, kind || (name.startsWith('dm:') ? 'direct' : 'channel'));
+      room.listGen = this.listGen;
       this.rooms.set(name, room);
     }
     return room;
@@ -236,11 +402,35 @@ export class Chat {
   }
 
   /**
-   * Reloads the room list and its unread counts. The server's count covers
-   * messages up to its last_id; messages we received live after that are
-   * added on top, so a reply that crossed a live message neither loses nor
+   * Takes one entry of GET /api/rooms. The server's count covers messages
+   * up to its last_id; messages we received live after that are added on
+   * top, so a reply that crossed a live message neither loses nor
    * double-counts it.
    */
+  applyListEntry(r, gen) {
+    const room = this.room(r.name, r.kind);
+    room.kind = r.kind || room.kind;
+    room.listGen = Math.max(room.listGen, gen);
+    room.topic = r.topic || '';
+    room.serverLastId = r.last_id || null;
+    // Until the room is shown its messages only feed the count, and the
+    // server's count holds those up to last_id.
+    if (!room.loaded) room.dropThrough(r.last_id);
+    // A read frame we sent may not have reached the server when it
+    // counted; if we reported reading past last_id, nothing before it is unread.
+    const readPast = room.readSent && r.last_id && compareIds(room.readSent, r.last_id) >= 0;
+    const live = room.countFromOthersAfter(readPast ? room.readSent : r.last_id, this.me);
+    if (room === this.open && !document.hidden) {
+      room.unread = 0;
+      room.mentions = 0;
+    } else {
+      room.unread = (readPast ? 0 : r.unread || 0) + live.unread;
+      room.mentions = (readPast ? 0 : r.mentions || 0) + live.mentions;
+    }
+    return room;
+  }
+
+  /** Reloads the room list and its unread counts, then joins what it may. */
   refreshRooms({ quiet = false } = {}) {
     if (this.refreshing) {
       // The answer in flight may predate what prompted this call (a room
@@ -250,21 +440,18 @@ export class Chat {
     }
     this.refreshing = (async () => {
       try {
-        const data = await this.api.rooms();
+        const gen = ++this.listGen;
+        const list = await this.api.rooms();
         if (this.stopped) return;
-        for (const r of data.rooms || []) {
-          const room = this.room(r.name, r.kind);
-          room.kind = r.kind;
-          room.serverLastId = r.last_id;
-          // A read frame we sent may not have reached the server when it
-          // counted; if we reported reading past last_id, nothing before it is unread.
-          const readPast = room.readSent && r.last_id && compareIds(room.readSent, r.last_id) >= 0;
-          const unread = readPast
-            ? room.countFromOthersAfter(room.readSent, this.me)
-            : (r.unread || 0) + room.countFromOthersAfter(r.last_id, this.me);
-          room.unread = room === this.open ? 0 : unread;
+        for (const r of list) this.applyListEntry(r, gen);
+        // Rooms the list no longer has (removed or banned while we were
+        // away). Rooms made here after the listing started carry gen.
+        for (const room of [...this.rooms.values()]) {
+          if (room.listGen < gen) this.dropRoom(room, null);
         }
+        this.syncJoins();
         this.renderRoomList();
+        if (this.open) this.renderRoomHead();
       } catch (e) {
         if (!quiet && !this.stopped && e.status !== 401) this.showError(e.message);
       } finally {
@@ -278,8 +465,62 @@ export class Chat {
     return this.refreshing;
   }
 
-  async createRoom(name) {
+  /**
+   * Joins every room of the list the socket has room for, the most
+   * recently active first. Joined rooms stay joined; the open room is
+   * joined by openRoom.
+   */
+  syncJoins() {
+    let free = this.maxJoined - this.joinedCount();
+    if (free <= 0) return;
+    const waiting = [...this.rooms.values()].filter((r) => !r.joined && !r.loading).sort(byActivity);
+    for (const room of waiting) {
+      if (free-- <= 0) break;
+      this.join(room);
+    }
+  }
+
+  joinedCount() {
+    let n = 0;
+    for (const r of this.rooms.values()) if (r.joined) n++;
+    return n;
+  }
+
+  /** Marks a room joined and sends its join (or leaves that to onConnOpen while offline). */
+  join(room) {
+    if (room.joined) return;
+    room.joined = true;
+    this.sendJoin(room);
+  }
+
+  /** Makes space for one more joined room by leaving the one that has been quiet longest. */
+  evictForJoin() {
+    if (this.joinedCount() < this.maxJoined) return;
+    const joined = [...this.rooms.values()].filter((r) => r.joined && r !== this.open).sort(byActivity);
+    const quiet = joined[joined.length - 1];
+    if (!quiet) return;
+    this.conn.send({ type: 'leave', room: quiet.name });
+    for (const t of quiet.typing.values()) clearTimeout(t);
+    quiet.typing.clear();
+    quiet.online.clear();
+    quiet.forgetStream();
+  }
+
+  /**
+   * Creates a channel from what was typed: "Design Review" becomes
+   * #design-review. A channel that exists already is opened instead.
+   */
+  async createRoom(input) {
     const d = this.dom;
+    this.clearError();
+    const name = channelName(input);
+    if (!name) {
+      this.showError(input.trim()
+        ? 'A channel name needs letters or digits (it may also hold - and _).'
+        : 'Type a name for the new channel.');
+      d.newRoomInput.focus();
+      return;
+    }
     d.createRoomButton.disabled = true;
     try {
       const r = await this.api.createRoom(name);
@@ -287,16 +528,34 @@ export class Chat {
       this.room(r.name, r.kind || 'channel');
       d.newRoomInput.value = '';
       this.renderRoomList();
-      this.openRoom(r.name);
+      this.openRoom(r.name, { focus: true });
     } catch (e) {
-      if (e.status !== 401) this.showError(e.message);
+      if (this.stopped || e.status === 401) return;
+      if (e.code === 'room_exists') {
+        if (!this.rooms.has(name)) await this.refreshRooms({ quiet: true });
+        if (this.rooms.has(name)) {
+          d.newRoomInput.value = '';
+          this.openRoom(name, { focus: true });
+          return;
+        }
+        this.showError(`#${name} exists, but you are not a member of it.`);
+        return;
+      }
+      this.showError(e.message);
     } finally {
       d.createRoomButton.disabled = false;
     }
   }
 
-  async startDirect(user) {
+  async startDirect(input) {
     const d = this.dom;
+    this.clearError();
+    const user = input.trim().replace(/^@/, '').toLowerCase();
+    if (!user) {
+      this.showError('Type the username of the person to message.');
+      d.dmInput.focus();
+      return;
+    }
     d.startDirectButton.disabled = true;
     try {
       const r = await this.api.openDirect(user);
@@ -304,49 +563,101 @@ export class Chat {
       this.room(r.name, 'direct');
       d.dmInput.value = '';
       this.renderRoomList();
-      this.openRoom(r.name);
+      this.openRoom(r.name, { focus: true });
     } catch (e) {
-      if (e.status !== 401) this.showError(e.message);
+      if (e.status !== 401 && !this.stopped) {
+        this.showError(e.code === 'not_found' ? `There is no user named ${user}.` : e.message);
+      }
     } finally {
       d.startDirectButton.disabled = false;
     }
   }
 
-  openRoom(name) {
+  /** Adds a room a user event told us about, with its count from the list, and joins it. */
+  async addRoom(name, kind) {
+    if (this.rooms.has(name)) return;
+    const room = this.room(name, kind);
+    this.renderRoomList();
+    let entry = null;
+    try {
+      entry = await this.api.room(name);
+    } catch {
+      entry = null;
+    }
+    if (this.stopped || this.rooms.get(name) !== room) return;
+    if (!entry) {
+      // The one-page lookup missed (an older server, an odd name): read it all.
+      await this.refreshRooms({ quiet: true });
+      return;
+    }
+    this.applyListEntry(entry, this.listGen);
+    if (!room.joined) {
+      this.evictForJoin();
+      this.join(room);
+    }
+    this.renderRoomList();
+  }
+
+  /** Removes a room from the list (room_removed, kicked, or gone from the list); reason explains it to the user. */
+  dropRoom(room, reason) {
+    if (this.rooms.get(room.name) !== room) return;
+    for (const t of room.typing.values()) clearTimeout(t);
+    this.rooms.delete(room.name);
+    const label = room.kind === 'direct' ? this.label(room) : `#${room.name}`;
+    if (reason === 'banned') this.showError(`You were banned from ${label}.`);
+    else if (reason === 'removed') this.showError(`You were removed from ${label}.`);
+    if (room === this.open) {
+      this.open = null;
+      this.renderOpenRoom();
+    }
+    if (room.ui) room.ui.li.remove();
+    this.renderRoomList();
+    this.syncJoins();
+  }
+
+  /**
+   * Shows a room. focus puts the cursor in its composer, except on a
+   * phone where that would cover the conversation with the keyboard.
+   */
+  openRoom(name, { focus = false } = {}) {
     const room = this.rooms.get(name);
     if (!room) return;
     this.toggleSidebar(false);
-    if (this.open === room) return;
-
-    if (this.open) this.open.draft = this.dom.composer.value;
+    if (this.open === room) {
+      if (focus && !this.phone.matches) this.dom.composer.focus();
+      return;
+    }
+    this.clearError();
+    this.saveDraftNow();
     this.open = room;
     this.typingSentAt = 0;
+    this.dividerFor = room.unread > 0 ? { room, count: room.unread } : null;
     room.unread = 0;
+    room.mentions = 0;
     try {
       sessionStorage.setItem(this.lastRoomKey, name);
     } catch {
       // storage disabled: nothing to remember
     }
-    this.dom.composer.value = room.draft || '';
+    this.dom.composer.value = this.loadDraft(room);
+    this.dom.search.value = '';
+    this.setNewBelow(0);
     this.renderRoomList();
     this.renderOpenRoom();
     this.autosize();
-    if (!this.phone.matches) this.dom.composer.focus();
-    this.refreshRooms({ quiet: true });
+    if (focus && !this.phone.matches) this.dom.composer.focus();
 
+    if (!room.joined) this.evictForJoin();
     if (!room.loaded) {
       this.loadInitial(room);
       return;
     }
-    if (!room.joined) {
-      room.joined = true;
-      this.sendJoin(room);
-    }
+    this.join(room);
     this.markRead(room);
     this.fillViewport(room);
   }
 
-  /** Fetches the newest page of a room, then joins it from that page on. */
+  /** Fetches the newest page of a room, then joins it if it is not joined yet. */
   loadInitial(room) {
     if (room.loading) return room.loading;
     room.loading = (async () => {
@@ -358,14 +669,13 @@ export class Chat {
         if (msgs.length) room.noteStream(msgs[msgs.length - 1].id);
         room.hasMore = Boolean(page.has_more) && msgs.length > 0;
         room.loaded = true;
-        if (!room.joined) {
-          room.joined = true;
-          this.sendJoin(room);
-        }
+        this.join(room);
         if (room === this.open) {
+          this.regroupAll(room);
+          this.placeDivider();
           this.updateEdge();
           this.updateSeen(room);
-          scrollToBottom(this.dom.messages);
+          this.scrollToStart();
           this.markRead(room);
           this.fillViewport(room);
         }
@@ -403,7 +713,15 @@ export class Chat {
       const shown = room === this.open;
       const oldHeight = list.scrollHeight;
       const oldTop = list.scrollTop;
-      for (const m of msgs) this.storeMessage(room, m, false);
+      const added = [];
+      for (const m of msgs) {
+        const res = this.storeMessage(room, m, false);
+        if (res && res.kind === 'new') added.push(res.msg);
+      }
+      if (shown && added.length) {
+        this.regroup(room, [...added, room.after(added[added.length - 1])]);
+        this.applySearch();
+      }
       room.hasMore = Boolean(page.has_more) && msgs.length > 0;
       if (shown) list.scrollTop = oldTop + (list.scrollHeight - oldHeight);
     } catch (e) {
@@ -442,7 +760,10 @@ export class Chat {
     updateMessageEl(res.msg);
     if (res.kind === 'new' && shown) {
       this.place(room, res.msg, res.index);
+      if (live) this.regroup(room, [res.msg, room.after(res.msg)]);
+      this.applySearch(res.msg);
       if (stick) scrollToBottom(list);
+      else if (live && m.user !== this.me) this.setNewBelow(this.newBelow + 1);
       this.updateEdge();
     }
     return res;
@@ -457,18 +778,35 @@ export class Chat {
     list.insertBefore(el, next && next.parentNode === list ? next : null);
   }
 
+  /** Recomputes, for each given message, whether it continues the group of the one above it. */
+  regroup(room, msgs) {
+    for (const m of msgs) if (m) setGrouped(m, room.before(m));
+  }
+
+  regroupAll(room) {
+    let prev = null;
+    for (const m of [...room.confirmed, ...room.pending]) {
+      if (m.el) setGrouped(m, prev);
+      prev = m;
+    }
+  }
+
   sendComposer() {
     const room = this.open;
     const c = this.dom.composer;
     if (!room || !c.value.trim()) return;
+    this.clearError();
     const msg = room.addPending(c.value, this.me, newClientId());
     const list = this.dom.messages;
     list.append(messageEl(msg, this.me));
+    this.regroup(room, [msg]);
     scrollToBottom(list);
+    this.setNewBelow(0);
     c.value = '';
-    room.draft = '';
+    this.saveDraftNow();
     this.autosize();
     this.typingSentAt = 0;
+    this.updateEdge();
     this.sendPending(room, msg);
   }
 
@@ -492,16 +830,21 @@ export class Chat {
     const room = this.open;
     const msg = room && clientId ? room.findPending(clientId) : null;
     if (!msg || !msg.failed) return;
+    this.clearError();
     if (!msg.retryable) {
+      const next = room.after(msg);
       room.takePending(clientId);
       if (msg.el) msg.el.remove();
+      this.regroup(room, [next]);
       this.dom.composer.value = msg.text;
       this.autosize();
       this.dom.composer.focus();
+      this.updateEdge();
       return;
     }
     msg.failed = false;
     updateMessageEl(msg);
+    this.regroup(room, [msg, room.after(msg)]);
     this.sendPending(room, msg);
   }
 
@@ -521,6 +864,153 @@ export class Chat {
     if (this.conn.send({ type: 'read', room: room.name, id })) room.readSent = id;
   }
 
+  /** Counts messages that came in below what the reader sees, and shows or hides the pill that says so. */
+  setNewBelow(n) {
+    this.newBelow = n;
+    const pill = this.dom.newMessages;
+    pill.hidden = n === 0;
+    if (n > 0) pill.textContent = n === 1 ? '1 new message ↓' : `${n} new messages ↓`;
+  }
+
+  // ---- search -----------------------------------------------------------
+
+  /**
+   * Filters the open room's loaded messages to those whose text or author
+   * holds the search box's words (all of them, ignoring case). With only
+   * one message given, checks just that one (a message that just came in).
+   */
+  applySearch(only) {
+    const d = this.dom;
+    const room = this.open;
+    const words = d.search.value.toLowerCase().split(/\s+/).filter(Boolean);
+    d.messages.classList.toggle('searching', words.length > 0);
+    if (!room) return;
+    const match = (m) => {
+      const hay = `${m.user} ${m.text}`.toLowerCase();
+      return words.every((w) => hay.includes(w));
+    };
+    const msgs = only ? [only] : [...room.confirmed, ...room.pending];
+    for (const m of msgs) if (m.el) m.el.classList.toggle('search-miss', words.length > 0 && !match(m));
+    if (words.length === 0) {
+      d.searchCount.textContent = '';
+      return;
+    }
+    let hits = 0;
+    let total = 0;
+    for (const m of [...room.confirmed, ...room.pending]) {
+      total++;
+      if (match(m)) hits++;
+    }
+    d.searchCount.textContent = hits === 0
+      ? `No match in ${total} loaded`
+      : `${hits} of ${total} loaded`;
+  }
+
+  // ---- room switcher (Ctrl/Cmd+K) ---------------------------------------
+
+  openSwitcher() {
+    const d = this.dom;
+    d.switcherInput.value = '';
+    this.switcherIndex = 0;
+    this.renderSwitcher();
+    if (!d.switcher.open) d.switcher.showModal();
+    d.switcherInput.focus();
+  }
+
+  /** The rooms the switcher offers for its query: names starting with it first, then containing it. */
+  switcherRooms() {
+    const q = this.dom.switcherInput.value.trim().toLowerCase().replace(/^[#@]/, '');
+    const all = this.sidebarOrder();
+    if (!q) {
+      // Unread rooms first, otherwise the sidebar's order.
+      return [...all.filter((r) => r.unread > 0 && r !== this.open), ...all.filter((r) => !(r.unread > 0) || r === this.open)];
+    }
+    const starts = [];
+    const contains = [];
+    for (const r of all) {
+      const label = this.label(r).toLowerCase();
+      if (label.startsWith(q)) starts.push(r);
+      else if (label.includes(q)) contains.push(r);
+    }
+    return [...starts, ...contains];
+  }
+
+  renderSwitcher() {
+    const d = this.dom;
+    const rooms = this.switcherRooms().slice(0, 50);
+    this.switcherIndex = Math.min(this.switcherIndex, Math.max(0, rooms.length - 1));
+    d.switcherList.replaceChildren(...rooms.map((r, i) => {
+      const li = h('li', {
+        class: `switcher-item${i === this.switcherIndex ? ' selected' : ''}`,
+        'data-testid': 'switcher-item',
+        'data-room': r.name,
+        role: 'option',
+        'aria-selected': String(i === this.switcherIndex),
+        id: `switcher-opt-${i}`,
+      },
+      r.kind === 'direct' ? avatar(this.label(r)) : h('span', { class: `room-hash ${r.kind}`, 'aria-hidden': 'true' }),
+      h('span', { class: 'room-name' }, this.label(r)),
+      r.unread > 0 && r !== this.open ? h('span', { class: 'badge' }, String(r.unread)) : null);
+      return li;
+    }));
+    if (rooms.length === 0) d.switcherList.append(h('li', { class: 'switcher-empty muted' }, 'No room matches.'));
+    d.switcherInput.setAttribute('aria-activedescendant', rooms.length ? `switcher-opt-${this.switcherIndex}` : '');
+  }
+
+  switcherKey(ev) {
+    const n = this.switcherRooms().slice(0, 50).length;
+    if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
+      ev.preventDefault();
+      if (n === 0) return;
+      this.switcherIndex = (this.switcherIndex + (ev.key === 'ArrowDown' ? 1 : n - 1)) % n;
+      this.renderSwitcher();
+    } else if (ev.key === 'Enter') {
+      ev.preventDefault();
+      const r = this.switcherRooms()[this.switcherIndex];
+      if (r) this.pickSwitcher(r.name);
+    }
+  }
+
+  pickSwitcher(name) {
+    this.dom.switcher.close();
+    this.openRoom(name, { focus: true });
+  }
+
+  // ---- notifications ----------------------------------------------------
+
+  renderNotify() {
+    const b = this.dom.notifyButton;
+    b.hidden = !('Notification' in window) || Notification.permission !== 'default';
+  }
+
+  async askNotify() {
+    if (!('Notification' in window)) return;
+    try {
+      await Notification.requestPermission();
+    } catch {
+      // an old browser's callback form; the permission stays as it was
+    }
+    this.renderNotify();
+  }
+
+  /** A desktop notification for a DM or a mention that arrives while the tab is hidden. */
+  notify(room, f) {
+    if (!document.hidden || !('Notification' in window) || Notification.permission !== 'granted') return;
+    const title = room.kind === 'direct' ? `${f.user}` : `${f.user} in #${room.name}`;
+    let body = String(f.text || '');
+    if (body.length > NOTIFY_BODY_MAX) body = `${body.slice(0, NOTIFY_BODY_MAX - 1)}…`;
+    try {
+      const n = new Notification(title, { body, tag: `chat:${room.name}` });
+      n.onclick = () => {
+        window.focus();
+        this.openRoom(room.name, { focus: true });
+        n.close();
+      };
+    } catch {
+      // Some browsers allow notifications only from a service worker.
+    }
+  }
+
   // ---- socket -----------------------------------------------------------
 
   newRef(info) {
@@ -529,10 +1019,19 @@ export class Chat {
     return ref;
   }
 
+  /**
+   * The join position of a room: the newest ID its stream has delivered
+   * while it is shown or was joined; for a room not shown yet, at least the
+   * room list's last_id, which its unread count already covers.
+   */
+  joinSince(room) {
+    if (room.loaded) return room.streamId || '0-0';
+    return maxId(room.streamId, room.serverLastId) || '0-0';
+  }
+
   sendJoin(room) {
     const ref = this.newRef({ kind: 'join', room: room.name });
-    // "0-0": the room was empty when we fetched it; replay whatever came since.
-    const frame = { type: 'join', room: room.name, since: room.streamId || '0-0', ref };
+    const frame = { type: 'join', room: room.name, since: this.joinSince(room), ref };
     if (!this.conn.send(frame)) this.refs.delete(ref); // goes out from onConnOpen
   }
 
@@ -552,6 +1051,8 @@ export class Chat {
       this.open.readSent = null;
       this.markRead(this.open);
     }
+    // What happened to rooms that were not joined, and to the list itself
+    // (rooms added or removed), while the socket was down.
     if (gen > 1) this.refreshRooms({ quiet: true });
   }
 
@@ -577,6 +1078,19 @@ export class Chat {
       case 'typing': return this.onTyping(f);
       case 'read': return this.onPeerRead(f);
       case 'error': return this.onError(f, info);
+      case 'room_added': return this.onRoomAdded(f);
+      case 'room_removed':
+      case 'kicked': return this.onRoomRemoved(f);
+      case 'mention': return this.onMention(f);
+      case 'room': return this.onTopic(f);
+      case 'edit':
+      case 'delete':
+      case 'reaction': {
+        // Events of the stream: the next join resumes after them.
+        const room = this.rooms.get(f.room);
+        if (room && typeof f.id === 'string') room.noteStream(f.id);
+        return undefined;
+      }
       default: return undefined; // pong, left, authed: nothing to do
     }
   }
@@ -588,15 +1102,27 @@ export class Chat {
     this.stopTyping(room, f.user);
     const res = this.storeMessage(room, f, true);
     if (!res || res.kind !== 'new') return;
+    const fromOther = f.user !== this.me;
+    const personal = fromOther && (room.kind === 'direct' || mentionsMe(f, this.me));
     if (room === this.open) {
       this.markRead(room);
       if (f.user === this.me) this.updateSeen(room);
+      if (document.hidden && fromOther) {
+        // Shown, but nobody is looking: count it for the tab's title.
+        room.unread++;
+        if (personal) room.mentions++;
+        this.renderRoomList();
+      }
+      if (personal) this.notify(room, f);
       return;
     }
-    if (f.user === this.me) {
+    if (!fromOther) {
       room.unread = 0; // the server moves our read position to our own message
+      room.mentions = 0;
     } else if (!room.serverLastId || compareIds(f.id, room.serverLastId) > 0) {
       room.unread++;
+      if (personal) room.mentions++;
+      if (personal) this.notify(room, f);
     }
     this.renderRoomList();
   }
@@ -608,17 +1134,22 @@ export class Chat {
     const shown = room === this.open;
     const list = this.dom.messages;
     const stick = shown && nearBottom(list);
+    const pending = room.findPending(clientId);
+    const oldNext = pending ? room.after(pending) : null;
     const res = room.ack(clientId, f.id);
     if (!res) return;
     if (res.kind === 'dropped') {
       if (res.msg.el) res.msg.el.remove();
+      if (shown) this.regroup(room, [oldNext]);
       return;
     }
     updateMessageEl(res.msg);
     if (shown) {
       this.place(room, res.msg, res.index);
+      this.regroup(room, [res.msg, room.after(res.msg), oldNext]);
       if (stick) scrollToBottom(list);
       this.markRead(room);
+      this.updateEdge();
     }
   }
 
@@ -626,7 +1157,7 @@ export class Chat {
     const room = this.rooms.get(f.room);
     if (!room) return;
     room.online = new Set(f.online || []);
-    if (f.recovered === false) {
+    if (f.recovered === false && room.loaded) {
       // Retention dropped messages after our position: what we show has a
       // hole. Start over from the newest page; the replay that follows this
       // frame and the live stream merge into it by ID.
@@ -670,7 +1201,41 @@ export class Chat {
     if (room === this.open) this.updateSeen(room);
   }
 
+  onRoomAdded(f) {
+    if (typeof f.room !== 'string' || !f.room) return;
+    this.addRoom(f.room, f.kind);
+  }
+
+  onRoomRemoved(f) {
+    const room = this.rooms.get(f.room);
+    if (!room) return;
+    room.joined = false;
+    this.dropRoom(room, f.reason);
+  }
+
+  /** A message names us in a room this socket has not joined (beyond the per-socket limit). */
+  onMention(f) {
+    const room = this.rooms.get(f.room);
+    if (!room) {
+      if (typeof f.room === 'string' && f.room) this.addRoom(f.room);
+      return;
+    }
+    if (room.joined || room === this.open) return; // the message frame counts it
+    room.unread++;
+    room.mentions++;
+    this.notify(room, f);
+    this.renderRoomList();
+  }
+
+  onTopic(f) {
+    const room = this.rooms.get(f.room);
+    if (!room) return;
+    room.topic = f.topic || '';
+    if (room === this.open) this.renderRoomHead();
+  }
+
   onError(f, info) {
+    const text = errorText(f.code, f.message);
     if (info && info.kind === 'send') {
       const room = this.rooms.get(info.room);
       const msg = room && room.findPending(info.clientId);
@@ -678,27 +1243,58 @@ export class Chat {
         msg.failed = true;
         msg.retryable = RETRYABLE.has(f.code);
         updateMessageEl(msg);
+        if (room === this.open) this.regroup(room, [msg, room.after(msg)]);
       }
     } else if (info && info.kind === 'join') {
       const room = this.rooms.get(info.room);
-      if (room) room.joined = false; // tried again the next time it is opened
+      if (room) {
+        room.joined = false; // tried again the next time it is opened
+        if (f.code === 'rate_limited') {
+          // The server allows fewer rooms per socket than we assumed.
+          this.maxJoined = Math.max(1, this.joinedCount());
+        }
+        // A room joined in the background is nobody's business until it is opened.
+        if (room !== this.open) return;
+      }
     }
-    this.showError(f.message || f.code || 'The server refused a request.');
+    this.showError(text);
   }
 
   // ---- rendering --------------------------------------------------------
 
-  renderRoomList() {
+  /** Channels (public and private) by name, then direct rooms by the other person's name. */
+  sidebarOrder() {
     const all = [...this.rooms.values()];
     const byLabel = (a, b) => this.label(a).localeCompare(this.label(b));
-    this.syncList(this.dom.channelList, all.filter((r) => r.kind !== 'direct').sort(byLabel));
-    const dms = all.filter((r) => r.kind === 'direct').sort(byLabel);
+    return [
+      ...all.filter((r) => r.kind !== 'direct').sort(byLabel),
+      ...all.filter((r) => r.kind === 'direct').sort(byLabel),
+    ];
+  }
+
+  renderRoomList() {
+    const order = this.sidebarOrder();
+    const dms = order.filter((r) => r.kind === 'direct');
+    this.syncList(this.dom.channelList, order.filter((r) => r.kind !== 'direct'));
     this.syncList(this.dom.dmList, dms);
     this.dom.dmEmpty.hidden = dms.length > 0;
 
-    let total = 0;
-    for (const r of all) if (r !== this.open) total += r.unread;
-    document.title = total > 0 ? `(${total}) Redstream` : 'Redstream';
+    // The tab's title: "(2)" counts what is for us (DMs, mentions), "•"
+    // says other rooms have something new.
+    let personal = 0;
+    let elsewhere = 0;
+    for (const r of order) {
+      personal += r.kind === 'direct' ? r.unread : r.mentions;
+      if (r !== this.open) elsewhere += r.unread;
+    }
+    let unreadAll = 0;
+    for (const r of order) unreadAll += r.unread;
+    const prefix = personal > 0 ? `(${personal}) ` : unreadAll > 0 ? '• ' : '';
+    const where = this.open ? `${this.open.kind === 'direct' ? '' : '#'}${this.label(this.open)} · ` : '';
+    document.title = `${prefix}${where}Redstream`;
+    // The phone's menu button carries a dot while another room has news.
+    this.dom.menuDot.hidden = elsewhere === 0;
+    this.dom.menuButton.setAttribute('aria-label', elsewhere > 0 ? 'Show rooms (new messages)' : 'Show rooms');
   }
 
   /** Makes ul hold exactly the items of rooms, in order, reusing existing elements. */
@@ -712,18 +1308,19 @@ export class Chat {
   }
 
   roomItem(room) {
-    if (room.ui) return room.ui.li;
+    if (room.ui && room.ui.kind === room.kind) return room.ui.li;
+    if (room.ui) room.ui.li.remove();
     const label = this.label(room);
     const btn = h('button', {
       type: 'button',
-      class: `room ${room.kind === 'direct' ? 'direct' : 'channel'}`,
+      class: `room ${room.kind}`,
       'data-testid': `room-${room.name}`,
       'data-room': room.name,
     },
-    room.kind === 'direct' ? avatar(label) : h('span', { class: 'room-hash', 'aria-hidden': 'true' }),
+    room.kind === 'direct' ? avatar(label) : h('span', { class: `room-hash ${room.kind}`, 'aria-hidden': 'true' }),
     h('span', { class: 'room-name' }, label));
     const li = h('li', {}, btn);
-    room.ui = { li, btn, badge: null };
+    room.ui = { li, btn, badge: null, kind: room.kind };
     return li;
   }
 
@@ -733,14 +1330,18 @@ export class Chat {
     ui.btn.classList.toggle('active', active);
     if (active) ui.btn.setAttribute('aria-current', 'page');
     else ui.btn.removeAttribute('aria-current');
-    ui.btn.classList.toggle('has-unread', room.unread > 0);
-    if (room.unread > 0) {
+    const unread = active ? 0 : room.unread;
+    ui.btn.classList.toggle('has-unread', unread > 0);
+    if (unread > 0) {
       if (!ui.badge) {
         ui.badge = h('span', { class: 'badge', 'data-testid': 'unread' });
         ui.btn.append(ui.badge);
       }
-      ui.badge.textContent = String(room.unread);
-      ui.badge.setAttribute('aria-label', `${room.unread} unread`);
+      const personal = room.kind === 'direct' || room.mentions > 0;
+      ui.badge.classList.toggle('personal', personal);
+      ui.badge.textContent = String(unread);
+      ui.badge.setAttribute('aria-label', room.mentions > 0 && room.kind !== 'direct'
+        ? `${unread} unread, ${room.mentions} mentioning you` : `${unread} unread`);
     } else if (ui.badge) {
       ui.badge.remove();
       ui.badge = null;
@@ -753,18 +1354,23 @@ export class Chat {
     const room = this.open;
     d.chatView.classList.toggle('no-room', !room);
     d.composerForm.hidden = !room;
+    d.searchBox.hidden = !room;
+    this.setNewBelow(0);
     if (!room) {
       d.roomTitle.textContent = 'Welcome';
       d.roomTitle.className = 'room-title';
       d.roomSub.textContent = 'Pick a channel or start a direct message.';
       d.messages.replaceChildren();
       d.typing.textContent = '';
+      d.searchCount.textContent = '';
+      d.messages.classList.remove('searching');
       this.renderOnline();
+      this.renderRoomList();
       return;
     }
     const label = this.label(room);
     d.roomTitle.textContent = label;
-    d.roomTitle.className = `room-title ${room.kind === 'direct' ? 'direct' : 'channel'}`;
+    d.roomTitle.className = `room-title ${room.kind}`;
     d.composer.placeholder = room.kind === 'direct' ? `Message ${label}` : `Message #${label}`;
     d.composer.setAttribute('aria-label', d.composer.placeholder);
     this.renderMessages(room);
@@ -779,9 +1385,54 @@ export class Chat {
     for (const m of room.pending) frag.append(messageEl(m, this.me));
     this.dom.messages.replaceChildren(frag);
     this.seenMsg = null;
+    this.regroupAll(room);
+    this.placeDivider();
+    this.applySearch();
     this.updateEdge();
     this.updateSeen(room);
-    scrollToBottom(this.dom.messages);
+    this.scrollToStart();
+  }
+
+  /**
+   * Puts the "New" line above the first message that was unread when the
+   * room was opened, once those messages are shown.
+   */
+  placeDivider() {
+    const want = this.dividerFor;
+    this.divider.remove();
+    if (!want || want.room !== this.open || !want.room.loaded) return;
+    let n = want.count;
+    const msgs = want.room.confirmed;
+    for (let i = msgs.length - 1; i >= 0; i--) {
+      if (msgs[i].user === this.me) continue;
+      if (--n === 0) {
+        if (msgs[i].el && msgs[i].el.parentNode === this.dom.messages) this.dom.messages.insertBefore(this.divider, msgs[i].el);
+        return;
+      }
+    }
+  }
+
+  /** Scrolls a freshly shown room to its newest message, or to the "New" line if that is further up. */
+  scrollToStart() {
+    const list = this.dom.messages;
+    scrollToBottom(list);
+    if (this.divider.parentNode === list) {
+      // .messages is positioned, so offsetTop is in its scroll coordinates.
+      const top = this.divider.offsetTop - 8;
+      if (top < list.scrollTop) list.scrollTop = Math.max(0, top);
+    }
+  }
+
+  renderRoomHead() {
+    const d = this.dom;
+    const room = this.open;
+    if (!room) return;
+    if (room.kind === 'direct') {
+      d.roomSub.textContent = room.online.has(dmPeer(room.name, this.me)) ? 'Here now' : 'Direct message';
+      return;
+    }
+    const online = `${room.online.size} online`;
+    d.roomSub.textContent = room.topic ? `${room.topic} · ${online}` : online;
   }
 
   updateEdge() {
@@ -791,7 +1442,7 @@ export class Chat {
       const label = room.kind === 'direct' ? `your conversation with ${this.label(room)}` : `#${room.name}`;
       if (!room.loaded) text = 'Loading messages…';
       else if (room.loadingOlder) text = 'Loading older messages…';
-      else if (!room.hasMore && room.confirmed.length === 0) text = 'No messages yet. Say hello!';
+      else if (!room.hasMore && room.isEmpty()) text = 'No messages yet. Say hello!';
       else if (!room.hasMore) text = `This is the beginning of ${label}.`;
     }
     this.edge.textContent = text;
@@ -830,11 +1481,10 @@ export class Chat {
       if (b === this.me) return 1;
       return a.localeCompare(b);
     });
-    d.onlineTitle.textContent = `Online in ${room.kind === 'direct' ? dmPeer(room.name, this.me) : `#${room.name}`} · ${users.length}`;
+    d.onlineTitle.textContent = room.kind === 'direct' ? 'Online' : `Online in #${room.name} · ${users.length}`;
     d.onlineList.replaceChildren(...users.map((u) => h('li', { class: u === this.me ? 'me' : null, 'data-user': u },
       h('span', { class: 'dot', 'aria-hidden': 'true' }), avatar(u), h('span', { class: 'user-name' }, u))));
-    if (room.kind === 'channel') d.roomSub.textContent = `${users.length} online`;
-    else d.roomSub.textContent = room.online.has(dmPeer(room.name, this.me)) ? 'Here now' : 'Direct message';
+    this.renderRoomHead();
   }
 
   renderTyping() {

@@ -4,7 +4,7 @@
 // controller renders from it. A message object may carry its cached DOM
 // element in `el`, created lazily when the room is first shown.
 
-import { compareIds, maxId } from './util.js';
+import { compareIds, maxId, mentionsMe } from './util.js';
 
 /**
  * @typedef {object} Msg
@@ -23,7 +23,7 @@ import { compareIds, maxId } from './util.js';
 export class Room {
   constructor(name, kind) {
     this.name = name;
-    this.kind = kind; // "channel" | "direct"
+    this.kind = kind; // "channel" | "private" | "direct"
 
     /** @type {Msg[]} stored messages, oldest first, each id once */
     this.confirmed = [];
@@ -50,7 +50,10 @@ export class Room {
     this.typing = new Map();
 
     this.unread = 0;
+    this.mentions = 0; // unread messages that name us (direct rooms: every unread one)
+    this.topic = '';
     this.serverLastId = null; // last_id from the latest GET /api/rooms
+    this.listGen = 0; // the room-list generation that last confirmed this room exists
     this.readSent = null; // newest ID we reported with a read frame
     this.peerRead = null; // direct rooms: how far the other member has read
   }
@@ -109,7 +112,7 @@ export class Room {
       Object.assign(msg, { id: m.id, text: m.text, ts: m.ts, serverTs: true, pending: false, failed: false });
     } else {
       msg = {
-        id: m.id, user: m.user, text: m.text, ts: m.ts, clientId: m.client_id,
+        id: m.id, user: m.user, text: m.text, ts: m.ts, clientId: m.client_id, mentions: m.mentions,
         pending: false, failed: false, serverTs: true,
       };
     }
@@ -155,15 +158,59 @@ export class Room {
     return this.pending.splice(i, 1)[0];
   }
 
-  /** Messages from others newer than id: what a GET /api/rooms snapshot with last_id=id did not count yet. */
+  /**
+   * Drops stored messages up to and including id. For a room that is not
+   * shown yet, whose messages only feed its unread count: the room list's
+   * count already covers everything up to its last_id.
+   */
+  dropThrough(id) {
+    if (!id || this.confirmed.length === 0) return;
+    const n = this.insertionIndex(id) + (this.byId.has(id) ? 1 : 0);
+    for (const m of this.confirmed.splice(0, n)) this.byId.delete(m.id);
+  }
+
+  /**
+   * Messages from others newer than id, and how many of them name me:
+   * what a GET /api/rooms snapshot with last_id=id did not count yet.
+   */
   countFromOthersAfter(id, me) {
     let n = 0;
+    let mentions = 0;
     for (let i = this.confirmed.length - 1; i >= 0; i--) {
       const m = this.confirmed[i];
       if (id && compareIds(m.id, id) <= 0) break;
-      if (m.user !== me) n++;
+      if (m.user !== me) {
+        n++;
+        if (mentionsMe(m, me)) mentions++;
+      }
     }
-    return n;
+    return { unread: n, mentions };
+  }
+
+  /** The message shown just before msg: stored ones in ID order, then our pending sends. */
+  before(msg) {
+    if (msg.id && this.byId.get(msg.id) === msg) {
+      const i = this.insertionIndex(msg.id);
+      return i > 0 ? this.confirmed[i - 1] : null;
+    }
+    const j = this.pending.indexOf(msg);
+    if (j > 0) return this.pending[j - 1];
+    return this.confirmed.length ? this.confirmed[this.confirmed.length - 1] : null;
+  }
+
+  /** The message shown just after msg, or null. */
+  after(msg) {
+    if (msg.id && this.byId.get(msg.id) === msg) {
+      const i = this.insertionIndex(msg.id);
+      return this.confirmed[i + 1] || this.pending[0] || null;
+    }
+    const j = this.pending.indexOf(msg);
+    return j >= 0 ? this.pending[j + 1] || null : null;
+  }
+
+  /** Whether anything is shown: stored messages or sends of ours. */
+  isEmpty() {
+    return this.confirmed.length === 0 && this.pending.length === 0;
   }
 
   /**
@@ -176,5 +223,17 @@ export class Room {
     this.byId.clear();
     this.loaded = false;
     this.hasMore = true;
+  }
+
+  /**
+   * Forgets everything read from the stream, for a room the client
+   * leaves to stay under the server's rooms-per-socket limit: joining it
+   * again starts from the room list's last_id instead of replaying all
+   * that was missed meanwhile.
+   */
+  forgetStream() {
+    this.resetHistory();
+    this.streamId = null;
+    this.joined = false;
   }
 }

@@ -1,10 +1,12 @@
 // DOM building blocks. Every piece of user-supplied text (messages,
-// usernames, room names, server error messages) goes through textContent;
-// nothing here ever parses a string as HTML.
+// usernames, room names, server error messages) goes through textContent
+// or text nodes; nothing here ever parses a string as HTML. Links are <a>
+// elements whose href is a URL that parsed as http or https.
 
-import { formatTime, hueIndex } from './util.js';
+import { actionText, continuesGroup, formatTime, hueIndex, textParts } from './util.js';
 
-const AVATAR_COLOURS = 8; // .c0 … .c7 in style.css
+/** Avatar colours: .c0 … .c23 in style.css, each with white text at ≥ 4.5:1. */
+export const AVATAR_COLOURS = 24;
 
 /**
  * Creates an element. attrs maps attribute names to values (false/null
@@ -29,17 +31,35 @@ export function avatar(user) {
     (user[0] || '?').toUpperCase());
 }
 
+/** The nodes of a message text: plain text, links, and @mentions (ours marked). */
+function textNodes(text, me) {
+  return textParts(text).map((p) => {
+    if (p.link) return h('a', { href: p.link, target: '_blank', rel: 'noopener noreferrer nofollow' }, p.text);
+    if (p.mention) return h('span', { class: p.mention === me ? 'mention me' : 'mention' }, p.text);
+    return document.createTextNode(p.text);
+  });
+}
+
 /** Builds (once) and returns the element of a message. */
 export function messageEl(msg, me) {
   if (msg.el) return msg.el;
   const time = h('time');
-  const el = h('div', { class: 'msg', 'data-testid': 'message' },
+  const action = actionText(msg.text);
+  const body = h('div', { class: 'msg-text' });
+  if (action !== null) {
+    body.append(h('span', { class: 'msg-actor' }, msg.user), ' ', ...textNodes(action, me));
+  } else {
+    body.append(...textNodes(msg.text, me));
+  }
+  const el = h('div', { class: 'msg', 'data-testid': 'message', 'data-user': msg.user },
     avatar(msg.user),
     h('div', { class: 'msg-body' },
       h('div', { class: 'msg-meta' }, h('span', { class: 'msg-user' }, msg.user), time),
-      h('div', { class: 'msg-text' }, msg.text),
+      body,
       h('div', { class: 'msg-state' })));
   el.classList.toggle('own', msg.user === me);
+  el.classList.toggle('action', action !== null);
+  el.classList.toggle('mentions-me', textParts(msg.text).some((p) => p.mention === me));
   msg.el = el;
   updateMessageEl(msg);
   return el;
@@ -67,6 +87,16 @@ export function updateMessageEl(msg) {
   else state.textContent = '';
   if (msg.failed) el.setAttribute('title', msg.retryable ? 'Click to send again' : 'Click to edit and send again');
   else el.removeAttribute('title');
+}
+
+/**
+ * Shows or hides a message's avatar and name line: a message that
+ * continues its author's group (continuesGroup) shows only its text, and
+ * its time on hover.
+ */
+export function setGrouped(msg, prev) {
+  if (!msg || !msg.el) return;
+  msg.el.classList.toggle('grouped', continuesGroup(prev, msg));
 }
 
 /** Marks a message as read by the other member of a direct room. */
