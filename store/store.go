@@ -37,7 +37,6 @@ var (
 	readScript     = script("read.lua")
 	joinedScript   = script("joined.lua")
 	typingScript   = script("typing.lua")
-	hitScript      = script("hit.lua")
 )
 
 // Shards is the number of room shards. It is part of the key layout (a
@@ -245,7 +244,6 @@ const (
 	chanRevoke   = "chat:revoke"
 	prefixUser   = "chat:user:"
 	prefixRevoke = "chat:revoked:"
-	prefixLimit  = "chat:limit:"
 	prefixRate   = "chat:rate:"
 )
 

@@ -324,10 +324,10 @@ func TestUsersUniqueUnderRace(t *testing.T) {
 	if err := s1.CreateChannel(ctx, "general"); !errors.Is(err, engine.ErrExists) {
 		t.Fatalf("create general: %v", err)
 	}
-	n1, _, _ := s1.Hit(ctx, "x", time.Minute)
-	n2, ttl, _ := s2.Hit(ctx, "x", time.Minute)
-	if n1 != 1 || n2 != 2 || ttl <= 0 || ttl > time.Minute {
-		t.Fatalf("hits %d %d ttl %v", n1, n2, ttl)
+	ok1, _, _ := s1.Attempt(ctx, []string{"x"}, []int{1}, []time.Duration{time.Minute})
+	ok2, ttl, _ := s2.Attempt(ctx, []string{"x"}, []int{1}, []time.Duration{time.Minute})
+	if !ok1 || ok2 || ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("attempts %v %v ttl %v", ok1, ok2, ttl)
 	}
 	k1, _ := s1.Secret(ctx)
 	k2, _ := s2.Secret(ctx)
