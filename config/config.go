@@ -141,12 +141,12 @@ type Config struct {
 	// default 1).
 	RegisterHashes int
 	// HashQueue is how many logins (and, apart, registrations) may wait for
-	// a hash slot; more are answered 503 with Retry-After at once
-	// (CHAT_HASH_QUEUE, -hash-queue; default 16).
+	// a hash slot, at least 1; more are answered 503 with Retry-After at
+	// once (CHAT_HASH_QUEUE, -hash-queue; default 64).
 	HashQueue int
 	// HashWait is how long a login or registration waits for a hash slot
 	// before it is answered 503 with Retry-After, 10ms to 1m
-	// (CHAT_HASH_WAIT, -hash-wait; default 2s).
+	// (CHAT_HASH_WAIT, -hash-wait; default 10s).
 	HashWait time.Duration
 	// ReadTimeout bounds reading one request, headers and body, so a body
 	// sent a byte at a time cannot hold a connection; 1s to 10m
@@ -263,8 +263,8 @@ func Default() Config {
 		RefreshLimit:        30,
 		RefreshWindow:       5 * time.Minute,
 		RegisterHashes:      1,
-		HashQueue:           16,
-		HashWait:            2 * time.Second,
+		HashQueue:           64,
+		HashWait:            10 * time.Second,
 		ReadTimeout:         10 * time.Second,
 		MaxConnsPerAddr:     256,
 		PresenceTTL:         40 * time.Second,
@@ -503,7 +503,7 @@ func (c Config) Validate() error {
 	p.duration("CHAT_REFRESH_WINDOW", c.RefreshWindow, time.Second, 0)
 	p.atLeast("CHAT_LOGIN_HASHES", int64(c.LoginHashes), 0)
 	p.atLeast("CHAT_REGISTER_HASHES", int64(c.RegisterHashes), 1)
-	p.atLeast("CHAT_HASH_QUEUE", int64(c.HashQueue), 0)
+	p.atLeast("CHAT_HASH_QUEUE", int64(c.HashQueue), 1)
 	p.duration("CHAT_HASH_WAIT", c.HashWait, 10*time.Millisecond, time.Minute)
 	p.duration("CHAT_READ_TIMEOUT", c.ReadTimeout, time.Second, 10*time.Minute)
 	p.atLeast("CHAT_MAX_CONNS_PER_ADDR", int64(c.MaxConnsPerAddr), 0)
@@ -888,9 +888,9 @@ var settings = []setting{
 		func(c *Config) value { return (*intValue)(&c.LoginHashes) }},
 	{"CHAT_REGISTER_HASHES", "register-hashes", "1", "password hashes of registrations at once, apart from logins, at least 1",
 		func(c *Config) value { return (*intValue)(&c.RegisterHashes) }},
-	{"CHAT_HASH_QUEUE", "hash-queue", "16", "logins (and, apart, registrations) waiting for a hash; more get 503 with Retry-After",
+	{"CHAT_HASH_QUEUE", "hash-queue", "64", "logins (and, apart, registrations) waiting for a hash, at least 1; more get 503 with Retry-After",
 		func(c *Config) value { return (*intValue)(&c.HashQueue) }},
-	{"CHAT_HASH_WAIT", "hash-wait", "2s", "longest wait for a hash before 503 with Retry-After, 10ms to 1m",
+	{"CHAT_HASH_WAIT", "hash-wait", "10s", "longest wait for a hash before 503 with Retry-After, 10ms to 1m",
 		func(c *Config) value { return (*durationValue)(&c.HashWait) }},
 	{"CHAT_PRESENCE_TTL", "presence-ttl", "40s", "a dead instance's users go offline within TTL + TTL/4; 1s to 10m",
 		func(c *Config) value { return (*durationValue)(&c.PresenceTTL) }},
