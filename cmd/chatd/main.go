@@ -409,7 +409,9 @@ func openRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*redis
 			return nil, "", nil, fmt.Errorf("CHAT_DATA_DIR: %w", err)
 		}
 		if err := os.Chmod(dir, 0o700); err != nil {
-			return nil, "", nil, fmt.Errorf("CHAT_DATA_DIR: %w", err)
+			// A directory of another owner (a volume); the redis directory
+			// inside, which chatd creates, is made 0700 all the same.
+			log.Warn("CHAT_DATA_DIR cannot be made private (0700); its redis directory is", "dir", dir, "err", err)
 		}
 		unlock, err := lockDir(dir)
 		if err != nil {
