@@ -720,13 +720,7 @@ func TestAbuseForwardedForFromOwnProxyOnly(t *testing.T) {
 		// inside the trusted range.
 		d, _ := abuseChatd(t, map[string]string{"CHAT_TRUSTED_PROXIES": "127.0.0.0/8", "CHAT_REGISTER_ADDR_LIMIT": "2"})
 		lb := mustStartNginx(t, bin, []string{strings.TrimPrefix(d.URL, "http://")})
-		c := abuseClient(t, "127.0.0.2", 1)
-		var got []int
-		for i := range 4 {
-			a := abuseDo(c, "POST", lb.URL+"/api/register", "", creds(fmt.Sprintf("forger%d", i), "password-forger"),
-				"X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
-			got = append(got, a.Status)
-		}
+		got := registerForging(t, lb.URL, "203.0.113.%d")
 		t.Logf("4 registrations through nginx, each with a new forged X-Forwarded-For, limit 2: %v", got)
 		if !slices.Equal(got, []int{201, 201, 429, 429}) {
 			t.Errorf("registrations answered %v, want [201 201 429 429]: the forged addresses escaped the limit", got)
@@ -734,18 +728,27 @@ func TestAbuseForwardedForFromOwnProxyOnly(t *testing.T) {
 	})
 	t.Run("direct", func(t *testing.T) {
 		d, _ := abuseChatd(t, map[string]string{"CHAT_TRUSTED_PROXIES": "127.0.0.1/32", "CHAT_REGISTER_ADDR_LIMIT": "2"})
-		c := abuseClient(t, "127.0.0.2", 1)
-		var got []int
-		for i := range 4 {
-			a := abuseDo(c, "POST", d.URL+"/api/register", "", creds(fmt.Sprintf("forger%d", i), "password-forger"),
-				"X-Forwarded-For", fmt.Sprintf("127.0.0.1, 203.0.113.%d", i+1))
-			got = append(got, a.Status)
-		}
+		got := registerForging(t, d.URL, "127.0.0.1, 203.0.113.%d")
 		t.Logf("4 registrations from an untrusted address with forged X-Forwarded-For, limit 2: %v", got)
 		if !slices.Equal(got, []int{201, 201, 429, 429}) {
 			t.Errorf("registrations answered %v, want [201 201 429 429]", got)
 		}
 	})
+}
+
+// registerForging registers 4 users from 127.0.0.2 through base, each
+// request with X-Forwarded-For set by xff (a format of the request's
+// number, 1 to 4), and returns the statuses.
+func registerForging(t *testing.T, base, xff string) []int {
+	t.Helper()
+	c := abuseClient(t, "127.0.0.2", 1)
+	var got []int
+	for i := range 4 {
+		a := abuseDo(c, "POST", base+"/api/register", "", creds(fmt.Sprintf("forger%d", i), "password-forger"),
+			"X-Forwarded-For", fmt.Sprintf(xff, i+1))
+		got = append(got, a.Status)
+	}
+	return got
 }
 
 // TestAbuseStrangerCannotLockOutOwner, finding 9: failed logins are
