@@ -117,7 +117,9 @@ type Observer struct {
 	// "too_many_attempts", "invalid_token", "revoked", "expired".
 	AuthFailure func(reason string)
 	// RateLimited counts limit hits: "send", "login", "register",
-	// "conns_per_user", "conns_per_instance", "rooms_per_conn".
+	// "refresh" (refreshes and logouts), "conns_per_user",
+	// "conns_per_instance", "conns_per_addr" (LimitListener, when the
+	// caller passes it on), "rooms_per_conn".
 	RateLimited func(kind string)
 	// Closed counts closed sockets by close code.
 	Closed func(code int)
