@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,10 +13,13 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/redstream/chat/engine"
 )
 
 // Config holds every setting of chatd. Build one with [Default] or [Load];
@@ -34,8 +38,13 @@ type Config struct {
 	DataDir string
 	// JWTSecret is the HMAC key that signs login tokens, at least 32 bytes
 	// (CHAT_JWT_SECRET, -jwt-secret; default empty, which means a random key
-	// created once and kept in Redis).
+	// created once and kept in Redis). A flag shows in ps: prefer the
+	// variable or JWTSecretFile.
 	JWTSecret string
+	// JWTSecretFile names a file that holds JWTSecret (one trailing newline
+	// is dropped); Load reads it into JWTSecret. Setting both is an error
+	// (CHAT_JWT_SECRET_FILE, -jwt-secret-file; default empty).
+	JWTSecretFile string
 	// TokenTTL is the lifetime of a login token, 1m to 8760h
 	// (CHAT_TOKEN_TTL, -token-ttl; default 24h).
 	TokenTTL time.Duration
@@ -60,6 +69,13 @@ type Config struct {
 	// SendBurst is the number of sends a user may make above SendRate in a
 	// burst (CHAT_SEND_BURST, -send-burst; default 50).
 	SendBurst int
+	// FrameRate is the number of client frames other than send, edit,
+	// delete and react allowed per second per socket
+	// (CHAT_FRAME_RATE, -frame-rate; default 50).
+	FrameRate float64
+	// FrameBurst is the number of such frames a socket may send above
+	// FrameRate in a burst (CHAT_FRAME_BURST, -frame-burst; default 200).
+	FrameBurst int
 	// MaxText is the longest message text, in characters
 	// (CHAT_MAX_TEXT, -max-text; default 4000).
 	MaxText int
@@ -78,8 +94,18 @@ type Config struct {
 	// MaxConns is how many sockets this instance accepts; more get 503
 	// (CHAT_MAX_CONNS, -max-conns; default 100000).
 	MaxConns int
-	// LoginUserLimit is how many failed logins one username may have per
-	// LoginUserWindow (CHAT_LOGIN_USER_LIMIT, -login-user-limit; default 10).
+	// LoginUserAddrLimit is how many failed logins one username may have
+	// from one client address per LoginUserAddrWindow
+	// (CHAT_LOGIN_USER_ADDR_LIMIT, -login-user-addr-limit; default 10).
+	LoginUserAddrLimit int
+	// LoginUserAddrWindow is the window of LoginUserAddrLimit, at least 1s
+	// (CHAT_LOGIN_USER_ADDR_WINDOW, -login-user-addr-window; default 5m).
+	LoginUserAddrWindow time.Duration
+	// LoginUserLimit is how many failed logins one username may have from
+	// all addresses together per LoginUserWindow: the ceiling that stops a
+	// guess spread over many addresses. It locks the owner out too, so it
+	// is higher than LoginUserAddrLimit (CHAT_LOGIN_USER_LIMIT,
+	// -login-user-limit; default 100).
 	LoginUserLimit int
 	// LoginUserWindow is the window of LoginUserLimit, at least 1s
 	// (CHAT_LOGIN_USER_WINDOW, -login-user-window; default 5m).
@@ -92,12 +118,46 @@ type Config struct {
 	// (CHAT_LOGIN_ADDR_WINDOW, -login-addr-window; default 1m).
 	LoginAddrWindow time.Duration
 	// RegisterAddrLimit is how many registrations one client address may
-	// make per RegisterAddrWindow; 0 means unlimited
-	// (CHAT_REGISTER_ADDR_LIMIT, -register-addr-limit; default 10000).
+	// make per RegisterAddrWindow: more than a household ever makes, far
+	// less than a script does; 0 means unlimited, for load tests
+	// (CHAT_REGISTER_ADDR_LIMIT, -register-addr-limit; default 100).
 	RegisterAddrLimit int
 	// RegisterAddrWindow is the window of RegisterAddrLimit, at least 1s
 	// (CHAT_REGISTER_ADDR_WINDOW, -register-addr-window; default 1h).
 	RegisterAddrWindow time.Duration
+	// RefreshLimit is how many refreshes and logouts together one user may
+	// make per RefreshWindow; each logout stores a revocation for the
+	// token's lifetime (CHAT_REFRESH_LIMIT, -refresh-limit; default 30).
+	RefreshLimit int
+	// RefreshWindow is the window of RefreshLimit, at least 1s
+	// (CHAT_REFRESH_WINDOW, -refresh-window; default 5m).
+	RefreshWindow time.Duration
+	// LoginHashes is how many password checks of logins run at once; 0
+	// means one per CPU (CHAT_LOGIN_HASHES, -login-hashes; default 0).
+	LoginHashes int
+	// RegisterHashes is how many password hashes of registrations run at
+	// once, in a pool apart from the logins' so that registrations cannot
+	// starve them, at least 1 (CHAT_REGISTER_HASHES, -register-hashes;
+	// default 1).
+	RegisterHashes int
+	// HashQueue is how many logins (and, apart, registrations) may wait for
+	// a hash slot, at least 1; more are answered 503 with Retry-After at
+	// once (CHAT_HASH_QUEUE, -hash-queue; default 64).
+	HashQueue int
+	// HashWait is how long a login or registration waits for a hash slot
+	// before it is answered 503 with Retry-After, 10ms to 1m
+	// (CHAT_HASH_WAIT, -hash-wait; default 10s).
+	HashWait time.Duration
+	// ReadTimeout bounds reading one request, headers and body, so a body
+	// sent a byte at a time cannot hold a connection; 1s to 10m
+	// (CHAT_READ_TIMEOUT, -read-timeout; default 10s).
+	ReadTimeout time.Duration
+	// MaxConnsPerAddr is how many connections (HTTP and WebSocket) one
+	// client address may hold open; an IPv6 address counts with its /64.
+	// Connections from TrustedProxies are not capped, since many clients
+	// share their address: cap at the proxy. 0 means no cap
+	// (CHAT_MAX_CONNS_PER_ADDR, -max-conns-per-addr; default 256).
+	MaxConnsPerAddr int
 	// PresenceTTL bounds how long a dead instance's users stay online: they
 	// go offline within PresenceTTL + PresenceTTL/4. 1s to 10m
 	// (CHAT_PRESENCE_TTL, -presence-ttl; default 40s).
@@ -128,39 +188,97 @@ type Config struct {
 	// Pprof mounts net/http/pprof under /debug/pprof
 	// (CHAT_PPROF, -pprof; default false).
 	Pprof bool
+
+	// RedisMode is "single" (one Redis, or a primary with replicas behind
+	// one address) or "cluster" (a Redis Cluster; RedisURL is then a seed
+	// list, see [ParseRedisSeeds]) (CHAT_REDIS_MODE, -redis-mode; default
+	// "single").
+	RedisMode string
+	// RedisWaitReplicas is how many replicas must hold a message before it
+	// is acked (Redis WAIT), at least 0 (CHAT_REDIS_WAIT_REPLICAS,
+	// -redis-wait-replicas; default 0).
+	RedisWaitReplicas int
+	// RedisWaitTimeout is how long an ack waits for those replicas, 10ms
+	// to 1m (CHAT_REDIS_WAIT_TIMEOUT, -redis-wait-timeout; default 1s).
+	RedisWaitTimeout time.Duration
+	// Admins are usernames, lowercased, with owner rights in every room
+	// (CHAT_ADMINS, -admins, comma-separated; default none).
+	Admins []string
+	// MaxChannelsPerUser is how many channels, public and private, one user
+	// may create, at least 1 (CHAT_MAX_CHANNELS_PER_USER,
+	// -max-channels-per-user; default 50).
+	MaxChannelsPerUser int
+	// EditWindow is how long after sending an author may edit a message; 0
+	// means always (CHAT_EDIT_WINDOW, -edit-window; default 0).
+	EditWindow time.Duration
+	// APIKeys are the keys of the server API, each at least 32 bytes of
+	// printable ASCII; none turns the server API off (CHAT_API_KEYS,
+	// -api-keys, comma-separated; default none).
+	APIKeys []string
+	// WebhookURL is where events are POSTed, an http or https URL; empty
+	// turns webhooks off (CHAT_WEBHOOK_URL, -webhook-url; default empty).
+	WebhookURL string
+	// WebhookSecret is the HMAC-SHA256 key of webhook signatures, at least
+	// 32 bytes, required with WebhookURL (CHAT_WEBHOOK_SECRET,
+	// -webhook-secret; default empty).
+	WebhookSecret string
+	// WebhookEvents are the event types POSTed: any of message, edit,
+	// delete, reaction and member (CHAT_WEBHOOK_EVENTS, -webhook-events,
+	// comma-separated; default message,edit,delete).
+	WebhookEvents []string
+	// WebhookMaxAge is how long an undelivered event is retried before it
+	// is dropped, 1s to 720h (CHAT_WEBHOOK_MAX_AGE, -webhook-max-age;
+	// default 24h).
+	WebhookMaxAge time.Duration
 }
 
 // Default returns the configuration used when nothing is set. Its Instance
 // is derived from os.Hostname and the process ID, made to pass Validate.
 func Default() Config {
 	return Config{
-		Addr:               ":8080",
-		DataDir:            "./data",
-		TokenTTL:           24 * time.Hour,
-		HistoryMaxLen:      100000,
-		Instance:           defaultInstance(),
-		ShutdownGrace:      10 * time.Second,
-		SendRate:           20,
-		SendBurst:          50,
-		MaxText:            4000,
-		MaxFrame:           64 << 10,
-		MaxBody:            64 << 10,
-		MaxRoomsPerConn:    100,
-		MaxConnsPerUser:    20,
-		MaxConns:           100000,
-		LoginUserLimit:     10,
-		LoginUserWindow:    5 * time.Minute,
-		LoginAddrLimit:     100,
-		LoginAddrWindow:    time.Minute,
-		RegisterAddrLimit:  10000,
-		RegisterAddrWindow: time.Hour,
-		PresenceTTL:        40 * time.Second,
-		SendQueue:          1024,
-		WriteTimeout:       10 * time.Second,
-		PingInterval:       30 * time.Second,
-		RedisTimeout:       2 * time.Second,
-		LogFormat:          "text",
-		LogLevel:           "info",
+		Addr:                ":8080",
+		DataDir:             "./data",
+		TokenTTL:            24 * time.Hour,
+		HistoryMaxLen:       100000,
+		Instance:            defaultInstance(),
+		ShutdownGrace:       10 * time.Second,
+		SendRate:            20,
+		SendBurst:           50,
+		FrameRate:           50,
+		FrameBurst:          200,
+		MaxText:             4000,
+		MaxFrame:            64 << 10,
+		MaxBody:             64 << 10,
+		MaxRoomsPerConn:     100,
+		MaxConnsPerUser:     20,
+		MaxConns:            100000,
+		LoginUserAddrLimit:  10,
+		LoginUserAddrWindow: 5 * time.Minute,
+		LoginUserLimit:      100,
+		LoginUserWindow:     5 * time.Minute,
+		LoginAddrLimit:      100,
+		LoginAddrWindow:     time.Minute,
+		RegisterAddrLimit:   100,
+		RegisterAddrWindow:  time.Hour,
+		RefreshLimit:        30,
+		RefreshWindow:       5 * time.Minute,
+		RegisterHashes:      1,
+		HashQueue:           64,
+		HashWait:            10 * time.Second,
+		ReadTimeout:         10 * time.Second,
+		MaxConnsPerAddr:     256,
+		PresenceTTL:         40 * time.Second,
+		SendQueue:           1024,
+		WriteTimeout:        10 * time.Second,
+		PingInterval:        30 * time.Second,
+		RedisTimeout:        2 * time.Second,
+		LogFormat:           "text",
+		LogLevel:            "info",
+		RedisMode:           "single",
+		RedisWaitTimeout:    time.Second,
+		MaxChannelsPerUser:  50,
+		WebhookEvents:       []string{"message", "edit", "delete"},
+		WebhookMaxAge:       24 * time.Hour,
 	}
 }
 
@@ -200,11 +318,6 @@ func instanceName(host string, pid int) string {
 func instanceRune(c rune) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
 		c == '.' || c == '_' || c == '-'
-}
-
-// FromEnv is Load without command-line flags.
-func FromEnv(getenv func(string) string) (Config, error) {
-	return Load(nil, getenv)
 }
 
 // Load builds the configuration: it starts from Default, applies every
@@ -265,10 +378,36 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}
+	if err := c.readSecretFile(); err != nil {
+		return Config{}, err
+	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// readSecretFile reads JWTSecretFile, if set, into JWTSecret.
+func (c *Config) readSecretFile() error {
+	if c.JWTSecretFile == "" {
+		return nil
+	}
+	name := displayName("CHAT_JWT_SECRET_FILE")
+	if c.JWTSecret != "" {
+		return fmt.Errorf("config: %s: CHAT_JWT_SECRET is set too; set one of them", name)
+	}
+	b, err := os.ReadFile(c.JWTSecretFile)
+	if err != nil {
+		return fmt.Errorf("config: %s: %v", name, err)
+	}
+	// Editors and echo end the file with a newline that is no part of the key.
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	if len(b) == 0 {
+		return fmt.Errorf("config: %s: %s is empty", name, c.JWTSecretFile)
+	}
+	c.JWTSecret = string(b)
+	return nil
 }
 
 // flagValue adapts a value to package flag and keeps the value's own error,
@@ -305,15 +444,22 @@ func (c Config) Validate() error {
 		p.add("CHAT_ADDR", "%q is not a host:port listen address", c.Addr)
 	}
 	if c.RedisURL != "" {
-		if err := checkRedisURL(c.RedisURL); err != nil {
+		if err := checkRedisURL(c.RedisURL, c.RedisMode == "cluster"); err != nil {
 			p.add("REDIS_URL", "%v", err)
 		}
 	}
 	if c.DataDir == "" {
 		p.add("CHAT_DATA_DIR", "must not be empty")
 	}
-	if n := len(c.JWTSecret); n > 0 && n < minSecretLen {
-		p.add("CHAT_JWT_SECRET", "is %d bytes; it must be empty or at least %d bytes", n, minSecretLen)
+	secretVar := "CHAT_JWT_SECRET"
+	if c.JWTSecretFile != "" {
+		secretVar = "CHAT_JWT_SECRET_FILE"
+	}
+	switch n := len(c.JWTSecret); {
+	case n > 0 && n < minSecretLen:
+		p.add(secretVar, "is %d bytes; it must be empty or at least %d bytes", n, minSecretLen)
+	case slices.Contains(publicSecrets, c.JWTSecret):
+		p.add(secretVar, "is the example secret an earlier compose.yaml shipped with; it is public, so anyone could sign tokens for any user. Set a random one (openssl rand -base64 48) or leave it empty")
 	}
 	p.duration("CHAT_TOKEN_TTL", c.TokenTTL, time.Minute, 8760*time.Hour)
 	for _, o := range c.AllowedOrigins {
@@ -335,18 +481,32 @@ func (c Config) Validate() error {
 		p.add("CHAT_SEND_RATE", "%v must be a finite number greater than 0", c.SendRate)
 	}
 	p.atLeast("CHAT_SEND_BURST", int64(c.SendBurst), 1)
+	if !(c.FrameRate > 0) || math.IsInf(c.FrameRate, 0) {
+		p.add("CHAT_FRAME_RATE", "%v must be a finite number greater than 0", c.FrameRate)
+	}
+	p.atLeast("CHAT_FRAME_BURST", int64(c.FrameBurst), 1)
 	p.atLeast("CHAT_MAX_TEXT", int64(c.MaxText), 1)
 	p.atLeast("CHAT_MAX_FRAME", c.MaxFrame, 1024)
 	p.atLeast("CHAT_MAX_BODY", c.MaxBody, 1024)
 	p.atLeast("CHAT_MAX_ROOMS_PER_CONN", int64(c.MaxRoomsPerConn), 1)
 	p.atLeast("CHAT_MAX_CONNS_PER_USER", int64(c.MaxConnsPerUser), 1)
 	p.atLeast("CHAT_MAX_CONNS", int64(c.MaxConns), 1)
+	p.atLeast("CHAT_LOGIN_USER_ADDR_LIMIT", int64(c.LoginUserAddrLimit), 1)
+	p.duration("CHAT_LOGIN_USER_ADDR_WINDOW", c.LoginUserAddrWindow, time.Second, 0)
 	p.atLeast("CHAT_LOGIN_USER_LIMIT", int64(c.LoginUserLimit), 1)
 	p.duration("CHAT_LOGIN_USER_WINDOW", c.LoginUserWindow, time.Second, 0)
 	p.atLeast("CHAT_LOGIN_ADDR_LIMIT", int64(c.LoginAddrLimit), 1)
 	p.duration("CHAT_LOGIN_ADDR_WINDOW", c.LoginAddrWindow, time.Second, 0)
 	p.atLeast("CHAT_REGISTER_ADDR_LIMIT", int64(c.RegisterAddrLimit), 0)
 	p.duration("CHAT_REGISTER_ADDR_WINDOW", c.RegisterAddrWindow, time.Second, 0)
+	p.atLeast("CHAT_REFRESH_LIMIT", int64(c.RefreshLimit), 1)
+	p.duration("CHAT_REFRESH_WINDOW", c.RefreshWindow, time.Second, 0)
+	p.atLeast("CHAT_LOGIN_HASHES", int64(c.LoginHashes), 0)
+	p.atLeast("CHAT_REGISTER_HASHES", int64(c.RegisterHashes), 1)
+	p.atLeast("CHAT_HASH_QUEUE", int64(c.HashQueue), 1)
+	p.duration("CHAT_HASH_WAIT", c.HashWait, 10*time.Millisecond, time.Minute)
+	p.duration("CHAT_READ_TIMEOUT", c.ReadTimeout, time.Second, 10*time.Minute)
+	p.atLeast("CHAT_MAX_CONNS_PER_ADDR", int64(c.MaxConnsPerAddr), 0)
 	p.duration("CHAT_PRESENCE_TTL", c.PresenceTTL, time.Second, 10*time.Minute)
 	p.atLeast("CHAT_SEND_QUEUE", int64(c.SendQueue), 16)
 	p.duration("CHAT_WRITE_TIMEOUT", c.WriteTimeout, 100*time.Millisecond, 0)
@@ -365,15 +525,133 @@ func (c Config) Validate() error {
 	default:
 		p.add("CHAT_LOG_LEVEL", "%q must be debug, info, warn or error", c.LogLevel)
 	}
+	c.validateFeatures(&p)
 	return errors.Join(p...)
+}
+
+// validateFeatures checks the settings of cluster mode, replication,
+// rooms, the server API and webhooks.
+func (c Config) validateFeatures(p *problems) {
+	switch c.RedisMode {
+	case "single":
+	case "cluster":
+		if c.RedisURL == "" {
+			p.add("CHAT_REDIS_MODE", "cluster needs REDIS_URL, a seed list such as redis://host1:6379?addr=host2:6379; self-contained mode is one server")
+		}
+	default:
+		p.add("CHAT_REDIS_MODE", "%q must be single or cluster", c.RedisMode)
+	}
+	p.atLeast("CHAT_REDIS_WAIT_REPLICAS", int64(c.RedisWaitReplicas), 0)
+	p.duration("CHAT_REDIS_WAIT_TIMEOUT", c.RedisWaitTimeout, 10*time.Millisecond, time.Minute)
+	for _, a := range c.Admins {
+		if err := checkUsername(a); err != nil {
+			p.add("CHAT_ADMINS", "%q %v", a, err)
+		}
+	}
+	p.atLeast("CHAT_MAX_CHANNELS_PER_USER", int64(c.MaxChannelsPerUser), 1)
+	p.duration("CHAT_EDIT_WINDOW", c.EditWindow, 0, 0)
+	for i, k := range c.APIKeys {
+		switch {
+		case len(k) < minSecretLen:
+			p.add("CHAT_API_KEYS", "key %d of %d is %d bytes; each must be at least %d", i+1, len(c.APIKeys), len(k), minSecretLen)
+		case strings.IndexFunc(k, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0:
+			p.add("CHAT_API_KEYS", "key %d of %d holds a space or a character that is not printable ASCII; a key travels in the Authorization header", i+1, len(c.APIKeys))
+		}
+	}
+	if c.WebhookURL != "" {
+		if err := checkWebhookURL(c.WebhookURL); err != nil {
+			p.add("CHAT_WEBHOOK_URL", "%v", err)
+		}
+		if c.WebhookSecret == "" {
+			p.add("CHAT_WEBHOOK_SECRET", "is required with CHAT_WEBHOOK_URL: receivers check every event's signature with it")
+		}
+	}
+	if n := len(c.WebhookSecret); n > 0 && n < minSecretLen {
+		p.add("CHAT_WEBHOOK_SECRET", "is %d bytes; it must be at least %d bytes", n, minSecretLen)
+	}
+	if len(c.WebhookEvents) == 0 {
+		p.add("CHAT_WEBHOOK_EVENTS", "must name at least one of %s", strings.Join(webhookEvents, ", "))
+	}
+	for _, e := range c.WebhookEvents {
+		if !slices.Contains(webhookEvents, e) {
+			p.add("CHAT_WEBHOOK_EVENTS", "%q is not one of %s", e, strings.Join(webhookEvents, ", "))
+		}
+	}
+	p.duration("CHAT_WEBHOOK_MAX_AGE", c.WebhookMaxAge, time.Second, 720*time.Hour)
+}
+
+// webhookEvents are the event types a webhook may receive.
+var webhookEvents = []string{"message", "edit", "delete", "reaction", "member"}
+
+// publicSecrets are signing keys that were published as examples; a
+// deployment that kept one lets anyone sign tokens.
+var publicSecrets = []string{"change-me-to-a-long-random-secret-of-32-bytes-or-more"}
+
+// checkUsername applies the username rule of PROTOCOL.md.
+func checkUsername(name string) error {
+	if _, err := engine.NormalizeUsername(name); err != nil {
+		return errors.New("is not a username (3 to 32 of letters, digits, '_', '-' and '.')")
+	}
+	return nil
+}
+
+// checkWebhookURL checks u without quoting it: it may carry credentials.
+func checkWebhookURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("is not a valid URL: %v", err)
+	}
+	if p.Scheme != "http" && p.Scheme != "https" {
+		return errors.New("must be an http:// or https:// URL")
+	}
+	if p.Host == "" {
+		return errors.New("has no host")
+	}
+	return nil
+}
+
+// RedisSeeds is REDIS_URL in cluster mode: where to find the cluster and
+// how to authenticate to every node of it.
+type RedisSeeds struct {
+	// Addrs are host:port seed addresses, the URL's host first, each once.
+	Addrs []string
+	// Username and Password are the URL's credentials, empty if none.
+	Username, Password string
+	// TLS is set for rediss://.
+	TLS bool
+}
+
+// ParseRedisSeeds parses REDIS_URL for CHAT_REDIS_MODE=cluster:
+// redis://[user:pass@]host:port?addr=host2:port2&addr=… (or rediss://).
+// A cluster has only database 0, so a path other than /0 is an error, as
+// is any query parameter but addr. Errors never quote the URL, which may
+// hold a password.
+func ParseRedisSeeds(u string) (RedisSeeds, error) {
+	if err := checkRedisURL(u, true); err != nil {
+		return RedisSeeds{}, err
+	}
+	p, _ := url.Parse(u) // checked above
+	s := RedisSeeds{TLS: p.Scheme == "rediss", Username: p.User.Username()}
+	s.Password, _ = p.User.Password()
+	for _, a := range append([]string{p.Host}, p.Query()["addr"]...) {
+		if !slices.Contains(s.Addrs, a) {
+			s.Addrs = append(s.Addrs, a)
+		}
+	}
+	return s, nil
 }
 
 // minSecretLen is the shortest non-empty JWTSecret: HS256 wants a key at
 // least as long as its 256-bit hash (RFC 7518 section 3.2).
 const minSecretLen = 32
 
-// checkRedisURL checks u without quoting it, since it may hold a password.
-func checkRedisURL(u string) error {
+// checkRedisURL checks u, a single server's URL or, with cluster, a seed
+// list, without quoting it, since it may hold a password.
+func checkRedisURL(u string, cluster bool) error {
 	if !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") {
 		return errors.New("must start with redis:// or rediss://")
 	}
@@ -385,9 +663,34 @@ func checkRedisURL(u string) error {
 		}
 		return fmt.Errorf("is not a valid URL: %v", err)
 	}
-	if db := strings.TrimPrefix(p.Path, "/"); db != "" {
+	db := strings.TrimPrefix(p.Path, "/")
+	if db != "" {
 		if n, err := strconv.Atoi(db); err != nil || n < 0 {
 			return fmt.Errorf("database %q must be a number, as in redis://host:6379/0", db)
+		}
+	}
+	q := p.Query()
+	if !cluster {
+		if q.Has("addr") {
+			return errors.New("holds addr= seed addresses, which only cluster mode reads: set CHAT_REDIS_MODE=cluster")
+		}
+		return nil
+	}
+	if db != "" && db != "0" {
+		return fmt.Errorf("names database %s; a Redis Cluster has only database 0", db)
+	}
+	for k := range q {
+		if k != "addr" {
+			return fmt.Errorf("has the parameter %q; in cluster mode only addr= (more seed addresses) is understood", k)
+		}
+	}
+	if p.Host == "" {
+		return errors.New("has no host:port")
+	}
+	for _, a := range append([]string{p.Host}, q["addr"]...) {
+		host, port, err := net.SplitHostPort(a)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("seed address %q must be host:port", a)
 		}
 	}
 	return nil
@@ -449,18 +752,19 @@ func formatDuration(d time.Duration) string {
 	return s
 }
 
-// LogValue returns every setting, keyed by flag name, with the JWT secret
-// and any Redis password redacted, so that a Config can be logged at startup.
+// LogValue returns every setting, keyed by flag name, with the JWT and
+// webhook secrets, the API keys and any password in a URL redacted, so
+// that a Config can be logged at startup.
 func (c Config) LogValue() slog.Value {
 	attrs := make([]slog.Attr, 0, len(settings))
 	for _, s := range settings {
 		v := s.bind(&c).String()
 		switch s.flag {
-		case "jwt-secret":
+		case "jwt-secret", "webhook-secret", "api-keys":
 			if v != "" {
 				v = "[redacted]"
 			}
-		case "redis-url":
+		case "redis-url", "webhook-url":
 			if u, err := url.Parse(v); err == nil {
 				v = u.Redacted()
 			} else {
@@ -506,39 +810,65 @@ type setting struct {
 var settings = []setting{
 	{"CHAT_ADDR", "addr", ":8080", "listen address, host:port",
 		func(c *Config) value { return (*stringValue)(&c.Addr) }},
-	{"REDIS_URL", "redis-url", "", "redis://[user:pass@]host:port/db or rediss://…; empty: self-contained mode",
+	{"REDIS_URL", "redis-url", "", "redis://[user:pass@]host:port/db or rediss://…; empty: self-contained mode (a password in the flag shows in ps)",
 		func(c *Config) value { return (*stringValue)(&c.RedisURL) }},
-	{"CHAT_DATA_DIR", "data-dir", "./data", "where self-contained mode keeps its Redis files",
+	{"CHAT_REDIS_MODE", "redis-mode", "single", "single, or cluster: REDIS_URL is then redis://[user:pass@]host:port?addr=host2:port2&addr=…",
+		func(c *Config) value { return (*lowerValue)(&c.RedisMode) }},
+	{"CHAT_REDIS_WAIT_REPLICAS", "redis-wait-replicas", "0", "an ack waits until this many replicas hold the message, at least 0",
+		func(c *Config) value { return (*intValue)(&c.RedisWaitReplicas) }},
+	{"CHAT_REDIS_WAIT_TIMEOUT", "redis-wait-timeout", "1s", "how long an ack waits for replicas, 10ms to 1m",
+		func(c *Config) value { return (*durationValue)(&c.RedisWaitTimeout) }},
+	{"CHAT_DATA_DIR", "data-dir", "./data", "where self-contained mode keeps its Redis files and socket (made 0700)",
 		func(c *Config) value { return (*stringValue)(&c.DataDir) }},
-	{"CHAT_JWT_SECRET", "jwt-secret", "", "token signing key, at least 32 bytes; empty: a random key kept in Redis (prefer the variable: flags show in ps)",
+	{"CHAT_JWT_SECRET", "jwt-secret", "", "token signing key, at least 32 bytes; empty: a random key kept in Redis (the flag shows in ps: prefer the variable or CHAT_JWT_SECRET_FILE)",
 		func(c *Config) value { return (*stringValue)(&c.JWTSecret) }},
+	{"CHAT_JWT_SECRET_FILE", "jwt-secret-file", "", "a file holding the token signing key (one trailing newline dropped)",
+		func(c *Config) value { return (*stringValue)(&c.JWTSecretFile) }},
 	{"CHAT_TOKEN_TTL", "token-ttl", "24h", "lifetime of a login token, 1m to 8760h",
 		func(c *Config) value { return (*durationValue)(&c.TokenTTL) }},
 	{"CHAT_ALLOWED_ORIGINS", "allowed-origins", "", "extra Origin host patterns allowed on /ws, e.g. *.example.com,localhost:3000",
 		func(c *Config) value { return (*listValue)(&c.AllowedOrigins) }},
+	{"CHAT_ADMINS", "admins", "", "usernames with owner rights in every room, comma-separated",
+		func(c *Config) value { return (*lowerListValue)(&c.Admins) }},
 	{"CHAT_HISTORY_MAXLEN", "history-maxlen", "100000", "messages kept per room (approximate), at least 1",
 		func(c *Config) value { return (*int64Value)(&c.HistoryMaxLen) }},
+	{"CHAT_EDIT_WINDOW", "edit-window", "0s", "how long after sending an author may edit a message; 0: always",
+		func(c *Config) value { return (*durationValue)(&c.EditWindow) }},
 	{"CHAT_INSTANCE", "instance", "hostname-pid", "this instance's name in logs and metrics: up to 64 of letters, digits . _ -",
 		func(c *Config) value { return (*stringValue)(&c.Instance) }},
 	{"CHAT_SHUTDOWN_GRACE", "shutdown-grace", "10s", "how long a stopping instance drains, 0 to 10m",
 		func(c *Config) value { return (*durationValue)(&c.ShutdownGrace) }},
-	{"CHAT_SEND_RATE", "send-rate", "20", "sends per second per user, more than 0",
+	{"CHAT_SEND_RATE", "send-rate", "20", "sends (and edits, deletes, reactions) per second per user, more than 0",
 		func(c *Config) value { return (*floatValue)(&c.SendRate) }},
 	{"CHAT_SEND_BURST", "send-burst", "50", "sends per user allowed in a burst above the rate, at least 1",
 		func(c *Config) value { return (*intValue)(&c.SendBurst) }},
+	{"CHAT_FRAME_RATE", "frame-rate", "50", "other client frames per second per socket, more than 0",
+		func(c *Config) value { return (*floatValue)(&c.FrameRate) }},
+	{"CHAT_FRAME_BURST", "frame-burst", "200", "other client frames per socket allowed in a burst above the rate, at least 1",
+		func(c *Config) value { return (*intValue)(&c.FrameBurst) }},
 	{"CHAT_MAX_TEXT", "max-text", "4000", "characters per message, at least 1",
 		func(c *Config) value { return (*intValue)(&c.MaxText) }},
 	{"CHAT_MAX_FRAME", "max-frame", "65536", "bytes per WebSocket frame from a client, at least 1024",
 		func(c *Config) value { return (*int64Value)(&c.MaxFrame) }},
 	{"CHAT_MAX_BODY", "max-body", "65536", "bytes per REST request body, at least 1024",
 		func(c *Config) value { return (*int64Value)(&c.MaxBody) }},
+	{"CHAT_READ_TIMEOUT", "read-timeout", "10s", "bound on reading one request, headers and body, 1s to 10m",
+		func(c *Config) value { return (*durationValue)(&c.ReadTimeout) }},
+	{"CHAT_MAX_CHANNELS_PER_USER", "max-channels-per-user", "50", "channels one user may create, at least 1",
+		func(c *Config) value { return (*intValue)(&c.MaxChannelsPerUser) }},
 	{"CHAT_MAX_ROOMS_PER_CONN", "max-rooms-per-conn", "100", "rooms one socket may join, at least 1",
 		func(c *Config) value { return (*intValue)(&c.MaxRoomsPerConn) }},
 	{"CHAT_MAX_CONNS_PER_USER", "max-conns-per-user", "20", "sockets one user may hold open, at least 1",
 		func(c *Config) value { return (*intValue)(&c.MaxConnsPerUser) }},
+	{"CHAT_MAX_CONNS_PER_ADDR", "max-conns-per-addr", "256", "connections one client address (IPv6: its /64) may hold open; trusted proxies are not capped; 0: no cap",
+		func(c *Config) value { return (*intValue)(&c.MaxConnsPerAddr) }},
 	{"CHAT_MAX_CONNS", "max-conns", "100000", "sockets per instance, at least 1; more get 503",
 		func(c *Config) value { return (*intValue)(&c.MaxConns) }},
-	{"CHAT_LOGIN_USER_LIMIT", "login-user-limit", "10", "failed logins per username per window, at least 1",
+	{"CHAT_LOGIN_USER_ADDR_LIMIT", "login-user-addr-limit", "10", "failed logins per username and client address per window, at least 1",
+		func(c *Config) value { return (*intValue)(&c.LoginUserAddrLimit) }},
+	{"CHAT_LOGIN_USER_ADDR_WINDOW", "login-user-addr-window", "5m", "window of the per-username-and-address login limit, at least 1s",
+		func(c *Config) value { return (*durationValue)(&c.LoginUserAddrWindow) }},
+	{"CHAT_LOGIN_USER_LIMIT", "login-user-limit", "100", "failed logins per username from all addresses per window, at least 1",
 		func(c *Config) value { return (*intValue)(&c.LoginUserLimit) }},
 	{"CHAT_LOGIN_USER_WINDOW", "login-user-window", "5m", "window of the per-username login limit, at least 1s",
 		func(c *Config) value { return (*durationValue)(&c.LoginUserWindow) }},
@@ -546,10 +876,22 @@ var settings = []setting{
 		func(c *Config) value { return (*intValue)(&c.LoginAddrLimit) }},
 	{"CHAT_LOGIN_ADDR_WINDOW", "login-addr-window", "1m", "window of the per-address login limit, at least 1s",
 		func(c *Config) value { return (*durationValue)(&c.LoginAddrWindow) }},
-	{"CHAT_REGISTER_ADDR_LIMIT", "register-addr-limit", "10000", "registrations per client address per window; 0: unlimited",
+	{"CHAT_REGISTER_ADDR_LIMIT", "register-addr-limit", "100", "registrations per client address per window; 0: unlimited (load tests)",
 		func(c *Config) value { return (*intValue)(&c.RegisterAddrLimit) }},
 	{"CHAT_REGISTER_ADDR_WINDOW", "register-addr-window", "1h", "window of the registration limit, at least 1s",
 		func(c *Config) value { return (*durationValue)(&c.RegisterAddrWindow) }},
+	{"CHAT_REFRESH_LIMIT", "refresh-limit", "30", "refreshes and logouts per user per window, at least 1",
+		func(c *Config) value { return (*intValue)(&c.RefreshLimit) }},
+	{"CHAT_REFRESH_WINDOW", "refresh-window", "5m", "window of the refresh and logout limit, at least 1s",
+		func(c *Config) value { return (*durationValue)(&c.RefreshWindow) }},
+	{"CHAT_LOGIN_HASHES", "login-hashes", "0", "password checks of logins at once; 0: one per CPU",
+		func(c *Config) value { return (*intValue)(&c.LoginHashes) }},
+	{"CHAT_REGISTER_HASHES", "register-hashes", "1", "password hashes of registrations at once, apart from logins, at least 1",
+		func(c *Config) value { return (*intValue)(&c.RegisterHashes) }},
+	{"CHAT_HASH_QUEUE", "hash-queue", "64", "logins (and, apart, registrations) waiting for a hash, at least 1; more get 503 with Retry-After",
+		func(c *Config) value { return (*intValue)(&c.HashQueue) }},
+	{"CHAT_HASH_WAIT", "hash-wait", "10s", "longest wait for a hash before 503 with Retry-After, 10ms to 1m",
+		func(c *Config) value { return (*durationValue)(&c.HashWait) }},
 	{"CHAT_PRESENCE_TTL", "presence-ttl", "40s", "a dead instance's users go offline within TTL + TTL/4; 1s to 10m",
 		func(c *Config) value { return (*durationValue)(&c.PresenceTTL) }},
 	{"CHAT_SEND_QUEUE", "send-queue", "1024", "frames queued per socket before it is closed as too slow, at least 16",
@@ -560,8 +902,18 @@ var settings = []setting{
 		func(c *Config) value { return (*durationValue)(&c.PingInterval) }},
 	{"CHAT_REDIS_TIMEOUT", "redis-timeout", "2s", "bound on each Redis call made for a request, at least 100ms",
 		func(c *Config) value { return (*durationValue)(&c.RedisTimeout) }},
-	{"CHAT_TRUSTED_PROXIES", "trusted-proxies", "", "CIDR prefixes whose X-Forwarded-For is trusted, e.g. 10.0.0.0/8,192.168.0.0/16",
+	{"CHAT_TRUSTED_PROXIES", "trusted-proxies", "", "CIDR prefixes of your own proxies, whose X-Forwarded-For is believed, e.g. 10.0.0.5/32",
 		func(c *Config) value { return (*listValue)(&c.TrustedProxies) }},
+	{"CHAT_API_KEYS", "api-keys", "", "keys of the server API, each at least 32 bytes, comma-separated; empty: no server API (the flag shows in ps)",
+		func(c *Config) value { return (*listValue)(&c.APIKeys) }},
+	{"CHAT_WEBHOOK_URL", "webhook-url", "", "http or https URL that events are POSTed to; empty: no webhooks",
+		func(c *Config) value { return (*stringValue)(&c.WebhookURL) }},
+	{"CHAT_WEBHOOK_SECRET", "webhook-secret", "", "HMAC-SHA256 key of webhook signatures, at least 32 bytes (the flag shows in ps)",
+		func(c *Config) value { return (*stringValue)(&c.WebhookSecret) }},
+	{"CHAT_WEBHOOK_EVENTS", "webhook-events", "message,edit,delete", "events POSTed: any of message, edit, delete, reaction, member",
+		func(c *Config) value { return (*lowerListValue)(&c.WebhookEvents) }},
+	{"CHAT_WEBHOOK_MAX_AGE", "webhook-max-age", "24h", "how long an undelivered event is retried, 1s to 720h",
+		func(c *Config) value { return (*durationValue)(&c.WebhookMaxAge) }},
 	{"CHAT_LOG_FORMAT", "log-format", "text", "log format: text or json",
 		func(c *Config) value { return (*lowerValue)(&c.LogFormat) }},
 	{"CHAT_LOG_LEVEL", "log-level", "info", "log level: debug, info, warn or error",
@@ -678,4 +1030,12 @@ func (v *listValue) Set(s string) error {
 	}
 	*v = l
 	return nil
+}
+
+// lowerListValue is a listValue of keywords or usernames, lowercased.
+type lowerListValue []string
+
+func (v *lowerListValue) String() string { return (*listValue)(v).String() }
+func (v *lowerListValue) Set(s string) error {
+	return (*listValue)(v).Set(strings.ToLower(s))
 }

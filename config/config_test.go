@@ -5,6 +5,7 @@ import (
 	"flag"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -66,12 +67,36 @@ func TestDefault(t *testing.T) {
 		{"MaxRoomsPerConn", d.MaxRoomsPerConn, 100},
 		{"MaxConnsPerUser", d.MaxConnsPerUser, 20},
 		{"MaxConns", d.MaxConns, 100000},
-		{"LoginUserLimit", d.LoginUserLimit, 10},
+		{"LoginUserAddrLimit", d.LoginUserAddrLimit, 10},
+		{"LoginUserAddrWindow", d.LoginUserAddrWindow, 5 * time.Minute},
+		{"LoginUserLimit", d.LoginUserLimit, 100},
 		{"LoginUserWindow", d.LoginUserWindow, 5 * time.Minute},
 		{"LoginAddrLimit", d.LoginAddrLimit, 100},
 		{"LoginAddrWindow", d.LoginAddrWindow, time.Minute},
-		{"RegisterAddrLimit", d.RegisterAddrLimit, 10000},
+		{"RegisterAddrLimit", d.RegisterAddrLimit, 100},
 		{"RegisterAddrWindow", d.RegisterAddrWindow, time.Hour},
+		{"RefreshLimit", d.RefreshLimit, 30},
+		{"RefreshWindow", d.RefreshWindow, 5 * time.Minute},
+		{"LoginHashes", d.LoginHashes, 0},
+		{"RegisterHashes", d.RegisterHashes, 1},
+		{"HashQueue", d.HashQueue, 64},
+		{"HashWait", d.HashWait, 10 * time.Second},
+		{"ReadTimeout", d.ReadTimeout, 10 * time.Second},
+		{"MaxConnsPerAddr", d.MaxConnsPerAddr, 256},
+		{"JWTSecretFile", d.JWTSecretFile, ""},
+		{"FrameRate", d.FrameRate, 50.0},
+		{"FrameBurst", d.FrameBurst, 200},
+		{"RedisMode", d.RedisMode, "single"},
+		{"RedisWaitReplicas", d.RedisWaitReplicas, 0},
+		{"RedisWaitTimeout", d.RedisWaitTimeout, time.Second},
+		{"Admins", d.Admins, []string(nil)},
+		{"MaxChannelsPerUser", d.MaxChannelsPerUser, 50},
+		{"EditWindow", d.EditWindow, time.Duration(0)},
+		{"APIKeys", d.APIKeys, []string(nil)},
+		{"WebhookURL", d.WebhookURL, ""},
+		{"WebhookSecret", d.WebhookSecret, ""},
+		{"WebhookEvents", d.WebhookEvents, []string{"message", "edit", "delete"}},
+		{"WebhookMaxAge", d.WebhookMaxAge, 24 * time.Hour},
 		{"PresenceTTL", d.PresenceTTL, 40 * time.Second},
 		{"SendQueue", d.SendQueue, 1024},
 		{"WriteTimeout", d.WriteTimeout, 10 * time.Second},
@@ -112,6 +137,16 @@ func TestSettings(t *testing.T) {
 		"CHAT_PING_INTERVAL": "ping-interval", "CHAT_REDIS_TIMEOUT": "redis-timeout",
 		"CHAT_TRUSTED_PROXIES": "trusted-proxies", "CHAT_LOG_FORMAT": "log-format",
 		"CHAT_LOG_LEVEL": "log-level", "CHAT_PPROF": "pprof",
+		"CHAT_JWT_SECRET_FILE": "jwt-secret-file", "CHAT_FRAME_RATE": "frame-rate", "CHAT_FRAME_BURST": "frame-burst",
+		"CHAT_LOGIN_USER_ADDR_LIMIT": "login-user-addr-limit", "CHAT_LOGIN_USER_ADDR_WINDOW": "login-user-addr-window",
+		"CHAT_REFRESH_LIMIT": "refresh-limit", "CHAT_REFRESH_WINDOW": "refresh-window",
+		"CHAT_LOGIN_HASHES": "login-hashes", "CHAT_REGISTER_HASHES": "register-hashes",
+		"CHAT_HASH_QUEUE": "hash-queue", "CHAT_HASH_WAIT": "hash-wait", "CHAT_READ_TIMEOUT": "read-timeout",
+		"CHAT_MAX_CONNS_PER_ADDR": "max-conns-per-addr", "CHAT_REDIS_MODE": "redis-mode",
+		"CHAT_REDIS_WAIT_REPLICAS": "redis-wait-replicas", "CHAT_REDIS_WAIT_TIMEOUT": "redis-wait-timeout",
+		"CHAT_ADMINS": "admins", "CHAT_MAX_CHANNELS_PER_USER": "max-channels-per-user", "CHAT_EDIT_WINDOW": "edit-window",
+		"CHAT_API_KEYS": "api-keys", "CHAT_WEBHOOK_URL": "webhook-url", "CHAT_WEBHOOK_SECRET": "webhook-secret",
+		"CHAT_WEBHOOK_EVENTS": "webhook-events", "CHAT_WEBHOOK_MAX_AGE": "webhook-max-age",
 	}
 	got := map[string]string{}
 	var c Config
@@ -201,49 +236,98 @@ var everything = map[string]string{
 	"CHAT_LOG_FORMAT":           "JSON",
 	"CHAT_LOG_LEVEL":            "Debug",
 	"CHAT_PPROF":                "1",
+
+	"CHAT_FRAME_RATE":             "12.5",
+	"CHAT_FRAME_BURST":            "9",
+	"CHAT_LOGIN_USER_ADDR_LIMIT":  "3",
+	"CHAT_LOGIN_USER_ADDR_WINDOW": "90s",
+	"CHAT_REFRESH_LIMIT":          "4",
+	"CHAT_REFRESH_WINDOW":         "10m",
+	"CHAT_LOGIN_HASHES":           "6",
+	"CHAT_REGISTER_HASHES":        "2",
+	"CHAT_HASH_QUEUE":             "3",
+	"CHAT_HASH_WAIT":              "750ms",
+	"CHAT_READ_TIMEOUT":           "30s",
+	"CHAT_MAX_CONNS_PER_ADDR":     "0",
+	"CHAT_REDIS_MODE":             "Single",
+	"CHAT_REDIS_WAIT_REPLICAS":    "1",
+	"CHAT_REDIS_WAIT_TIMEOUT":     "250ms",
+	"CHAT_ADMINS":                 "Alice, bob.smith",
+	"CHAT_MAX_CHANNELS_PER_USER":  "7",
+	"CHAT_EDIT_WINDOW":            "15m",
+	"CHAT_API_KEYS":               strings.Repeat("k", 32) + "," + strings.Repeat("K", 40),
+	"CHAT_WEBHOOK_URL":            "https://hooks:pw@app.example/chat",
+	"CHAT_WEBHOOK_SECRET":         strings.Repeat("w", 32),
+	"CHAT_WEBHOOK_EVENTS":         "Message, member",
+	"CHAT_WEBHOOK_MAX_AGE":        "1h",
 }
 
 var everythingWant = Config{
-	Addr:               "127.0.0.1:9000",
-	RedisURL:           "rediss://u:p@redis.internal:6380/2",
-	DataDir:            "/var/lib/chatd",
-	JWTSecret:          strings.Repeat("s", 32),
-	TokenTTL:           90 * time.Minute,
-	AllowedOrigins:     []string{"*.example.com", "localhost:3000"},
-	HistoryMaxLen:      5000,
-	Instance:           "chatd-1.eu_west",
-	ShutdownGrace:      0,
-	SendRate:           2.5,
-	SendBurst:          7,
-	MaxText:            100,
-	MaxFrame:           1024,
-	MaxBody:            2048,
-	MaxRoomsPerConn:    3,
-	MaxConnsPerUser:    4,
-	MaxConns:           5,
-	LoginUserLimit:     6,
-	LoginUserWindow:    2 * time.Minute,
-	LoginAddrLimit:     8,
-	LoginAddrWindow:    3 * time.Second,
-	RegisterAddrLimit:  0,
-	RegisterAddrWindow: 24 * time.Hour,
-	PresenceTTL:        10 * time.Minute,
-	SendQueue:          16,
-	WriteTimeout:       100 * time.Millisecond,
-	PingInterval:       time.Second,
-	RedisTimeout:       250 * time.Millisecond,
-	TrustedProxies:     []string{"10.0.0.0/8", "fd00::/8"},
-	LogFormat:          "json",
-	LogLevel:           "debug",
-	Pprof:              true,
+	Addr:                "127.0.0.1:9000",
+	RedisURL:            "rediss://u:p@redis.internal:6380/2",
+	DataDir:             "/var/lib/chatd",
+	JWTSecret:           strings.Repeat("s", 32),
+	TokenTTL:            90 * time.Minute,
+	AllowedOrigins:      []string{"*.example.com", "localhost:3000"},
+	HistoryMaxLen:       5000,
+	Instance:            "chatd-1.eu_west",
+	ShutdownGrace:       0,
+	SendRate:            2.5,
+	SendBurst:           7,
+	MaxText:             100,
+	MaxFrame:            1024,
+	MaxBody:             2048,
+	MaxRoomsPerConn:     3,
+	MaxConnsPerUser:     4,
+	MaxConns:            5,
+	FrameRate:           12.5,
+	FrameBurst:          9,
+	LoginUserAddrLimit:  3,
+	LoginUserAddrWindow: 90 * time.Second,
+	RefreshLimit:        4,
+	RefreshWindow:       10 * time.Minute,
+	LoginHashes:         6,
+	RegisterHashes:      2,
+	HashQueue:           3,
+	HashWait:            750 * time.Millisecond,
+	ReadTimeout:         30 * time.Second,
+	MaxConnsPerAddr:     0,
+	RedisMode:           "single",
+	RedisWaitReplicas:   1,
+	RedisWaitTimeout:    250 * time.Millisecond,
+	Admins:              []string{"alice", "bob.smith"},
+	MaxChannelsPerUser:  7,
+	EditWindow:          15 * time.Minute,
+	APIKeys:             []string{strings.Repeat("k", 32), strings.Repeat("K", 40)},
+	WebhookURL:          "https://hooks:pw@app.example/chat",
+	WebhookSecret:       strings.Repeat("w", 32),
+	WebhookEvents:       []string{"message", "member"},
+	WebhookMaxAge:       time.Hour,
+	LoginUserLimit:      6,
+	LoginUserWindow:     2 * time.Minute,
+	LoginAddrLimit:      8,
+	LoginAddrWindow:     3 * time.Second,
+	RegisterAddrLimit:   0,
+	RegisterAddrWindow:  24 * time.Hour,
+	PresenceTTL:         10 * time.Minute,
+	SendQueue:           16,
+	WriteTimeout:        100 * time.Millisecond,
+	PingInterval:        time.Second,
+	RedisTimeout:        250 * time.Millisecond,
+	TrustedProxies:      []string{"10.0.0.0/8", "fd00::/8"},
+	LogFormat:           "json",
+	LogLevel:            "debug",
+	Pprof:               true,
 }
 
 func TestLoadEnv(t *testing.T) {
 	t.Parallel()
 	t.Run("every variable", func(t *testing.T) {
 		t.Parallel()
-		if len(everything) != len(settings) {
-			t.Fatalf("test sets %d variables, want all %d", len(everything), len(settings))
+		// CHAT_JWT_SECRET_FILE cannot be set with CHAT_JWT_SECRET; it
+		// is tested apart.
+		if len(everything) != len(settings)-1 {
+			t.Fatalf("test sets %d variables, want all %d but CHAT_JWT_SECRET_FILE", len(everything), len(settings))
 		}
 		got, err := Load(nil, env(everything))
 		if err != nil {
@@ -463,6 +547,56 @@ func TestValidate(t *testing.T) {
 		{"log format", func(c *Config) { c.LogFormat = "logfmt" }, `config: CHAT_LOG_FORMAT (-log-format): "logfmt" must be text or json`},
 		{"log level", func(c *Config) { c.LogLevel = "trace" }, `config: CHAT_LOG_LEVEL (-log-level): "trace" must be debug, info, warn or error`},
 		{"log level case is the parser's job", func(c *Config) { c.LogLevel = "INFO" }, `config: CHAT_LOG_LEVEL (-log-level): "INFO" must be debug, info, warn or error`},
+
+		{"public secret", func(c *Config) { c.JWTSecret = "change-me-to-a-long-random-secret-of-32-bytes-or-more" }, `config: CHAT_JWT_SECRET (-jwt-secret): is the example secret an earlier compose.yaml shipped with; it is public, so anyone could sign tokens for any user. Set a random one (openssl rand -base64 48) or leave it empty`},
+		{"short secret from a file", func(c *Config) { c.JWTSecretFile, c.JWTSecret = "/run/secrets/jwt", "short" }, `config: CHAT_JWT_SECRET_FILE (-jwt-secret-file): is 5 bytes; it must be empty or at least 32 bytes`},
+		{"frame rate zero", func(c *Config) { c.FrameRate = 0 }, `config: CHAT_FRAME_RATE (-frame-rate): 0 must be a finite number greater than 0`},
+		{"frame burst", func(c *Config) { c.FrameBurst = 0 }, `config: CHAT_FRAME_BURST (-frame-burst): 0 is less than the minimum 1`},
+		{"login user addr limit", func(c *Config) { c.LoginUserAddrLimit = 0 }, `config: CHAT_LOGIN_USER_ADDR_LIMIT (-login-user-addr-limit): 0 is less than the minimum 1`},
+		{"login user addr window", func(c *Config) { c.LoginUserAddrWindow = time.Millisecond }, `config: CHAT_LOGIN_USER_ADDR_WINDOW (-login-user-addr-window): 1ms is less than the minimum 1s`},
+		{"refresh limit", func(c *Config) { c.RefreshLimit = 0 }, `config: CHAT_REFRESH_LIMIT (-refresh-limit): 0 is less than the minimum 1`},
+		{"refresh window", func(c *Config) { c.RefreshWindow = 0 }, `config: CHAT_REFRESH_WINDOW (-refresh-window): 0s is less than the minimum 1s`},
+		{"login hashes negative", func(c *Config) { c.LoginHashes = -1 }, `config: CHAT_LOGIN_HASHES (-login-hashes): -1 is less than the minimum 0`},
+		{"register hashes", func(c *Config) { c.RegisterHashes = 0 }, `config: CHAT_REGISTER_HASHES (-register-hashes): 0 is less than the minimum 1`},
+		{"hash queue", func(c *Config) { c.HashQueue = 0 }, `config: CHAT_HASH_QUEUE (-hash-queue): 0 is less than the minimum 1`},
+		{"hash wait low", func(c *Config) { c.HashWait = time.Millisecond }, `config: CHAT_HASH_WAIT (-hash-wait): 1ms is less than the minimum 10ms`},
+		{"hash wait high", func(c *Config) { c.HashWait = 2 * time.Minute }, `config: CHAT_HASH_WAIT (-hash-wait): 2m is more than the maximum 1m`},
+		{"read timeout low", func(c *Config) { c.ReadTimeout = 500 * time.Millisecond }, `config: CHAT_READ_TIMEOUT (-read-timeout): 500ms is less than the minimum 1s`},
+		{"read timeout high", func(c *Config) { c.ReadTimeout = time.Hour }, `config: CHAT_READ_TIMEOUT (-read-timeout): 1h is more than the maximum 10m`},
+		{"conns per addr negative", func(c *Config) { c.MaxConnsPerAddr = -1 }, `config: CHAT_MAX_CONNS_PER_ADDR (-max-conns-per-addr): -1 is less than the minimum 0`},
+		{"conns per addr off", func(c *Config) { c.MaxConnsPerAddr = 0 }, ""},
+		{"redis mode", func(c *Config) { c.RedisMode = "sentinel" }, `config: CHAT_REDIS_MODE (-redis-mode): "sentinel" must be single or cluster`},
+		{"cluster without url", func(c *Config) { c.RedisMode = "cluster" }, `config: CHAT_REDIS_MODE (-redis-mode): cluster needs REDIS_URL, a seed list such as redis://host1:6379?addr=host2:6379; self-contained mode is one server`},
+		{"cluster seed list", func(c *Config) {
+			c.RedisMode, c.RedisURL = "cluster", "redis://u:hunter2@r1:7000?addr=r2:7001&addr=[::1]:7002"
+		}, ""},
+		{"cluster database", func(c *Config) { c.RedisMode, c.RedisURL = "cluster", "redis://:hunter2@r1:7000/3" }, `config: REDIS_URL (-redis-url): names database 3; a Redis Cluster has only database 0`},
+		{"cluster bad seed", func(c *Config) { c.RedisMode, c.RedisURL = "cluster", "redis://:hunter2@r1:7000?addr=r2" }, `config: REDIS_URL (-redis-url): seed address "r2" must be host:port`},
+		{"cluster seed port", func(c *Config) { c.RedisMode, c.RedisURL = "cluster", "redis://:hunter2@r1:7000?addr=r2:0" }, `config: REDIS_URL (-redis-url): seed address "r2:0" must be host:port`},
+		{"cluster unknown parameter", func(c *Config) { c.RedisMode, c.RedisURL = "cluster", "redis://:hunter2@r1:7000?dial_timeout=1" }, `config: REDIS_URL (-redis-url): has the parameter "dial_timeout"; in cluster mode only addr= (more seed addresses) is understood`},
+		{"cluster no host", func(c *Config) { c.RedisMode, c.RedisURL = "cluster", "redis://:hunter2@?addr=r2:7000" }, `config: REDIS_URL (-redis-url): has no host:port`},
+		{"seed list without cluster mode", func(c *Config) { c.RedisURL = "redis://:hunter2@r1:7000?addr=r2:7001" }, `config: REDIS_URL (-redis-url): holds addr= seed addresses, which only cluster mode reads: set CHAT_REDIS_MODE=cluster`},
+		{"wait replicas", func(c *Config) { c.RedisWaitReplicas = -1 }, `config: CHAT_REDIS_WAIT_REPLICAS (-redis-wait-replicas): -1 is less than the minimum 0`},
+		{"wait timeout zero", func(c *Config) { c.RedisWaitTimeout = 0 }, `config: CHAT_REDIS_WAIT_TIMEOUT (-redis-wait-timeout): 0s is less than the minimum 10ms`},
+		{"wait timeout high", func(c *Config) { c.RedisWaitTimeout = 2 * time.Minute }, `config: CHAT_REDIS_WAIT_TIMEOUT (-redis-wait-timeout): 2m is more than the maximum 1m`},
+		{"admin name", func(c *Config) { c.Admins = []string{"alice", "al"} }, `config: CHAT_ADMINS (-admins): "al" is not a username (3 to 32 of letters, digits, '_', '-' and '.')`},
+		{"admin with a space", func(c *Config) { c.Admins = []string{"alice smith"} }, `config: CHAT_ADMINS (-admins): "alice smith" is not a username (3 to 32 of letters, digits, '_', '-' and '.')`},
+		{"channels per user", func(c *Config) { c.MaxChannelsPerUser = 0 }, `config: CHAT_MAX_CHANNELS_PER_USER (-max-channels-per-user): 0 is less than the minimum 1`},
+		{"edit window negative", func(c *Config) { c.EditWindow = -time.Second }, `config: CHAT_EDIT_WINDOW (-edit-window): -1s is less than the minimum 0s`},
+		{"short api key", func(c *Config) { c.APIKeys = []string{strings.Repeat("k", 32), "hunter2-hunter2"} }, `config: CHAT_API_KEYS (-api-keys): key 2 of 2 is 15 bytes; each must be at least 32`},
+		{"api key with a space", func(c *Config) { c.APIKeys = []string{"hunter2 " + strings.Repeat("k", 32)} }, `config: CHAT_API_KEYS (-api-keys): key 1 of 1 holds a space or a character that is not printable ASCII; a key travels in the Authorization header`},
+		{"webhook scheme", func(c *Config) { c.WebhookURL, c.WebhookSecret = "ftp://u:hunter2@h/x", strings.Repeat("w", 32) }, `config: CHAT_WEBHOOK_URL (-webhook-url): must be an http:// or https:// URL`},
+		{"webhook bare host", func(c *Config) { c.WebhookURL, c.WebhookSecret = "hooks.example/chat", strings.Repeat("w", 32) }, `config: CHAT_WEBHOOK_URL (-webhook-url): must be an http:// or https:// URL`},
+		{"webhook no host", func(c *Config) { c.WebhookURL, c.WebhookSecret = "https:///hook", strings.Repeat("w", 32) }, `config: CHAT_WEBHOOK_URL (-webhook-url): has no host`},
+		{"webhook unparsable", func(c *Config) { c.WebhookURL, c.WebhookSecret = "https://u:hunter2@h:port/", strings.Repeat("w", 32) }, `config: CHAT_WEBHOOK_URL (-webhook-url): is not a valid URL: invalid port ":port" after host`},
+		{"webhook without secret", func(c *Config) { c.WebhookURL = "https://hooks.example/chat" }, `config: CHAT_WEBHOOK_SECRET (-webhook-secret): is required with CHAT_WEBHOOK_URL: receivers check every event's signature with it`},
+		{"webhook short secret", func(c *Config) { c.WebhookURL, c.WebhookSecret = "http://hooks.internal:8000/", "hunter2" }, `config: CHAT_WEBHOOK_SECRET (-webhook-secret): is 7 bytes; it must be at least 32 bytes`},
+		{"webhook ok", func(c *Config) {
+			c.WebhookURL, c.WebhookSecret = "http://hooks.internal:8000/", strings.Repeat("w", 32)
+		}, ""},
+		{"webhook events unknown", func(c *Config) { c.WebhookEvents = []string{"message", "typing"} }, `config: CHAT_WEBHOOK_EVENTS (-webhook-events): "typing" is not one of message, edit, delete, reaction, member`},
+		{"webhook events none", func(c *Config) { c.WebhookEvents = nil }, `config: CHAT_WEBHOOK_EVENTS (-webhook-events): must name at least one of message, edit, delete, reaction, member`},
+		{"webhook max age", func(c *Config) { c.WebhookMaxAge = 721 * time.Hour }, `config: CHAT_WEBHOOK_MAX_AGE (-webhook-max-age): 721h is more than the maximum 720h`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -478,7 +612,7 @@ func TestValidate(t *testing.T) {
 			}
 			wantErrs(t, err, tt.want)
 			if strings.Contains(err.Error(), "hunter2") {
-				t.Errorf("error %q reveals the Redis password", err)
+				t.Errorf("error %q reveals a password or key", err)
 			}
 		})
 	}
@@ -520,6 +654,95 @@ func TestShortSecretRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestJWTSecretFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	key := strings.Repeat("f", 40)
+	lf, crlf, bare := write("lf", key+"\n"), write("crlf", key+"\r\n"), write("bare", key)
+	spaces := write("spaces", " "+key+" \n")
+	short, empty := write("short", "hunter2\n"), write("empty", "\n")
+	missing := filepath.Join(dir, "missing")
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // the secret, or the error
+		ok   bool
+	}{
+		{"variable, newline dropped", map[string]string{"CHAT_JWT_SECRET_FILE": lf}, nil, key, true},
+		{"flag, CRLF dropped", nil, []string{"-jwt-secret-file=" + crlf}, key, true},
+		{"no newline", map[string]string{"CHAT_JWT_SECRET_FILE": bare}, nil, key, true},
+		{"spaces kept", map[string]string{"CHAT_JWT_SECRET_FILE": spaces}, nil, " " + key + " ", true},
+		{"both", map[string]string{"CHAT_JWT_SECRET_FILE": lf, "CHAT_JWT_SECRET": key}, nil,
+			"config: CHAT_JWT_SECRET_FILE (-jwt-secret-file): CHAT_JWT_SECRET is set too; set one of them", false},
+		{"missing", map[string]string{"CHAT_JWT_SECRET_FILE": missing}, nil,
+			"config: CHAT_JWT_SECRET_FILE (-jwt-secret-file): open " + missing + ": no such file or directory", false},
+		{"empty", map[string]string{"CHAT_JWT_SECRET_FILE": empty}, nil,
+			"config: CHAT_JWT_SECRET_FILE (-jwt-secret-file): " + empty + " is empty", false},
+		{"short", map[string]string{"CHAT_JWT_SECRET_FILE": short}, nil,
+			"config: CHAT_JWT_SECRET_FILE (-jwt-secret-file): is 7 bytes; it must be empty or at least 32 bytes", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Load(tt.args, env(tt.env))
+			if !tt.ok {
+				wantErrs(t, err, tt.want)
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("error %q quotes the secret", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.JWTSecret != tt.want {
+				t.Errorf("JWTSecret = %q, want %q", c.JWTSecret, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseRedisSeeds(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		url  string
+		want RedisSeeds
+	}{
+		{"redis://r1:7000", RedisSeeds{Addrs: []string{"r1:7000"}}},
+		{"redis://r1:7000/0?addr=r2:7001&addr=r3:7002&addr=r2:7001",
+			RedisSeeds{Addrs: []string{"r1:7000", "r2:7001", "r3:7002"}}},
+		{"rediss://chat:s3cret@r1:7000?addr=[fd00::2]:7001",
+			RedisSeeds{Addrs: []string{"r1:7000", "[fd00::2]:7001"}, Username: "chat", Password: "s3cret", TLS: true}},
+		{"redis://:p%40ss@10.0.0.1:6379", RedisSeeds{Addrs: []string{"10.0.0.1:6379"}, Password: "p@ss"}},
+	} {
+		got, err := ParseRedisSeeds(tt.url)
+		if err != nil {
+			t.Errorf("ParseRedisSeeds(%q): %v", tt.url, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("ParseRedisSeeds(%q) = %+v, want %+v", tt.url, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "http://r1:7000", "redis://r1", "redis://r1:7000/1", "redis://r1:7000?addr=:7001", "redis://r1:7000?password=x"} {
+		if _, err := ParseRedisSeeds(bad); err == nil {
+			t.Errorf("ParseRedisSeeds(%q) = nil error", bad)
+		}
+	}
+	// Load reads the mode and the seed list together.
+	c, err := Load([]string{"-redis-mode=CLUSTER"}, env(map[string]string{"REDIS_URL": "redis://r1:7000?addr=r2:7001"}))
+	if err != nil || c.RedisMode != "cluster" {
+		t.Fatalf("Load: %+v %v", c.RedisMode, err)
 	}
 }
 
@@ -588,12 +811,13 @@ func TestLogValueRedacts(t *testing.T) {
 	var buf bytes.Buffer
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("start", "config", everythingWant)
 	out := buf.String()
-	for _, secret := range []string{everythingWant.JWTSecret, "u:p@"} {
+	for _, secret := range append([]string{everythingWant.JWTSecret, everythingWant.WebhookSecret, "u:p@", "hooks:pw@"}, everythingWant.APIKeys...) {
 		if strings.Contains(out, secret) {
 			t.Errorf("log reveals %q: %s", secret, out)
 		}
 	}
-	for _, want := range []string{"config.token-ttl=1h30m", "config.jwt-secret=[redacted]", "config.redis-url=rediss://u:xxxxx@redis.internal:6380/2", "config.allowed-origins=*.example.com,localhost:3000"} {
+	for _, want := range []string{"config.token-ttl=1h30m", "config.jwt-secret=[redacted]", "config.redis-url=rediss://u:xxxxx@redis.internal:6380/2", "config.allowed-origins=*.example.com,localhost:3000",
+		"config.api-keys=[redacted]", "config.webhook-secret=[redacted]", "config.webhook-url=https://hooks:xxxxx@app.example/chat"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q: %s", want, out)
 		}

@@ -28,11 +28,21 @@
 //		return err // names every bad variable, e.g. config: CHAT_TOKEN_TTL: "abc" is not a duration …
 //	}
 //
+// # Secrets
+//
+// Flags show in ps to every local user, and the environment of a process
+// to its owner and root. The signing key can therefore also come from a
+// file, CHAT_JWT_SECRET_FILE (a Docker or Kubernetes secret), which Load
+// reads into JWTSecret. The flags that carry secrets (-jwt-secret,
+// -api-keys, -webhook-secret, a password in -redis-url) say so in [Usage].
+//
 // # Validation
 //
 // [Config.Validate] checks every rule and reports all problems at once,
 // joined with errors.Join, each naming its variable and flag. Load calls
-// it, so a Config from Load is always valid. Error messages never quote the
-// JWT secret or a Redis URL, which may carry a password, and
-// [Config.LogValue] redacts both when a Config is logged.
+// it, so a Config from Load is always valid. Error messages never quote a
+// secret, an API key or a URL, which may carry a password, and
+// [Config.LogValue] redacts them when a Config is logged. In cluster mode
+// REDIS_URL is a seed list; [ParseRedisSeeds] splits it into addresses
+// and credentials.
 package config

@@ -4,12 +4,29 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redstream/chat/engine"
+)
+
+var (
+	attemptScript = script("attempt.lua")
+	releaseScript = script("release.lua")
+)
+
+// Keys of this file. The counters of login, registration and refresh
+// limits share one hash tag, so that one script checks and counts an
+// attempt against several of them atomically (in Redis Cluster the keys
+// of a script must share a slot); they see a few hundred operations a
+// second at most, which one slot bears.
+const (
+	prefixLimit      = "chat:{limit}:"
+	prefixValidAfter = "chat:valid-after:"
 )
 
 // CreateUser stores a new user with its password hash. name must be
@@ -32,30 +49,37 @@ func (s *Store) PasswordHash(ctx context.Context, name string) (string, error) {
 	return h, wrap("password hash", err)
 }
 
-// Hit counts one event under key in a fixed window and returns the count
-// so far and the time left in the window.
-func (s *Store) Hit(ctx context.Context, key string, window time.Duration) (int64, time.Duration, error) {
-	res, err := hitScript.Run(ctx, s.rdb, []string{prefixLimit + key}, window.Milliseconds()).Int64Slice()
-	if err != nil || len(res) != 2 {
-		return 0, 0, wrap("hit", err)
+// Attempt counts one attempt against several fixed-window limits in one
+// atomic step, so parallel attempts cannot all pass a check made before
+// any of them was counted: under keys[i] at most maxes[i] attempts per
+// windows[i], a window starting with its key's first attempt. When a key
+// is at its limit nothing is counted and ok is false; retry is then how
+// long until every full window has ended. The keys share one hash slot.
+func (s *Store) Attempt(ctx context.Context, keys []string, maxes []int, windows []time.Duration) (ok bool, retry time.Duration, err error) {
+	if len(keys) != len(maxes) || len(keys) != len(windows) {
+		return false, 0, fmt.Errorf("store: attempt: %d keys, %d limits and %d windows", len(keys), len(maxes), len(windows))
 	}
-	return res[0], time.Duration(res[1]) * time.Millisecond, nil
+	full := make([]string, len(keys))
+	args := make([]any, 0, 2*len(keys))
+	for i, k := range keys {
+		full[i] = prefixLimit + k
+		args = append(args, maxes[i], max(windows[i].Milliseconds(), 1))
+	}
+	res, err := attemptScript.Run(ctx, s.rdb, full, args...).Int64Slice()
+	if err != nil || len(res) != 2 {
+		return false, 0, wrap("attempt", err)
+	}
+	return res[0] == 1, time.Duration(res[1]) * time.Millisecond, nil
 }
 
-// Count returns the count under key and the time left in its window.
-func (s *Store) Count(ctx context.Context, key string) (int64, time.Duration, error) {
-	var get *redis.StringCmd
-	var ttl *redis.DurationCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, prefixLimit+key)
-		ttl = p.PTTL(ctx, prefixLimit+key)
-		return nil
-	})
-	if err != nil && err != redis.Nil {
-		return 0, 0, wrap("count", err)
+// Release takes back one attempt that Attempt counted under each key, for
+// an attempt that turned out not to count (a login that succeeded).
+func (s *Store) Release(ctx context.Context, keys ...string) error {
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = prefixLimit + k
 	}
-	n, _ := get.Int64()
-	return n, max(ttl.Val(), 0), nil
+	return wrap("release", releaseScript.Run(ctx, s.rdb, full).Err())
 }
 
 // Secret returns the shared token-signing key kept in Redis, creating a
@@ -80,8 +104,37 @@ func (s *Store) Revoke(ctx context.Context, jti string, until time.Time) error {
 	return wrap("revoke", s.rdb.Set(ctx, prefixRevoke+jti, "1", max(time.Until(until), time.Second)).Err())
 }
 
-// Revoked reports whether a token ID was revoked.
-func (s *Store) Revoked(ctx context.Context, jti string) (bool, error) {
-	n, err := s.rdb.Exists(ctx, prefixRevoke+jti).Result()
-	return n > 0, wrap("revoked", err)
+// RevokeUser makes every token of user issued before before stop
+// working: Revoked reports them revoked. Token times have whole seconds,
+// so a token of the second that holds before counts as issued before it.
+// The mark is kept for good, one key per user who ever used it, because a
+// token's lifetime is the issuer's to choose.
+func (s *Store) RevokeUser(ctx context.Context, user string, before time.Time) error {
+	v := strconv.FormatInt(before.Unix()+1, 10)
+	return wrap("revoke user", s.rdb.Set(ctx, validAfterKey(user), v, 0).Err())
 }
+
+// Revoked reports whether the token jti of user, issued at issued, was
+// revoked: by itself (Revoke) or with all of the user's tokens of its time
+// (RevokeUser). Both are read in one round trip.
+func (s *Store) Revoked(ctx context.Context, jti, user string, issued time.Time) (bool, error) {
+	var one *redis.IntCmd
+	var after *redis.StringCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		one = p.Exists(ctx, prefixRevoke+jti)
+		after = p.Get(ctx, validAfterKey(user))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, wrap("revoked", err)
+	}
+	if one.Val() > 0 {
+		return true, nil
+	}
+	if v, err := after.Int64(); err == nil && issued.Unix() < v {
+		return true, nil
+	}
+	return false, nil
+}
+
+func validAfterKey(user string) string { return prefixValidAfter + user }

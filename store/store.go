@@ -49,11 +49,10 @@ var (
 	membersScript   = script("members.lua")
 	bansScript      = script("bans.lua")
 	heartbeatScript = script("heartbeat.lua")
-	hitScript       = script("hit.lua")
 	typingScript    = script("typing.lua")
 
 	allScripts = []luaScript{appendScript, rateScript, roomScript, presenceScript, readScript,
-		joinedScript, summaryScript, historyScript, membersScript, bansScript, heartbeatScript, hitScript, typingScript}
+		joinedScript, summaryScript, historyScript, membersScript, bansScript, heartbeatScript, typingScript}
 )
 
 // DefaultChannels exist from the start. They have no owner.
@@ -259,7 +258,6 @@ const (
 	keySecret    = "chat:jwt-secret"
 	prefixUser   = "chat:user:"
 	prefixRevoke = "chat:revoked:"
-	prefixLimit  = "chat:limit:"
 )
 
 // schemaVersion is the key layout this code reads and writes.

@@ -783,3 +783,46 @@ func sorted(xs []string) []string {
 	slices.Sort(xs)
 	return xs
 }
+
+func TestUsersUniqueUnderRace(t *testing.T) {
+	t.Parallel()
+	rdb := storetest.Redis(t)
+	s1 := mustStore(t, rdb, nil)
+	s2 := mustStore(t, rdb, nil)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		s := s1
+		if i%2 == 1 {
+			s = s2
+		}
+		wg.Go(func() { errs[i] = s.CreateUser(ctx, "dora", fmt.Sprint("hash", i)) })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, engine.ErrExists):
+			t.Fatal(err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d registrations of one name succeeded", ok)
+	}
+	if _, err := s1.PasswordHash(ctx, "nobody"); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("unknown user: %v", err)
+	}
+	ok1, _, _ := s1.Attempt(ctx, []string{"x"}, []int{1}, []time.Duration{time.Minute})
+	ok2, ttl, _ := s2.Attempt(ctx, []string{"x"}, []int{1}, []time.Duration{time.Minute})
+	if !ok1 || ok2 || ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("attempts %v %v ttl %v", ok1, ok2, ttl)
+	}
+	k1, _ := s1.Secret(ctx)
+	k2, _ := s2.Secret(ctx)
+	if len(k1) != 32 || string(k1) != string(k2) {
+		t.Fatalf("secrets differ or short: %d", len(k1))
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,15 +42,23 @@ type Options struct {
 	MaxBody int64
 	// MaxConns bounds the sockets of this instance. Zero means 100000.
 	MaxConns int
-	// Login and registration limits; zero means the PROTOCOL.md defaults
-	// (10 failures per user in 5m, 100 per address in 1m) and, for
-	// registrations, no limit.
-	LoginUserLimit     int
-	LoginUserWindow    time.Duration
-	LoginAddrLimit     int
-	LoginAddrWindow    time.Duration
+	// Failed-login limits: per username and client address (zero: 10 in
+	// 5m), per username from anywhere (zero: 100 in 5m) and per address
+	// (zero: 100 in 1m), the PROTOCOL.md defaults.
+	LoginUserAddrLimit  int
+	LoginUserAddrWindow time.Duration
+	LoginUserLimit      int
+	LoginUserWindow     time.Duration
+	LoginAddrLimit      int
+	LoginAddrWindow     time.Duration
+	// RegisterAddrLimit bounds registrations per client address per
+	// RegisterAddrWindow (zero: 1h). Zero means no limit.
 	RegisterAddrLimit  int
 	RegisterAddrWindow time.Duration
+	// RefreshLimit bounds refreshes and logouts together per user per
+	// RefreshWindow. Zero means 30 in 5m.
+	RefreshLimit  int
+	RefreshWindow time.Duration
 	// WriteTimeout bounds one socket write. Zero means 10s.
 	WriteTimeout time.Duration
 	// BatchWindow is, for ?batch=1 clients, the least time between two
@@ -80,10 +87,19 @@ type Options struct {
 	Pprof bool
 	// Argon2 are the password hash parameters. Nil means argon2id.DefaultParams.
 	Argon2 *argon2id.Params
-	// HashConcurrency bounds concurrent password hashes. Zero means GOMAXPROCS.
-	HashConcurrency int
-	Logger          *slog.Logger     // nil: discard
-	Now             func() time.Time // nil: time.Now
+	// LoginHashes bounds the password checks of logins at once. Zero means
+	// GOMAXPROCS.
+	LoginHashes int
+	// RegisterHashes bounds the password hashes of registrations at once,
+	// in a pool of their own so that they cannot starve logins. Zero means 1.
+	RegisterHashes int
+	// HashQueue is how many requests may wait for a slot of each pool, and
+	// HashWait how long; beyond either they get 503 with Retry-After. Zero
+	// means 64 and 10s.
+	HashQueue int
+	HashWait  time.Duration
+	Logger    *slog.Logger     // nil: discard
+	Now       func() time.Time // nil: time.Now
 }
 
 // Observer receives what metrics count. Every field may be nil. The
@@ -101,7 +117,9 @@ type Observer struct {
 	// "too_many_attempts", "invalid_token", "revoked", "expired".
 	AuthFailure func(reason string)
 	// RateLimited counts limit hits: "send", "login", "register",
-	// "conns_per_user", "conns_per_instance", "rooms_per_conn".
+	// "refresh" (refreshes and logouts), "conns_per_user",
+	// "conns_per_instance", "conns_per_addr" (LimitListener, when the
+	// caller passes it on), "rooms_per_conn".
 	RateLimited func(kind string)
 	// Closed counts closed sockets by close code.
 	Closed func(code int)
@@ -121,12 +139,13 @@ func (o Observer) rateLimited(kind string) {
 
 // Server serves the REST API, the WebSocket gateway and the web client.
 type Server struct {
-	opts      Options
-	echo      *echo.Echo
-	log       *slog.Logger
-	hashSem   chan struct{}
-	dummyHash string
-	draining  atomic.Bool
+	opts           Options
+	echo           *echo.Echo
+	log            *slog.Logger
+	loginHashes    *hashPool
+	registerHashes *hashPool
+	dummyHash      string
+	draining       atomic.Bool
 
 	conns    sync.WaitGroup // open sockets
 	nconns   atomic.Int64
@@ -154,27 +173,18 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	setDur(&opts.TokenTTL, 24*time.Hour)
-	setDur(&opts.LoginUserWindow, 5*time.Minute)
-	setDur(&opts.LoginAddrWindow, time.Minute)
-	setDur(&opts.RegisterAddrWindow, time.Hour)
 	setDur(&opts.WriteTimeout, 10*time.Second)
 	setDur(&opts.PingInterval, 30*time.Second)
 	if opts.BatchWindow == 0 {
 		opts.BatchWindow = 25 * time.Millisecond
 	}
 	setDur(&opts.Timeout, 2*time.Second)
-	setInt(&opts.LoginUserLimit, 10)
-	setInt(&opts.LoginAddrLimit, 100)
 	setInt(&opts.MaxConns, 100000)
-	setInt(&opts.HashConcurrency, runtime.GOMAXPROCS(0))
 	if opts.MaxFrame <= 0 {
 		opts.MaxFrame = 64 << 10
 	}
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = 64 << 10
-	}
-	if opts.Argon2 == nil {
-		opts.Argon2 = argon2id.DefaultParams
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -183,13 +193,11 @@ func New(opts Options) (*Server, error) {
 		opts.Now = time.Now
 	}
 	s := &Server{
-		opts:    opts,
-		log:     opts.Logger,
-		hashSem: make(chan struct{}, opts.HashConcurrency),
-		live:    make(map[*conn]struct{}),
+		opts: opts,
+		log:  opts.Logger,
+		live: make(map[*conn]struct{}),
 	}
-	var err error
-	if s.dummyHash, err = argon2id.CreateHash("not a password of anyone", opts.Argon2); err != nil {
+	if err := s.initAuth(); err != nil {
 		return nil, err
 	}
 	e := echo.New()

@@ -11,6 +11,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,7 +25,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,6 +42,7 @@ import (
 	"github.com/redstream/chat/store/redisproc"
 	"github.com/redstream/chat/transport"
 	"github.com/redstream/chat/transport/web"
+	"github.com/redstream/chat/transport/wire"
 )
 
 func main() {
@@ -49,6 +56,11 @@ func main() {
 
 // Run runs chatd until ctx is cancelled, then drains and returns. ready, if
 // not nil, is called with the listening address once requests are served.
+//
+// chatd listens before Redis answers: until it does, /healthz answers 200
+// (the process is alive, do not restart it), /readyz 503 with the reason,
+// and every other request waits a moment and then gets 503 with
+// Retry-After.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(addr string)) error {
 	cfg, err := config.Load(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
@@ -59,6 +71,19 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(cfg, stderr).With("instance", cfg.Instance)
+	useRedisLogger(log)
+	if cfg.RedisMode == "cluster" {
+		return errors.New("config: CHAT_REDIS_MODE (-redis-mode): this build of chatd cannot run on a Redis Cluster yet; use single")
+	}
+	if names := unwired(cfg); len(names) > 0 {
+		log.Warn("settings checked but not yet in effect in this build", "settings", strings.Join(names, ","))
+	}
+	var proxies []netip.Prefix
+	for _, p := range cfg.TrustedProxies {
+		if pfx, err := netip.ParsePrefix(p); err == nil {
+			proxies = append(proxies, pfx)
+		}
+	}
 
 	rdb, mode, cleanup, err := openRedis(ctx, cfg, log)
 	if err != nil {
@@ -67,28 +92,54 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer cleanup()
 
 	met := newMetrics()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	boot := &starter{up: make(chan struct{})}
+	boot.setReason("connecting to Redis")
+	hs := &http.Server{
+		Handler: boot,
+		// Headers and body together: a body sent a byte at a time must not
+		// hold a connection (hijacked sockets lose the deadline).
+		ReadTimeout:       cfg.ReadTimeout,
+		ReadHeaderTimeout: min(cfg.ReadTimeout, 10*time.Second),
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	obs := met.observer()
+	limited := transport.LimitListener(ln, cfg.MaxConnsPerAddr, proxies, func() { obs.RateLimited("conns_per_addr") })
+	go func() { serveErr <- hs.Serve(limited) }()
+	log.Info("chatd listening", "url", "http://"+displayAddr(ln.Addr()), "redis", mode)
+	stopServing := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+		defer cancel()
+		if err := hs.Shutdown(sctx); err != nil {
+			_ = hs.Close()
+		}
+		<-serveErr
+	}
+
 	rdb.AddHook(redisHook{met})
 	st, err := store.New(store.Options{
 		Client: rdb, Instance: cfg.Instance, MaxLen: cfg.HistoryMaxLen, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst,
 		Timeout: cfg.RedisTimeout, PresenceTTL: cfg.PresenceTTL, Logger: log.WithGroup("store"), Hooks: []redis.Hook{redisHook{met}},
 	})
 	if err != nil {
+		stopServing()
 		return err
 	}
 	defer st.Close()
-	initCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := waitRedis(initCtx, st, log); err != nil {
-		return err
-	}
-	if err := st.Init(initCtx); err != nil {
-		return err
-	}
-	secret := []byte(cfg.JWTSecret)
-	if len(secret) == 0 {
-		if secret, err = st.Secret(initCtx); err != nil {
-			return err
+	secret, err := waitRedis(ctx, cfg, st, boot, log)
+	if err != nil {
+		stopServing()
+		if ctx.Err() != nil {
+			log.Info("stopped before Redis answered")
+			return nil
 		}
+		return err
 	}
 
 	eng, err := engine.New(engine.Options{
@@ -98,45 +149,31 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		PresenceTTL: cfg.PresenceTTL, Timeout: cfg.RedisTimeout,
 	})
 	if err != nil {
+		stopServing()
 		return err
 	}
 	defer eng.Close()
 
-	var proxies []netip.Prefix
-	for _, p := range cfg.TrustedProxies {
-		if pfx, err := netip.ParsePrefix(p); err == nil {
-			proxies = append(proxies, pfx)
-		}
-	}
 	srv, err := transport.New(transport.Options{
 		Engine: eng, Users: st, Tokens: st, Limits: st, Secret: secret, TokenTTL: cfg.TokenTTL,
 		AllowedOrigins: cfg.AllowedOrigins, MaxFrame: cfg.MaxFrame, MaxBody: cfg.MaxBody, MaxConns: cfg.MaxConns,
+		LoginUserAddrLimit: cfg.LoginUserAddrLimit, LoginUserAddrWindow: cfg.LoginUserAddrWindow,
 		LoginUserLimit: cfg.LoginUserLimit, LoginUserWindow: cfg.LoginUserWindow,
 		LoginAddrLimit: cfg.LoginAddrLimit, LoginAddrWindow: cfg.LoginAddrWindow,
 		RegisterAddrLimit: cfg.RegisterAddrLimit, RegisterAddrWindow: cfg.RegisterAddrWindow,
+		RefreshLimit: cfg.RefreshLimit, RefreshWindow: cfg.RefreshWindow,
+		LoginHashes: cfg.LoginHashes, RegisterHashes: cfg.RegisterHashes, HashQueue: cfg.HashQueue, HashWait: cfg.HashWait,
 		WriteTimeout: cfg.WriteTimeout, PingInterval: cfg.PingInterval, Timeout: cfg.RedisTimeout,
-		TrustedProxies: proxies, Ready: readiness(st, eng), Web: web.Handler(), Metrics: met.handler(), Observe: met.observer(),
+		TrustedProxies: proxies, Ready: readiness(st, eng), Web: web.Handler(), Metrics: met.handler(), Observe: obs,
 		Pprof: cfg.Pprof, Logger: log.WithGroup("http"),
 	})
 	if err != nil {
+		stopServing()
 		return err
 	}
 	met.watch(eng, srv)
-
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
-	}
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
-	log.Info("chatd listening", "url", "http://"+displayAddr(ln.Addr()), "redis", mode)
+	boot.run(srv)
+	log.Info("chatd serving")
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -161,6 +198,166 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	_ = st.Close()
 	log.Info("stopped")
 	return nil
+}
+
+// starter is the HTTP handler from the moment chatd listens: until run
+// hands it the server it answers by itself (see Run), then it passes
+// every request on. It is safe for concurrent use.
+type starter struct {
+	srv    atomic.Pointer[transport.Server]
+	up     chan struct{} // closed by run
+	reason atomic.Pointer[string]
+}
+
+// startWait is how long a request that arrives while chatd starts waits
+// for it: the gap between listening and serving is milliseconds when
+// Redis answers, so clients that raced the start do not see an error.
+const startWait = 2 * time.Second
+
+func (b *starter) setReason(r string) { b.reason.Store(&r) }
+
+func (b *starter) run(srv *transport.Server) {
+	b.srv.Store(srv)
+	close(b.up)
+}
+
+func (b *starter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if srv := b.srv.Load(); srv != nil {
+		srv.ServeHTTP(w, r)
+		return
+	}
+	reason := *b.reason.Load()
+	switch r.URL.Path {
+	case "/healthz":
+		writeBody(w, http.StatusOK, map[string]string{"status": "ok"})
+		return
+	case "/readyz":
+		writeBody(w, http.StatusServiceUnavailable, map[string]string{"status": "starting", "reason": reason})
+		return
+	}
+	t := time.NewTimer(startWait)
+	defer t.Stop()
+	select {
+	case <-b.up:
+		b.srv.Load().ServeHTTP(w, r)
+		return
+	case <-t.C:
+	case <-r.Context().Done():
+		return
+	}
+	w.Header().Set("Retry-After", "1")
+	writeBody(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]string{
+		"code": wire.CodeUnavailable, "message": "chatd is starting (" + reason + "); retry shortly"}})
+}
+
+func writeBody(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// waitRedis waits until Redis answers (it may be starting, as in compose,
+// or down) and reads what chatd needs from it before serving: the default
+// channels and the signing key. It retries until ctx ends, telling boot
+// why it waits; the log says so at once and then every 30 s.
+func waitRedis(ctx context.Context, cfg config.Config, st *store.Store, boot *starter, log *slog.Logger) ([]byte, error) {
+	var logged time.Time
+	var lastErr string
+	began := time.Now()
+	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 2*time.Second) {
+		secret, err := prepare(ctx, cfg, st)
+		if err == nil {
+			if !logged.IsZero() {
+				log.Info("redis answers", "waited", time.Since(began).Round(time.Millisecond))
+			}
+			return secret, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		reason := "redis does not answer: " + err.Error()
+		boot.setReason(reason)
+		if logged.IsZero() || time.Since(logged) >= 30*time.Second || err.Error() != lastErr {
+			log.Warn("redis does not answer; /readyz says 503 until it does", "err", err, "waited", time.Since(began).Round(time.Second))
+			logged, lastErr = time.Now(), err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// prepare pings Redis, creates the default channels and returns the
+// signing key: CHAT_JWT_SECRET, or the one kept in Redis.
+func prepare(ctx context.Context, cfg config.Config, st *store.Store) ([]byte, error) {
+	// Long enough for go-redis's own dial retries, so that the error is
+	// the dial's ("connection refused") rather than our deadline's.
+	ctx, cancel := context.WithTimeout(ctx, max(5*time.Second, 2*cfg.RedisTimeout))
+	defer cancel()
+	if err := st.Ping(ctx); err != nil {
+		return nil, err
+	}
+	if err := st.Init(ctx); err != nil {
+		return nil, err
+	}
+	if cfg.JWTSecret != "" {
+		return []byte(cfg.JWTSecret), nil
+	}
+	return st.Secret(ctx)
+}
+
+// unwired lists the settings set away from their defaults that this build
+// checks but does not act on yet, so that nobody believes them in force.
+func unwired(cfg config.Config) []string {
+	d := config.Default()
+	var names []string
+	for _, s := range []struct {
+		name string
+		set  bool
+	}{
+		{"CHAT_FRAME_RATE", cfg.FrameRate != d.FrameRate},
+		{"CHAT_FRAME_BURST", cfg.FrameBurst != d.FrameBurst},
+		{"CHAT_REDIS_WAIT_REPLICAS", cfg.RedisWaitReplicas != d.RedisWaitReplicas},
+		{"CHAT_REDIS_WAIT_TIMEOUT", cfg.RedisWaitTimeout != d.RedisWaitTimeout},
+		{"CHAT_ADMINS", len(cfg.Admins) > 0},
+		{"CHAT_MAX_CHANNELS_PER_USER", cfg.MaxChannelsPerUser != d.MaxChannelsPerUser},
+		{"CHAT_EDIT_WINDOW", cfg.EditWindow != d.EditWindow},
+		{"CHAT_API_KEYS", len(cfg.APIKeys) > 0},
+		{"CHAT_WEBHOOK_URL", cfg.WebhookURL != ""},
+		{"CHAT_WEBHOOK_EVENTS", !slices.Equal(cfg.WebhookEvents, d.WebhookEvents)},
+		{"CHAT_WEBHOOK_MAX_AGE", cfg.WebhookMaxAge != d.WebhookMaxAge},
+	} {
+		if s.set {
+			names = append(names, s.name)
+		}
+	}
+	return names
+}
+
+// redisLogger receives go-redis's own log lines: redis.SetLogger is
+// global, so the latest Run's logger gets them.
+var (
+	redisLogger   atomic.Pointer[slog.Logger]
+	redisLoggerMu sync.Once
+)
+
+// redisLog puts go-redis's log lines into chatd's log, in its format and
+// at debug level, instead of go-redis's own lines on stderr: they repeat,
+// at every retry, what chatd reports itself (its warnings, /readyz and
+// the Redis metrics).
+type redisLog struct{}
+
+func (redisLog) Printf(ctx context.Context, format string, v ...any) {
+	if l := redisLogger.Load(); l != nil && l.Enabled(ctx, slog.LevelDebug) {
+		l.Debug("redis client", "detail", strings.TrimSpace(fmt.Sprintf(format, v...)))
+	}
+}
+
+func useRedisLogger(log *slog.Logger) {
+	redisLogger.Store(log)
+	redisLoggerMu.Do(func() { redis.SetLogger(redisLog{}) })
 }
 
 func displayAddr(a net.Addr) string {
@@ -206,8 +403,15 @@ func openRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*redis
 		if err != nil {
 			return nil, "", nil, err
 		}
+		// The Redis files hold the signing key and every password hash:
+		// other local users must not read them, nor reach the socket.
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, "", nil, fmt.Errorf("CHAT_DATA_DIR: %w", err)
+		}
+		if err := os.Chmod(dir, 0o700); err != nil {
+			// A directory of another owner (a volume); the redis directory
+			// inside, which chatd creates, is made 0700 all the same.
+			log.Warn("CHAT_DATA_DIR cannot be made private (0700); its redis directory is", "dir", dir, "err", err)
 		}
 		unlock, err := lockDir(dir)
 		if err != nil {
@@ -215,16 +419,22 @@ func openRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*redis
 		}
 		cleanups = append(cleanups, unlock)
 		if _, ok := redisproc.Available(); ok {
-			p, err := redisproc.Start(redisproc.Options{Dir: filepath.Join(dir, "redis"), AppendOnly: true})
+			p, err := redisproc.Start(redisproc.Options{Dir: filepath.Join(dir, "redis"), AppendOnly: true, Private: true})
 			if err != nil {
 				cleanup()
 				return nil, "", nil, err
 			}
 			cleanups = append(cleanups, func() { _ = p.Stop() })
-			opts.Addr = p.Addr
-			mode = "self-contained redis-server, append-only files in " + filepath.Join(dir, "redis")
+			opts.Network, opts.Addr, opts.Password = p.Network, p.Addr, p.Password
+			mode = "self-contained redis-server on " + p.Network + " " + p.Addr + ", append-only files in " + filepath.Join(dir, "redis")
 		} else {
+			// It listens on loopback TCP, the only way miniredis listens, so a
+			// random password keeps other local users out.
 			m := miniredis.NewMiniRedis()
+			pw := make([]byte, 32)
+			_, _ = rand.Read(pw)
+			opts.Password = hex.EncodeToString(pw)
+			m.RequireAuth(opts.Password)
 			if err := m.Start(); err != nil {
 				cleanup()
 				return nil, "", nil, fmt.Errorf("in-process store: %w", err)
@@ -268,29 +478,12 @@ func lockDir(dir string) (func(), error) {
 	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
-// waitRedis waits for Redis at startup (it may still be starting, as in
-// compose), giving up when ctx ends.
-func waitRedis(ctx context.Context, st *store.Store, log *slog.Logger) error {
-	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 2*time.Second) {
-		err := st.Ping(ctx)
-		if err == nil {
-			return nil
-		}
-		log.Warn("waiting for Redis", "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("redis did not answer: %w", err)
-		case <-time.After(wait):
-		}
-	}
-}
-
 // readiness: Redis answers, no tail read is failing or stuck, and delivery
 // is no more than 30 s behind.
 func readiness(st *store.Store, eng *engine.Engine) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
-			return errors.New("redis does not answer")
+			return fmt.Errorf("redis does not answer: %v", err)
 		}
 		return eng.Health()
 	}

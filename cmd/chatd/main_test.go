@@ -45,7 +45,7 @@ func mustRunChatd(tb testing.TB, env map[string]string) *chatd {
 	if env["CHAT_ADDR"] == "" {
 		env["CHAT_ADDR"] = "127.0.0.1:0"
 	}
-	if env["CHAT_JWT_SECRET"] == "" && env["REDIS_URL"] != "" {
+	if env["CHAT_JWT_SECRET"] == "" && env["CHAT_JWT_SECRET_FILE"] == "" && env["REDIS_URL"] != "" {
 		env["CHAT_JWT_SECRET"] = "e2e-secret-e2e-secret-e2e-secret-0123"
 	}
 	d := &chatd{tb: tb, env: env}

@@ -1,16 +1,20 @@
 // Package redisproc runs a private redis-server child process: chatd's
 // self-contained mode and the tests use it. It only starts, stops and
-// restarts the process; clients connect to Addr themselves.
+// restarts the process; clients connect to Network and Addr themselves,
+// with Password if there is one.
 package redisproc
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,16 +38,30 @@ type Options struct {
 	// Args are extra redis-server arguments, given last so that they win
 	// (the cluster test helper passes --cluster-enabled and its bus port).
 	Args []string
+	// Private makes the server reachable by this OS user alone, for a
+	// Redis that holds secrets (chatd's signing key, password hashes). It
+	// listens on no TCP port but on the unix socket redis.sock in Dir,
+	// which is made 0700, so other local users cannot even reach the
+	// socket. Where that path is too long for a socket address, it listens
+	// on 127.0.0.1 with a random password instead, handed to redis-server
+	// on its standard input so that ps does not show it. Port is ignored.
+	Private bool
 }
 
 // Server is a running redis-server. Its methods are not safe for
 // concurrent use.
 type Server struct {
-	opts Options
-	Addr string // host:port
-	cmd  *exec.Cmd
-	done chan struct{}
+	opts     Options
+	Network  string // "tcp" or "unix"
+	Addr     string // host:port, or the socket's path
+	Password string // empty unless the server asks for one
+	cmd      *exec.Cmd
+	done     chan struct{}
 }
+
+// maxSocketPath is the longest unix socket path used: sun_path holds 108
+// bytes on Linux and 104 on the BSDs and macOS, terminator included.
+const maxSocketPath = 100
 
 // Available returns the redis-server binary on PATH, if there is one.
 func Available() (string, bool) {
@@ -69,7 +87,27 @@ func Start(opts Options) (*Server, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("redisproc: %w", err)
 	}
-	s := &Server{opts: opts}
+	s := &Server{opts: opts, Network: "tcp"}
+	if opts.Private {
+		// MkdirAll leaves an existing directory's mode as it was.
+		if err := os.Chmod(opts.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("redisproc: %w", err)
+		}
+		dir, err := filepath.Abs(opts.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("redisproc: %w", err)
+		}
+		if sock := filepath.Join(dir, "redis.sock"); len(sock) <= maxSocketPath {
+			s.Network, s.Addr = "unix", sock
+			if err := s.start(0); err != nil {
+				return nil, err
+			}
+			return s, nil
+		}
+		pw := make([]byte, 32)
+		_, _ = rand.Read(pw)
+		s.Password = hex.EncodeToString(pw)
+	}
 	var err error
 	for range 5 { // a port picked free can be taken before redis binds it
 		port := opts.Port
@@ -103,11 +141,22 @@ func (s *Server) start(port int) error {
 	if s.opts.AppendOnly {
 		aof = "yes"
 	}
-	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	args := []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--dir", s.opts.Dir, "--save", "", "--appendonly", aof,
+	// The settings that must not show in ps (the password) go on standard
+	// input, which "redis-server -" reads as its configuration file.
+	var conf strings.Builder
+	if s.Network == "unix" {
+		fmt.Fprintf(&conf, "port 0\nunixsocket %s\nunixsocketperm 700\n", quoteConf(s.Addr))
+	} else {
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		fmt.Fprintf(&conf, "bind 127.0.0.1\nport %d\n", port)
+	}
+	if s.Password != "" {
+		fmt.Fprintf(&conf, "requirepass %s\n", s.Password)
+	}
+	args := []string{"-", "--dir", s.opts.Dir, "--save", "", "--appendonly", aof,
 		"--appendfsync", s.opts.Fsync, "--protected-mode", "yes"}
 	cmd := exec.Command(s.opts.Bin, append(args, s.opts.Args...)...)
+	cmd.Stdin = strings.NewReader(conf.String())
 	cmd.Stdout, cmd.Stderr = s.opts.Output, s.opts.Output
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -120,30 +169,44 @@ func (s *Server) start(port int) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:
-			return fmt.Errorf("redisproc: redis-server on port %d exited at start", port)
+			return fmt.Errorf("redisproc: redis-server on %s exited at start", s.Addr)
 		default:
 		}
-		if ping(s.Addr) == nil {
+		if s.ping() == nil {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	_ = s.Kill()
-	return fmt.Errorf("redisproc: redis-server on port %d did not answer", port)
+	return fmt.Errorf("redisproc: redis-server on %s did not answer", s.Addr)
 }
 
-// ping sends PING over a plain connection (RESP inline command).
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+// quoteConf quotes a value of a redis.conf line.
+func quoteConf(v string) string { return strconv.Quote(v) }
+
+// ping sends PING, after AUTH if the server has a password, over a plain
+// connection (RESP inline commands).
+func (s *Server) ping() error {
+	c, err := net.DialTimeout(s.Network, s.Addr, 200*time.Millisecond)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+	cmds := "PING\r\n"
+	if s.Password != "" {
+		cmds = "AUTH " + s.Password + "\r\n" + cmds
+	}
+	if _, err := io.WriteString(c, cmds); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	r := bufio.NewReader(c)
+	if s.Password != "" {
+		if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+			return fmt.Errorf("redisproc: AUTH answered %q %v", line, err)
+		}
+	}
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return err
 	}
