@@ -780,7 +780,7 @@ func (c Config) LogValue() slog.Value {
 // flag, variable, default and meaning.
 func Usage() string {
 	var b strings.Builder
-	b.WriteString("Usage: chatd [flags]\n\n")
+	b.WriteString("Usage: chatd [flags]          serve\n       chatd migrate [flags]  convert data of the earlier key layout, then exit\n\n")
 	b.WriteString("Every setting is read from an environment variable and may be overridden by\n")
 	b.WriteString("its flag (-flag=value). Durations look like 500ms, 10s, 5m, 24h; lists are\n")
 	b.WriteString("comma-separated; booleans are true or false.\n\n")

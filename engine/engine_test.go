@@ -37,13 +37,13 @@ func TestMain(m *testing.M) {
 type world struct {
 	tb  testing.TB
 	srv *storetest.Server
-	rdb *redis.Client
+	rdb redis.UniversalClient
 }
 
 func newWorld(tb testing.TB, users ...string) *world {
 	tb.Helper()
 	srv := storetest.Start(tb, storetest.Options{})
-	w := &world{tb: tb, srv: srv, rdb: srv.Client(tb)}
+	w := &world{tb: tb, srv: srv, rdb: srv.UniversalClient(tb)}
 	st := w.store(nil)
 	for _, u := range users {
 		if err := st.CreateUser(context.Background(), u, "x"); err != nil {

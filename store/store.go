@@ -174,6 +174,7 @@ func New(opts Options) (*Store, error) {
 		o := cloneOptions(c.Options())
 		o.MaxRetries = -1
 		o.PoolSize = opts.SendWorkers + 1
+		o.ReadTimeout += s.waitTimeout() // WAIT holds the reply that long
 		send := redis.NewClient(o)
 		for _, h := range opts.Hooks {
 			send.AddHook(h)
@@ -185,6 +186,7 @@ func New(opts Options) (*Store, error) {
 		o := *c.Options()
 		o.MaxRetries = -1
 		o.PoolSize = opts.SendWorkers + 1
+		o.ReadTimeout += s.waitTimeout() // WAIT holds the reply that long
 		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		send := redis.NewClusterClient(&o)
 		for _, h := range opts.Hooks {

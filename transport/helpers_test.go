@@ -74,7 +74,7 @@ func startInstance(tb testing.TB, srv *storetest.Server, o instanceOpts) *instan
 	if o.Engine != nil {
 		o.Engine(&eo)
 	}
-	sopts := store.Options{Client: srv.Client(tb), SendRate: 1000, SendBurst: 1000, PresenceTTL: eo.PresenceTTL, Logger: tlog(tb)}
+	sopts := store.Options{Client: srv.UniversalClient(tb), SendRate: 1000, SendBurst: 1000, PresenceTTL: eo.PresenceTTL, Logger: tlog(tb)}
 	if o.Store != nil {
 		o.Store(&sopts)
 	}

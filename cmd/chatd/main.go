@@ -12,6 +12,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -62,6 +63,10 @@ func main() {
 // and every other request waits a moment and then gets 503 with
 // Retry-After.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(addr string)) error {
+	sub := ""
+	if len(args) > 0 && args[0] == "migrate" {
+		sub, args = args[0], args[1:]
+	}
 	cfg, err := config.Load(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, config.Usage())
@@ -72,8 +77,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := newLogger(cfg, stderr).With("instance", cfg.Instance)
 	useRedisLogger(log)
-	if cfg.RedisMode == "cluster" {
-		return errors.New("config: CHAT_REDIS_MODE (-redis-mode): this build of chatd cannot run on a Redis Cluster yet; use single")
+	if sub == "migrate" {
+		return migrate(ctx, cfg, stdout, log)
 	}
 	if names := unwired(cfg); len(names) > 0 {
 		log.Warn("settings checked but not yet in effect in this build", "settings", strings.Join(names, ","))
@@ -125,7 +130,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	rdb.AddHook(redisHook{met})
 	st, err := store.New(store.Options{
 		Client: rdb, Instance: cfg.Instance, MaxLen: cfg.HistoryMaxLen, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst,
-		Timeout: cfg.RedisTimeout, PresenceTTL: cfg.PresenceTTL, Logger: log.WithGroup("store"), Hooks: []redis.Hook{redisHook{met}},
+		Timeout: cfg.RedisTimeout, PresenceTTL: cfg.PresenceTTL, WaitReplicas: cfg.RedisWaitReplicas, WaitTimeout: cfg.RedisWaitTimeout,
+		Logger: log.WithGroup("store"), Hooks: []redis.Hook{redisHook{met}},
 	})
 	if err != nil {
 		stopServing()
@@ -147,6 +153,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger: log.WithGroup("engine"), MaxText: cfg.MaxText, QueueLen: cfg.SendQueue,
 		MaxRoomsPerSession: cfg.MaxRoomsPerConn, MaxSessionsPerUser: cfg.MaxConnsPerUser,
 		PresenceTTL: cfg.PresenceTTL, Timeout: cfg.RedisTimeout,
+		Admins: cfg.Admins, MaxChannelsPerUser: cfg.MaxChannelsPerUser, EditWindow: cfg.EditWindow,
 	})
 	if err != nil {
 		stopServing()
@@ -266,6 +273,9 @@ func waitRedis(ctx context.Context, cfg config.Config, st *store.Store, boot *st
 	began := time.Now()
 	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 2*time.Second) {
 		secret, err := prepare(ctx, cfg, st)
+		if errors.Is(err, store.ErrOldLayout) {
+			return nil, err // waiting will not help: say how to migrate
+		}
 		if err == nil {
 			if !logged.IsZero() {
 				log.Info("redis answers", "waited", time.Since(began).Round(time.Millisecond))
@@ -319,11 +329,6 @@ func unwired(cfg config.Config) []string {
 	}{
 		{"CHAT_FRAME_RATE", cfg.FrameRate != d.FrameRate},
 		{"CHAT_FRAME_BURST", cfg.FrameBurst != d.FrameBurst},
-		{"CHAT_REDIS_WAIT_REPLICAS", cfg.RedisWaitReplicas != d.RedisWaitReplicas},
-		{"CHAT_REDIS_WAIT_TIMEOUT", cfg.RedisWaitTimeout != d.RedisWaitTimeout},
-		{"CHAT_ADMINS", len(cfg.Admins) > 0},
-		{"CHAT_MAX_CHANNELS_PER_USER", cfg.MaxChannelsPerUser != d.MaxChannelsPerUser},
-		{"CHAT_EDIT_WINDOW", cfg.EditWindow != d.EditWindow},
 		{"CHAT_API_KEYS", len(cfg.APIKeys) > 0},
 		{"CHAT_WEBHOOK_URL", cfg.WebhookURL != ""},
 		{"CHAT_WEBHOOK_EVENTS", !slices.Equal(cfg.WebhookEvents, d.WebhookEvents)},
@@ -383,7 +388,10 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 // openRedis connects to REDIS_URL, or sets up self-contained mode. cleanup
 // closes the client and stops a private server.
-func openRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*redis.Client, string, func(), error) {
+func openRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (redis.UniversalClient, string, func(), error) {
+	if cfg.RedisMode == "cluster" {
+		return openCluster(cfg)
+	}
 	opts := &redis.Options{}
 	mode := ""
 	var cleanups []func()
@@ -462,6 +470,55 @@ func openRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*redis
 	rdb := redis.NewClient(opts)
 	cleanups = append(cleanups, func() { _ = rdb.Close() })
 	return rdb, mode, cleanup, nil
+}
+
+// openCluster connects to the Redis Cluster of the REDIS_URL seed list.
+func openCluster(cfg config.Config) (redis.UniversalClient, string, func(), error) {
+	seeds, err := config.ParseRedisSeeds(cfg.RedisURL)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	opts := &redis.ClusterOptions{
+		Addrs: seeds.Addrs, Username: seeds.Username, Password: seeds.Password,
+		PoolSize:              128,
+		ContextTimeoutEnabled: true,
+		DisableIdentity:       true,
+		DialTimeout:           cfg.RedisTimeout,
+		ReadTimeout:           cfg.RedisTimeout,
+		WriteTimeout:          cfg.RedisTimeout,
+		// After a failover the client keeps sending a slot's commands to
+		// the dead primary until it reloads its slot map: by default
+		// after 60 s, or on a MOVED that a dead node never sends.
+		ClusterStateReloadInterval: time.Second,
+		MaintNotificationsConfig:   &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
+	if seeds.TLS {
+		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	rdb := redis.NewClusterClient(opts)
+	mode := "redis cluster, seeds " + strings.Join(seeds.Addrs, ",")
+	return rdb, mode, func() { _ = rdb.Close() }, nil
+}
+
+// migrate converts data of the earlier key layout (chatd migrate).
+func migrate(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
+	if cfg.RedisMode == "cluster" {
+		return errors.New("chatd migrate: the earlier layout ran on a single Redis; run it with CHAT_REDIS_MODE=single against that Redis")
+	}
+	rdb, mode, cleanup, err := openRedis(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	st, err := store.New(store.Options{Client: rdb, Instance: cfg.Instance, Timeout: cfg.RedisTimeout, Logger: log.WithGroup("store")})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	fmt.Fprintln(stdout, "chatd migrate:", mode)
+	return st.Migrate(ctx, func(line string) { fmt.Fprintln(stdout, "chatd migrate:", line) })
 }
 
 // lockDir keeps two self-contained chatd processes from sharing one data

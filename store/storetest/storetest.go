@@ -4,6 +4,12 @@
 // Set CHAT_REQUIRE_REDIS=1 (CI does) to make a missing redis-server fail
 // the run instead; tests that need a real server (restart, persistence)
 // call RequireReal, which skips loudly without one.
+//
+// With CHAT_TEST_CLUSTER=1, Start starts a local Redis Cluster instead (3
+// primaries, 3 replicas; see StartCluster), so that a package's tests run
+// again in cluster mode: their clients come from UniversalClient. Tests
+// that restart or pause the one server (Proc) call RequireSingle, which
+// skips loudly in cluster mode.
 package storetest
 
 import (
@@ -21,11 +27,15 @@ import (
 
 // Server is a Redis started for one test.
 type Server struct {
-	Addr string
-	Real bool // a real redis-server, not the in-process store
-	Proc *redisproc.Server
-	mini *miniredis.Miniredis
+	Addr    string
+	Real    bool // a real redis-server, not the in-process store
+	Proc    *redisproc.Server
+	Cluster *Cluster // set in cluster mode (CHAT_TEST_CLUSTER); then Proc is nil
+	mini    *miniredis.Miniredis
 }
+
+// ClusterMode reports whether Start starts clusters (CHAT_TEST_CLUSTER).
+func ClusterMode() bool { return os.Getenv("CHAT_TEST_CLUSTER") != "" }
 
 // Options of Start.
 type Options struct {
@@ -36,6 +46,10 @@ type Options struct {
 // Start starts a Redis for tb, stopped by tb.Cleanup.
 func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
+	if ClusterMode() {
+		c := StartCluster(tb, ClusterOptions{AppendOnly: opts.AppendOnly, Fsync: opts.Fsync, NodeTimeout: 3 * time.Second})
+		return &Server{Addr: c.Addrs[0], Real: true, Cluster: c}
+	}
 	if _, ok := redisproc.Available(); !ok {
 		if os.Getenv("CHAT_REQUIRE_REDIS") != "" {
 			tb.Fatal("storetest: CHAT_REQUIRE_REDIS is set but no redis-server is on PATH")
@@ -62,9 +76,32 @@ func Redis(tb testing.TB) *redis.Client {
 	return Start(tb, Options{}).Client(tb)
 }
 
-// Client returns a new client of s, closed by tb.Cleanup.
+// UniversalClient returns a new client of s, closed by tb.Cleanup: a
+// *redis.ClusterClient in cluster mode, else a *redis.Client.
+func (s *Server) UniversalClient(tb testing.TB) redis.UniversalClient {
+	tb.Helper()
+	if s.Cluster != nil {
+		return s.Cluster.Client(tb)
+	}
+	return s.Client(tb)
+}
+
+// RequireSingle skips tb, loudly, in cluster mode: tb needs the one server
+// (to restart or pause it); cluster mode has its own failover tests.
+func (s *Server) RequireSingle(tb testing.TB) {
+	tb.Helper()
+	if s.Cluster != nil {
+		tb.Skip("SKIPPED in cluster mode (CHAT_TEST_CLUSTER): needs the one redis-server (restart, pause); see the cluster failover tests")
+	}
+}
+
+// Client returns a new client of s, closed by tb.Cleanup. In cluster mode
+// it fails tb: use UniversalClient.
 func (s *Server) Client(tb testing.TB) *redis.Client {
 	tb.Helper()
+	if s.Cluster != nil {
+		tb.Fatal("storetest: Client of a cluster; use UniversalClient")
+	}
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, ContextTimeoutEnabled: true, DisableIdentity: true,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}})
 	tb.Cleanup(func() { _ = rdb.Close() })
