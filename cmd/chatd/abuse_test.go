@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/redis/go-redis/v9"
 	"io"
 	"log/slog"
 	"maps"
@@ -660,7 +661,8 @@ func TestAbuseSelfContainedRedisIsPrivate(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer cleanup()
-		addr, network := rdb.Options().Addr, rdb.Options().Network
+		o := rdb.(*redis.Client).Options()
+		addr, network := o.Addr, o.Network
 		if network == "" {
 			network = "tcp"
 		}
