@@ -58,8 +58,9 @@ type Options struct {
 	Timeout time.Duration
 	// ReplayPage is the page size of join-since replays. Zero means 200.
 	ReplayPage int
-	// ReplayRate bounds the entries one session may replay per second
-	// (joins with since); a longer replay is paced. Zero means 5000.
+	// ReplayRate bounds the entries one user's sessions on this instance
+	// may replay per second together (joins with since); a longer replay
+	// is paced. Zero means 5000, with bursts of twice that.
 	ReplayRate int
 	// MaxInflight bounds the unacknowledged writes of one session; the
 	// session's reader waits beyond it. Zero means 32.
@@ -129,6 +130,7 @@ type Engine struct {
 	users    map[string]map[*Session]struct{} // local sessions per user
 	tokens   map[string]map[*Session]struct{} // sessions per token ID
 	sessions map[*Session]struct{}
+	replays  map[string]*replayBudget // per user with local sessions
 
 	access accessCache
 	known  knownUsers
@@ -181,6 +183,7 @@ func New(opts Options) (*Engine, error) {
 		users:    make(map[string]map[*Session]struct{}),
 		tokens:   make(map[string]map[*Session]struct{}),
 		sessions: make(map[*Session]struct{}),
+		replays:  make(map[string]*replayBudget),
 		typing:   make(map[string]time.Time),
 		notify:   make(chan UserEvent, 4096),
 	}

@@ -34,7 +34,6 @@ type Session struct {
 	done     chan struct{} // closed by Kick
 	doneErr  error
 	inflight chan struct{} // write slots, made on first write
-	replay   replayBudget
 }
 
 // Connect opens a session for user, whose token has ID token and was
@@ -439,11 +438,12 @@ func (s *Session) start(ctx context.Context, r *room, sb *sub, jo JoinOptions, s
 }
 
 // replayFrom queues every stored entry after *pos (member entries are not
-// for clients), paced by the client and by the session's replay budget.
+// for clients), paced by the client and by its user's replay budget on
+// this instance: many sockets joining with since at once share one.
 func (s *Session) replayFrom(ctx context.Context, room string, pos *StreamPos) error {
 	e := s.e
 	for {
-		if err := s.replay.take(ctx, e.opts.ReplayRate, e.opts.ReplayPage, s.done); err != nil {
+		if err := e.replayBudget(s.User).take(ctx, e.opts.ReplayRate, e.opts.ReplayPage, s.done); err != nil {
 			return err
 		}
 		pctx, cancel := e.callCtx(ctx)
@@ -467,15 +467,30 @@ func (s *Session) replayFrom(ctx context.Context, room string, pos *StreamPos) e
 	}
 }
 
-// replayBudget is a token bucket of replayed entries per second.
+// replayBudget is a token bucket of replayed entries per second, one per
+// user with sessions on this instance.
 type replayBudget struct {
+	mu     sync.Mutex
 	tokens float64
 	at     time.Time
+}
+
+// replayBudget returns user's replay budget.
+func (e *Engine) replayBudget(user string) *replayBudget {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	b := e.replays[user]
+	if b == nil {
+		b = &replayBudget{}
+		e.replays[user] = b
+	}
+	return b
 }
 
 // take waits until n entries may be replayed at rate per second, with a
 // burst of twice the rate.
 func (b *replayBudget) take(ctx context.Context, rate, n int, done <-chan struct{}) error {
+	b.mu.Lock()
 	now := time.Now()
 	if b.at.IsZero() {
 		b.tokens, b.at = float64(2*rate), now
@@ -483,10 +498,12 @@ func (b *replayBudget) take(ctx context.Context, rate, n int, done <-chan struct
 	b.tokens = min(float64(2*rate), b.tokens+now.Sub(b.at).Seconds()*float64(rate))
 	b.at = now
 	b.tokens -= float64(n)
-	if b.tokens >= 0 {
+	left := b.tokens
+	b.mu.Unlock()
+	if left >= 0 {
 		return nil
 	}
-	wait := time.Duration(-b.tokens / float64(rate) * float64(time.Second))
+	wait := time.Duration(-left / float64(rate) * float64(time.Second))
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
@@ -596,6 +613,7 @@ func (s *Session) Close() {
 			delete(set, s)
 			if len(set) == 0 {
 				delete(e.users, s.User)
+				delete(e.replays, s.User)
 				e.opts.Feed.UnwatchUser(s.User)
 			}
 		}

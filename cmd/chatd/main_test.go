@@ -157,6 +157,8 @@ type msg struct {
 	ClientID string `json:"client_id"`
 	LastID   string `json:"last_id"`
 	Code     string `json:"code"`
+	State    string `json:"state"`
+	Ref      string `json:"ref"`
 }
 
 type socket struct {
