@@ -23,8 +23,11 @@
 // and a message is sent when its slot is due, not when the previous one
 // was answered, and its latency counts from the slot: a stalled server
 // shows up as latency instead of silently lowering the load (coordinated
-// omission). A sender with --inflight sends unanswered skips the slot and
-// counts it as skipped. The text of a message, b|<run>.<sender>|<seq>|<ns>,
+// omission). At most --inflight sends of a sender are unanswered; slots
+// that come due meanwhile wait, up to --inflight of them (beyond that the
+// oldest is skipped and counted), and go out as soon as answers free
+// places, all those freed at once in one write. A server slower than
+// --rate is thus kept at --inflight sends per sender. The text of a message, b|<run>.<sender>|<seq>|<ns>,
 // carries its identity and intended send time, so every receiver measures
 // delivery latency on its own; the send's client_id is <run>.<sender>-<seq>.
 // Only messages due after the warmup are measured.

@@ -85,7 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.roomSize, "room-size", 10, "clients per room")
 	fs.IntVar(&cfg.senders, "senders", 0, "how many clients send (default: one per room, more if that is needed to stay under 10 msg/s each)")
 	fs.Float64Var(&cfg.rate, "rate", 100, "messages per second in total, on a fixed schedule")
-	fs.IntVar(&cfg.inflight, "inflight", 8, "max unacknowledged sends per sender; a slot that finds this many is skipped")
+	fs.IntVar(&cfg.inflight, "inflight", 8, "max unacknowledged sends per sender; slots that come due meanwhile wait, at most this many (older ones are skipped), and go out together as answers free places")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured sending time (after the warmup); the hold time with --idle")
 	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "sending time before measuring starts")
 	fs.DurationVar(&cfg.drain, "drain", 5*time.Second, "how long to wait after sending for acks and deliveries")

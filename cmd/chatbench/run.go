@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -293,7 +292,6 @@ func runWorker(ctx context.Context, cfg *config, pl *plan, tokens map[string]str
 	}()
 	lo, hi := sliceOf(pl.clients, cfg.workerIndex, cfg.workerCount)
 	b := &bench{cfg: cfg, plan: pl, codec: newTextCodec(cfg.runID)}
-	hcs := httpClients(cfg)
 	clients := make([]*client, 0, hi-lo)
 	for i := lo; i < hi; i++ {
 		tok, ok := tokens[pl.users[i]]
@@ -306,7 +304,7 @@ func runWorker(ctx context.Context, cfg *config, pl *plan, tokens map[string]str
 			user:    pl.users[i],
 			token:   tok,
 			url:     wsURL(srv, cfg.batch),
-			hc:      hcs[(i/len(cfg.servers))%len(hcs)],
+			local:   sourceAddr(cfg, i),
 			rooms:   pl.clientRooms[i],
 			pos:     make(map[int]int, len(pl.clientRooms[i])),
 			sender:  pl.senderOf[i],
@@ -567,31 +565,14 @@ func wsURL(server string, batch bool) string {
 	return u.String()
 }
 
-// httpClients returns one HTTP client per source address (one default
-// client without --source-addrs). Binding sockets to several loopback
+// sourceAddr returns the local address client i dials from: spread over
+// --source-addrs (nil without), since binding sockets to several loopback
 // addresses multiplies the ephemeral ports available towards one server.
-func httpClients(cfg *config) []*http.Client {
-	mk := func(local net.IP) *http.Client {
-		d := &net.Dialer{Timeout: cfg.connectTimeout, KeepAlive: 30 * time.Second}
-		if local != nil {
-			d.LocalAddr = &net.TCPAddr{IP: local}
-			d.Control = bindNoPort
-		}
-		return &http.Client{Transport: &http.Transport{
-			DialContext:         d.DialContext,
-			MaxIdleConnsPerHost: 4,
-			IdleConnTimeout:     30 * time.Second,
-			TLSHandshakeTimeout: cfg.connectTimeout,
-		}}
-	}
+func sourceAddr(cfg *config, i int) net.IP {
 	if len(cfg.sourceAddrs) == 0 {
-		return []*http.Client{mk(nil)}
+		return nil
 	}
-	out := make([]*http.Client, len(cfg.sourceAddrs))
-	for i, ip := range cfg.sourceAddrs {
-		out[i] = mk(ip)
-	}
-	return out
+	return cfg.sourceAddrs[(i/len(cfg.servers))%len(cfg.sourceAddrs)]
 }
 
 // newRunID returns 6 random lowercase base-36 characters.
