@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,15 +65,19 @@ func (a *authState) ensure(ctx context.Context, pl *plan) (map[string]string, in
 	}
 	// A token must outlive the run with a wide margin: reconnects need it.
 	validUntil := time.Now().Add(a.cfg.warmup + a.cfg.duration + a.cfg.drain + 15*time.Minute)
-	var need []int
-	for i, u := range pl.users {
+	users := pl.users
+	if len(pl.creators) > len(users) { // more rooms than the clients may create
+		users = append(slices.Clone(users), pl.creators[len(users):]...)
+	}
+	var need []string
+	for _, u := range users {
 		if e, ok := a.tokens[u]; !ok || e.ExpiresAt.Before(validUntil) {
-			need = append(need, i)
+			need = append(need, u)
 		}
 	}
 	if len(need) > 0 {
-		a.log.Info("logging in users", "count", len(need), "cached", len(pl.users)-len(need), "concurrency", a.cfg.authConcurrency)
-		if err := a.loginAll(ctx, pl, need); err != nil {
+		a.log.Info("logging in users", "count", len(need), "cached", len(users)-len(need), "concurrency", a.cfg.authConcurrency)
+		if err := a.loginAll(ctx, need); err != nil {
 			return nil, 0, err
 		}
 		if err := a.saveCache(); err != nil {
@@ -150,10 +155,10 @@ func (a *authState) saveCache() error {
 	return os.Rename(tmp.Name(), a.cfg.tokenCache)
 }
 
-// loginAll gets tokens for the users at the given indices with bounded
-// concurrency: each register and login costs the server an argon2id hash,
-// so more parallelism than its cores only queues work there.
-func (a *authState) loginAll(ctx context.Context, pl *plan, idx []int) error {
+// loginAll gets tokens for users with bounded concurrency: each register
+// and login costs the server an argon2id hash, so more parallelism than
+// its cores only queues work there.
+func (a *authState) loginAll(ctx context.Context, users []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -166,7 +171,7 @@ func (a *authState) loginAll(ctx context.Context, pl *plan, idx []int) error {
 	for range max(1, a.cfg.authConcurrency) {
 		wg.Go(func() {
 			for i := range jobs {
-				e, err := a.login(ctx, a.cfg.servers[i%len(a.cfg.servers)], pl.users[i])
+				e, err := a.login(ctx, a.cfg.servers[i%len(a.cfg.servers)], users[i])
 				mu.Lock()
 				if err != nil {
 					if firstErr == nil {
@@ -174,7 +179,7 @@ func (a *authState) loginAll(ctx context.Context, pl *plan, idx []int) error {
 						cancel()
 					}
 				} else {
-					a.tokens[pl.users[i]] = e
+					a.tokens[users[i]] = e
 				}
 				mu.Unlock()
 				done.Add(1)
@@ -184,7 +189,7 @@ func (a *authState) loginAll(ctx context.Context, pl *plan, idx []int) error {
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 feed:
-	for _, i := range idx {
+	for i := range users {
 		for {
 			select {
 			case jobs <- i:
@@ -192,7 +197,7 @@ feed:
 			case <-ctx.Done():
 				break feed
 			case <-tick.C:
-				a.log.Info("logging in", "done", done.Load(), "of", len(idx))
+				a.log.Info("logging in", "done", done.Load(), "of", len(users))
 			}
 		}
 	}
@@ -254,25 +259,64 @@ func (a *authState) login(ctx context.Context, server, user string) (tokenEntry,
 	return tokenEntry{Token: out.Token, ExpiresAt: out.ExpiresAt}, nil
 }
 
-// createRooms creates every room of pl not yet known to exist; a room
-// that already exists (409) is fine.
+// roomConcurrency bounds the rooms created at once: a REST call and a few
+// Redis commands each, so a few per core keep the server busy without
+// queueing.
+const roomConcurrency = 16
+
+// createRooms creates every room of pl not yet known to exist, room r by
+// pl.creators[r/maxRoomsPerCreator] on server r mod servers; a room that
+// already exists (409) is fine.
 func (a *authState) createRooms(ctx context.Context, pl *plan) error {
-	tok := a.tokens[pl.users[0]].Token
+	var todo []int
 	for i, name := range pl.rooms {
-		if a.rooms[name] {
-			continue
+		if !a.rooms[name] {
+			todo = append(todo, i)
 		}
-		server := a.cfg.servers[i%len(a.cfg.servers)]
-		status, code, _, err := a.retry(ctx, server, http.MethodPost, "/api/rooms", tok, map[string]string{"name": name}, nil)
-		if err != nil {
-			return err
-		}
-		if status != http.StatusCreated && status != http.StatusConflict {
-			return fmt.Errorf("create room %s: HTTP %d %s", name, status, code)
-		}
-		a.rooms[name] = true
 	}
-	return nil
+	if len(todo) == 0 {
+		return nil
+	}
+	if len(todo) > 1000 {
+		a.log.Info("creating rooms", "count", len(todo), "concurrency", roomConcurrency)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+		next     atomic.Int64
+	)
+	for range min(roomConcurrency, len(todo)) {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= len(todo) || ctx.Err() != nil {
+					return
+				}
+				i := todo[k]
+				name := pl.rooms[i]
+				tok := a.tokens[pl.creators[i/maxRoomsPerCreator]].Token
+				server := a.cfg.servers[i%len(a.cfg.servers)]
+				status, code, _, err := a.retry(ctx, server, http.MethodPost, "/api/rooms", tok, map[string]string{"name": name}, nil)
+				if err == nil && status != http.StatusCreated && status != http.StatusConflict {
+					err = fmt.Errorf("create room %s: HTTP %d %s", name, status, code)
+				}
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+					cancel()
+				}
+				if err == nil {
+					a.rooms[name] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
 }
 
 // retry calls the server, waiting and retrying on 429 (as Retry-After

@@ -603,9 +603,8 @@ type slot struct {
 	due  int64
 }
 
-// sendLoop sends this sender's slots of the schedule until sendEnd: slot
-// k is due at start + (sender + k·senders)/rate seconds, into the sender's
-// rooms in turn. A slot is sent when it comes due, whether or not earlier sends
+// sendLoop sends this sender's slots of the schedule (see slotGen) until
+// sendEnd. A slot is sent when it comes due, whether or not earlier sends
 // have been answered, and its latency counts from when it was due, so a
 // stalled server shows up as latency instead of silently lowering the load
 // (coordinated omission).
@@ -621,13 +620,18 @@ type slot struct {
 func (c *client) sendLoop(ctx context.Context) {
 	cfg := c.b.cfg
 	start, measureStart, sendEnd := c.b.start.Load(), c.b.measureStart.Load(), c.b.sendEnd.Load()
+	gen := newSlotGen(len(c.b.plan.rooms), c.b.plan.speaks[c.sender])
 	var (
 		next slot
 		seq  uint32
 	)
 	advance := func() {
-		g := float64(c.sender) + float64(seq)*float64(cfg.senders)
-		next = slot{seq: seq, room: c.rooms[int(seq)%len(c.rooms)], due: start + int64(g*1e9/cfg.rate)}
+		g, room, ok := gen.next()
+		if !ok {
+			next = slot{due: sendEnd} // no room: nothing to send
+			return
+		}
+		next = slot{seq: seq, room: room, due: start + int64(float64(g)*1e9/cfg.rate)}
 		seq++
 	}
 	advance()

@@ -12,33 +12,52 @@
 // # What it does
 //
 // Chatbench registers and logs in --clients users (<prefix>0000001…,
-// random prefix per run unless --user-prefix is given), creates --rooms
-// rooms and lets each user join its rooms over one WebSocket connection,
-// opening --ramp connections per second, spread round-robin over
-// --servers. When rooms×room-size fits in the clients every room gets
-// distinct members; otherwise rooms overlap and a client joins several.
+// random prefix per run unless --user-prefix is given), or signs their
+// tokens itself with --token-secret, creates --rooms rooms (at most 50 by
+// any one user, as servers limit that) and lets each user join its rooms
+// over one WebSocket connection, opening --ramp connections per second,
+// spread round-robin over --servers.
+//
+// Each room gets --room-size members and each socket joins
+// --rooms-per-client rooms (K; at most 100, the server's limit per
+// socket), so the first ⌈rooms × room-size / K⌉ clients hold every
+// membership and the clients after them hold sockets in no room. When
+// rooms × room-size is not a multiple of K, the clients' shares differ by
+// one. Without --rooms-per-client each socket joins one room, or, when
+// rooms × room-size exceeds --clients, as many as that takes. With several
+// servers a room's members are spread over them: member j of room r
+// connects to server (r × room-size + j) mod servers, so 7,000 rooms of 2
+// on 2 servers have one member of each room on each. That needs the
+// clients in rooms to be a multiple of the servers; when --clients does not
+// allow it, chatbench says the rooms are not spread evenly.
 //
 // Then --senders of the clients send --rate messages per second in total
-// for --warmup plus --duration. Each sender's slots are fixed in advance
-// and a message is sent when its slot is due, not when the previous one
-// was answered, and its latency counts from the slot: a stalled server
-// shows up as latency instead of silently lowering the load (coordinated
-// omission). At most --inflight sends of a sender are unanswered; slots
-// that come due meanwhile wait, up to --inflight of them (beyond that the
-// oldest is skipped and counted), and go out as soon as answers free
-// places, all those freed at once in one write. A server slower than
-// --rate is thus kept at --inflight sends per sender. The text of a message, b|<run>.<sender>|<seq>|<ns>,
-// carries its identity and intended send time, so every receiver measures
-// delivery latency on its own; the send's client_id is <run>.<sender>-<seq>.
-// Only messages due after the warmup are measured.
+// for --warmup plus --duration. The schedule is fixed in advance: slot g of
+// the run is due g/rate seconds after the start and goes into room g mod
+// rooms, so every room gets the same share of the rate, and a room's slots
+// are sent by the senders among its members in turn (by another sender
+// when none of its members sends: a public channel lets anyone send). A
+// slot is sent when it is due, not when earlier sends were answered, and
+// its latency counts from when it was due: a stalled server shows up as
+// latency instead of silently lowering the load (coordinated omission).
+// At most --inflight sends of a sender are unanswered; slots that come due
+// meanwhile wait, up to --inflight of them (beyond that the oldest is
+// skipped and counted), and go out as soon as answers free places, all
+// those freed at once in one write. A server slower than --rate is thus
+// kept at --inflight sends per sender, which is what a throughput figure
+// needs. The text of a message, b|<run>.<sender>|<seq>|<ns>, carries its
+// identity and intended send time, so every receiver measures delivery
+// latency on its own; the send's client_id is <run>.<sender>-<seq>. Only
+// messages due after the warmup are measured.
 //
 // After sending, chatbench waits up to --drain for acks and deliveries and
 // then checks loss: every acknowledged, measured message must have reached
-// every member of its room. Members that stayed connected count missing
-// messages as lost; members that were disconnected reconnect, rejoin with
-// since and count what is still missing after that separately, as
-// lost_reconnected. A message seen twice is a duplicate; a stream ID not
-// above the previous one in the room is a reorder.
+// every member of its room, each (socket, room) on its own. Members that
+// stayed connected count missing messages as lost; members that were
+// disconnected reconnect, rejoin with since and count what is still
+// missing after that separately, as lost_reconnected. A message seen twice
+// is a duplicate; a stream ID not above the previous one in the room is a
+// reorder.
 //
 // # Output
 //

@@ -31,6 +31,7 @@ type config struct {
 	clients         int
 	rooms           int
 	roomSize        int
+	roomsPerClient  int // 0 when not given
 	senders         int // 0 on the command line: chosen by resolve
 	rate            float64
 	inflight        int
@@ -83,9 +84,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.clients, "clients", 100, "number of users, one WebSocket connection each")
 	fs.IntVar(&cfg.rooms, "rooms", 10, "number of rooms")
 	fs.IntVar(&cfg.roomSize, "room-size", 10, "clients per room")
+	fs.IntVar(&cfg.roomsPerClient, "rooms-per-client", 0, fmt.Sprintf("rooms each client's socket joins, at most %d (default 1, or when --rooms × --room-size exceeds --clients as many as that takes); the clients needed are ⌈rooms × room-size / this⌉, the rest hold sockets in no room", maxRoomsPerSocket))
 	fs.IntVar(&cfg.senders, "senders", 0, "how many clients send (default: one per room, more if that is needed to stay under 10 msg/s each)")
 	fs.Float64Var(&cfg.rate, "rate", 100, "messages per second in total, on a fixed schedule")
-	fs.IntVar(&cfg.inflight, "inflight", 8, "max unacknowledged sends per sender; slots that come due meanwhile wait, at most this many (older ones are skipped), and go out together as answers free places")
+	fs.IntVar(&cfg.inflight, "inflight", 8, "max unacknowledged sends per sender; a slot that finds this many is skipped")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured sending time (after the warmup); the hold time with --idle")
 	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "sending time before measuring starts")
 	fs.DurationVar(&cfg.drain, "drain", 5*time.Second, "how long to wait after sending for acks and deliveries")
@@ -153,6 +155,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.sweep, err = parseInts(sweep); err != nil {
 		return nil, usagef("--sweep: %v", err)
 	}
+
 	if cfg.userPrefix == "" {
 		if cfg.workerIndex >= 0 {
 			return nil, usagef("a worker needs --user-prefix")
@@ -194,6 +197,8 @@ func (cfg *config) validate() error {
 		return usagef("--password must have 8 to 256 characters")
 	case cfg.senders < 0:
 		return usagef("--senders must not be negative")
+	case cfg.roomsPerClient < 0 || cfg.roomsPerClient > maxRoomsPerSocket:
+		return usagef("--rooms-per-client must be from 1 to %d, the server's limit per socket", maxRoomsPerSocket)
 	}
 	if len(cfg.userPrefix)+7 > 32 {
 		return usagef("--user-prefix is longer than 25 characters")
@@ -208,6 +213,7 @@ func (cfg *config) validate() error {
 			return usagef("--sweep values must be at least 1")
 		}
 	}
+
 	if cfg.workerIndex >= 0 && (cfg.workerIndex >= cfg.workerCount || cfg.runID == "" || cfg.tokenFile == "") {
 		return usagef("bad worker flags")
 	}
@@ -217,10 +223,11 @@ func (cfg *config) validate() error {
 // resolve fills the defaults that depend on the client count and checks
 // the layout, for one run.
 func (cfg *config) resolve() error {
-	if cfg.rooms > 0 && cfg.roomSize > cfg.clients {
-		return usagef("--room-size %d exceeds --clients %d", cfg.roomSize, cfg.clients)
+	sockets, _, err := layout(cfg)
+	if err != nil {
+		return err
 	}
-	inRooms := min(cfg.clients, cfg.rooms*cfg.roomSize)
+	inRooms := min(sockets, cfg.rooms*cfg.roomSize)
 	if cfg.idle {
 		cfg.senders, cfg.warmup = 0, 0 // the hold is exactly --duration
 		return nil
@@ -351,7 +358,6 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "chatbench:", err)
 		return 2
 	}
-	warnRate(cfg, log)
 	rep, err := runOnce(ctx, cfg, au, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "chatbench:", err)
@@ -380,14 +386,6 @@ func printReport(w io.Writer, cfg *config, rep *Report) error {
 	return rep.writeJSON(w)
 }
 
-// warnRate points out a per-sender rate above the server's default limit.
-func warnRate(cfg *config, log *slog.Logger) {
-	if cfg.senders > 0 && cfg.rate/float64(cfg.senders) > 20 {
-		log.Warn("each sender sends more than 20 msg/s, the server's default per-user limit (CHAT_SEND_RATE)",
-			"per_sender", cfg.rate/float64(cfg.senders))
-	}
-}
-
 // runSweep runs once per --sweep client count and writes sweep.csv and
 // sweep.svg to --out.
 func runSweep(ctx context.Context, cfg *config, au *authState, log *slog.Logger, stdout, stderr io.Writer) int {
@@ -404,7 +402,6 @@ func runSweep(ctx context.Context, cfg *config, au *authState, log *slog.Logger,
 			fmt.Fprintln(stderr, "chatbench:", err)
 			return 2
 		}
-		warnRate(&c, log)
 		log.Info("sweep step", "clients", n)
 		rep, err := runOnce(ctx, &c, au, log)
 		if err != nil {

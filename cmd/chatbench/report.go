@@ -36,6 +36,9 @@ type Report struct {
 	ConnectFailed      int      `json:"connect_failed"`
 	Rooms              int      `json:"rooms"`
 	RoomSize           int      `json:"room_size"`
+	RoomsPerClient     int      `json:"rooms_per_client"` // the most rooms one socket joined
+	ClientsInRooms     int      `json:"clients_in_rooms"`
+	Spread             bool     `json:"spread"` // every room's members spread evenly over the servers
 	Senders            int      `json:"senders"`
 	Rate               float64  `json:"rate"`
 	DurationS          float64  `json:"duration_s"`
@@ -175,7 +178,11 @@ func (r *Report) writeTable(w io.Writer) error {
 	row("run", "%s", r.Run)
 	row("servers", "%s", strings.Join(r.Servers, ", "))
 	row("clients", "%d (%d connected, %d failed) in %d worker(s); %d logins", r.Clients, r.Connected, r.ConnectFailed, r.Workers, r.Logins)
-	row("rooms", "%d × %d", r.Rooms, r.RoomSize)
+	spread := ""
+	if len(r.Servers) > 1 && r.Rooms > 0 {
+		spread = map[bool]string{true: ", members spread over the servers", false: ", members NOT spread evenly over the servers"}[r.Spread]
+	}
+	row("rooms", "%d × %d, up to %d per client (%d clients in rooms%s)", r.Rooms, r.RoomSize, r.RoomsPerClient, r.ClientsInRooms, spread)
 	if r.Idle {
 		row("mode", "idle for %gs", r.DurationS)
 	} else {

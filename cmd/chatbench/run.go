@@ -24,91 +24,6 @@ import (
 // 20,000 open files, leaving room for the HTTP and pipe descriptors.
 const maxSocketsPerWorker = 15000
 
-// plan is the deterministic layout of a run: who exists, who is in which
-// room, who sends. The parent and every worker compute the same plan from
-// the same flags, so nothing but tokens and the schedule has to be passed
-// between processes. It is read-only once built.
-type plan struct {
-	clients     int
-	users       []string // client index -> username
-	rooms       []string // room index -> name
-	roomIndex   map[string]int
-	members     [][]int // room index -> client indices
-	clientRooms [][]int // client index -> room indices
-	senders     []int   // sender index -> client index
-	senderOf    []int   // client index -> sender index, or -1
-}
-
-// newPlan lays out cfg.clients users over cfg.rooms rooms of cfg.roomSize.
-// When rooms*size fits in the clients each room gets distinct members,
-// contiguously; otherwise room r takes the size clients that follow
-// r*size, wrapping, so every client is in about rooms*size/clients rooms.
-// Senders are spread evenly over the clients that have a room.
-func newPlan(cfg *config) (*plan, error) {
-	n, r, k := cfg.clients, cfg.rooms, cfg.roomSize
-	p := &plan{
-		clients:     n,
-		users:       make([]string, n),
-		rooms:       make([]string, r),
-		roomIndex:   make(map[string]int, r),
-		members:     make([][]int, r),
-		clientRooms: make([][]int, n),
-		senderOf:    make([]int, n),
-	}
-	for i := range n {
-		p.users[i] = fmt.Sprintf("%s%07d", cfg.userPrefix, i+1)
-		p.senderOf[i] = -1
-	}
-	base := roomBase(cfg.userPrefix)
-	for ri := range r {
-		p.rooms[ri] = fmt.Sprintf("%s-r%d", base, ri)
-		p.roomIndex[p.rooms[ri]] = ri
-		p.members[ri] = make([]int, k)
-		for j := range k {
-			ci := (ri*k + j) % n
-			p.members[ri][j] = ci
-			p.clientRooms[ci] = append(p.clientRooms[ci], ri)
-		}
-	}
-	for ci, rs := range p.clientRooms {
-		if len(rs) > 100 {
-			return nil, fmt.Errorf("client %d would join %d rooms; the server allows 100 per socket", ci, len(rs))
-		}
-	}
-	inRooms := min(n, r*k)
-	if cfg.senders > inRooms {
-		return nil, fmt.Errorf("--senders %d exceeds the %d clients that are in a room", cfg.senders, inRooms)
-	}
-	for s := range cfg.senders {
-		ci := s * inRooms / cfg.senders
-		p.senders = append(p.senders, ci)
-		p.senderOf[ci] = s
-	}
-	return p, nil
-}
-
-// roomBase turns the user prefix into a valid room-name stem: lowercase
-// letters, digits, '_' and '-', short enough for the 64-character limit.
-func roomBase(prefix string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(prefix) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '-':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('-')
-		}
-	}
-	s := strings.Trim(b.String(), "-_")
-	if s == "" {
-		s = "bench"
-	}
-	if len(s) > 48 {
-		s = s[:48]
-	}
-	return s
-}
-
 // sliceOf returns the half-open range of clients worker i of n handles.
 func sliceOf(clients, i, n int) (lo, hi int) {
 	return i * clients / n, (i + 1) * clients / n
@@ -744,9 +659,16 @@ func runOnce(ctx context.Context, cfg *config, au *authState, log *slog.Logger) 
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}
+	if r := pl.maxSenderRate(cfg.rate); !cfg.idle && r > 20 {
+		log.Warn("a sender sends more than 20 msg/s, the server's default per-user limit (CHAT_SEND_RATE)", "per_sender", r)
+	}
+	if !pl.spread {
+		log.Warn("the rooms' members are not spread evenly over the servers: make --clients a multiple of the servers", "servers", pl.servers)
+	}
 	// The baseline is the lower of the samples before and after the logins:
 	// argon2id's working memory can keep the server's RSS up for a while.
 	rep := newReport(cfg)
+	rep.RoomsPerClient, rep.ClientsInRooms, rep.Spread = pl.roomsPerClient, pl.inRooms, pl.spread
 	rep.RSSBase = sampleRSS(ctx, cfg)
 	tokens, logins, err := au.ensure(ctx, pl)
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 // measured.
 func newSenderClient(spacing time.Duration, slots int, inflight int, ackTimeout time.Duration) *client {
 	cfg := &config{senders: 1, rate: float64(time.Second) / float64(spacing), inflight: inflight, ackTimeout: ackTimeout}
-	pl := &plan{rooms: []string{"r0"}, roomIndex: map[string]int{"r0": 0}}
+	pl := &plan{rooms: []string{"r0"}, roomIndex: map[string]int{"r0": 0}, speaks: [][]speak{{{room: 0, turn: 0, of: 1}}}}
 	b := &bench{cfg: cfg, plan: pl, codec: newTextCodec("t1")}
 	start := time.Now().Add(50 * time.Millisecond).UnixNano()
 	b.start.Store(start)
