@@ -72,6 +72,15 @@
 // server with tokens from --token-cache (chatbench says how many logins
 // the run needed).
 //
+// CPU time is sampled at the start and the end of the measured window:
+// each --redis-addrs Redis's used_cpu_user + used_cpu_sys (INFO cpu, plain
+// RESP, AUTH with --redis-password), reported per address with its role
+// and share, in total and per 1,000 measured deliveries; each server's,
+// from /proc/PID/stat with --server-pid or else process_cpu_seconds_total
+// on /metrics; and chatbench's own (getrusage, its worker processes
+// included), per 1,000 acked sends, so that a saturated generator shows.
+// For a Redis Cluster, list its primaries to get the share of each.
+//
 // The exit status is 1 when a message was lost or duplicated or the run
 // failed, and 2 for a bad command line.
 //
@@ -105,6 +114,14 @@
 //
 //	chatbench --clients 20000 --rooms 200 --room-size 100 --idle --duration 30s \
 //	    --source-addrs 127.0.0.1-127.0.0.4 --server-pid 4242
+//
+// Throughput of two instances on one Redis, with the CPU time of each
+// process per message (T5 of the README):
+//
+//	chatbench --servers http://127.0.0.1:8080,http://127.0.0.1:8081 \
+//	    --clients 200 --rooms 100 --room-size 2 --senders 200 --inflight 8 \
+//	    --rate 60000 --duration 10s --token-secret "$CHAT_JWT_SECRET" \
+//	    --redis-addrs 127.0.0.1:6379 --server-pid 4242,4243
 //
 // Latency against the number of connections, written to out/sweep.csv and
 // out/sweep.svg, over two instances:

@@ -50,6 +50,8 @@ type config struct {
 	serverPIDs      []int
 	jsonOnly        bool
 	sweep           []int
+	redisAddrs      []string
+	redisPassword   string
 	out             string
 	idle            bool
 	authConcurrency int
@@ -79,7 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	cfg := &config{args: args}
 	fs := flag.NewFlagSet("chatbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var servers, sourceAddrs, pids, sweep string
+	var servers, sourceAddrs, pids, sweep, redisAddrs string
 	fs.StringVar(&servers, "servers", "http://127.0.0.1:8080", "comma-separated base URLs of the chat servers; connections are spread round-robin")
 	fs.IntVar(&cfg.clients, "clients", 100, "number of users, one WebSocket connection each")
 	fs.IntVar(&cfg.rooms, "rooms", 10, "number of rooms")
@@ -100,7 +102,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.password, "password", "chatbench-password", "password of every benchmark user")
 	fs.StringVar(&sourceAddrs, "source-addrs", "", "local addresses to spread sockets over, e.g. 127.0.0.1-127.0.0.8 or a comma-separated list")
 	fs.IntVar(&cfg.workers, "workers", 0, fmt.Sprintf("worker processes (default: enough that each holds at most %d sockets)", maxSocketsPerWorker))
-	fs.StringVar(&pids, "server-pid", "", "comma-separated PIDs of the servers, to read their RSS from /proc (default: /metrics)")
+	fs.StringVar(&pids, "server-pid", "", "comma-separated PIDs of the servers, to read their RSS and CPU time from /proc (default: /metrics)")
+	fs.StringVar(&redisAddrs, "redis-addrs", "", "comma-separated host:port of the Redis servers (every primary of a cluster) whose CPU time over the measured window to report, from INFO cpu")
+	fs.StringVar(&cfg.redisPassword, "redis-password", "", "password for --redis-addrs (AUTH), if they need one")
 	fs.BoolVar(&cfg.jsonOnly, "json", false, "print only the JSON result line")
 	fs.StringVar(&sweep, "sweep", "", "comma-separated client counts to run one after another, writing sweep.csv and sweep.svg to --out")
 	fs.StringVar(&cfg.out, "out", ".", "directory for the --sweep outputs")
@@ -155,7 +159,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.sweep, err = parseInts(sweep); err != nil {
 		return nil, usagef("--sweep: %v", err)
 	}
-
+	for _, a := range strings.Split(redisAddrs, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			return nil, usagef("--redis-addrs: %q is not host:port", a)
+		}
+		cfg.redisAddrs = append(cfg.redisAddrs, a)
+	}
 	if cfg.userPrefix == "" {
 		if cfg.workerIndex >= 0 {
 			return nil, usagef("a worker needs --user-prefix")

@@ -83,6 +83,20 @@ type Report struct {
 	ServerRSSPerConnBytes float64 `json:"server_rss_per_conn_bytes,omitempty"`
 	ServerRSSSource       string  `json:"server_rss_source,omitempty"`
 
+	// CPU time over the measured window (WindowS seconds between the
+	// samples), and per 1,000 measured deliveries or acked sends, in ms.
+	WindowS               float64    `json:"window_s,omitempty"`
+	RedisCPU              []RedisCPU `json:"redis_cpu,omitempty"`
+	RedisCPUS             float64    `json:"redis_cpu_s,omitempty"`
+	RedisCPUMsPer1000     float64    `json:"redis_cpu_ms_per_1000_deliveries,omitempty"`
+	ServerCPU             []float64  `json:"server_cpu_s_each,omitempty"`
+	ServerCPUS            float64    `json:"server_cpu_s,omitempty"`
+	ServerCPUSource       string     `json:"server_cpu_source,omitempty"`
+	ServerCPUMsPer1000    float64    `json:"server_cpu_ms_per_1000_deliveries,omitempty"`
+	GeneratorCPUS         float64    `json:"generator_cpu_s,omitempty"`
+	GeneratorCores        float64    `json:"generator_cores,omitempty"`
+	GeneratorCPUMsPer1000 float64    `json:"generator_cpu_ms_per_1000_acked,omitempty"`
+
 	RSSBase, RSSReady, RSSEnd rssSample `json:"-"`
 	Start                     time.Time `json:"-"`
 }
@@ -214,10 +228,47 @@ func (r *Report) writeTable(w io.Writer) error {
 			row("", "(%d logins in this run may still inflate it: argon2id; rerun with --token-cache for a clean figure)", r.Logins)
 		}
 	}
+	r.writeCPU(row)
 	for _, s := range r.LostSample {
 		row("lost sample", "%s", s)
 	}
 	return tw.Flush()
+}
+
+// writeCPU prints the CPU rows of the table.
+func (r *Report) writeCPU(row func(name, format string, args ...any)) {
+	if r.WindowS <= 0 {
+		return
+	}
+	per := func(ms float64, what string) string {
+		if ms <= 0 {
+			return ""
+		}
+		return fmt.Sprintf(", %.3g ms per 1,000 %s", ms, what)
+	}
+	if len(r.RedisCPU) > 0 {
+		parts := make([]string, len(r.RedisCPU))
+		for i, c := range r.RedisCPU {
+			role := ""
+			if c.Role != "" {
+				role = " " + c.Role
+			}
+			parts[i] = fmt.Sprintf("%s%s %.3f s (%.0f%%)", c.Addr, role, c.Seconds, 100*c.Share)
+		}
+		row("redis CPU", "%.3f s in %.1f s (%.2f cores)%s: %s", r.RedisCPUS, r.WindowS, r.RedisCPUS/r.WindowS,
+			per(r.RedisCPUMsPer1000, "deliveries"), strings.Join(parts, ", "))
+	}
+	if len(r.ServerCPU) > 0 {
+		each := make([]string, len(r.ServerCPU))
+		for i, v := range r.ServerCPU {
+			each[i] = strconv.FormatFloat(v, 'f', 3, 64)
+		}
+		row("server CPU", "%.3f s (%.2f cores)%s; each %s s (from %s)", r.ServerCPUS, r.ServerCPUS/r.WindowS,
+			per(r.ServerCPUMsPer1000, "deliveries"), strings.Join(each, ", "), r.ServerCPUSource)
+	}
+	if r.GeneratorCPUS > 0 {
+		row("chatbench CPU", "%.3f s (%.2f cores)%s", r.GeneratorCPUS, r.GeneratorCores, per(r.GeneratorCPUMsPer1000, "acked sends"))
+	}
 }
 
 func formatCounts(m map[string]int64) string {
@@ -402,11 +453,11 @@ func sampleRSS(ctx context.Context, cfg *config) rssSample {
 	var total int64
 	hc := &http.Client{Timeout: 3 * time.Second}
 	for _, s := range cfg.servers {
-		b, err := metricsRSS(ctx, hc, s)
+		b, err := metricValue(ctx, hc, s, "process_resident_memory_bytes")
 		if err != nil {
 			return rssSample{}
 		}
-		total += b
+		total += int64(b)
 	}
 	return rssSample{bytes: total, ok: true, source: "metrics"}
 }
@@ -441,47 +492,8 @@ func parseVmRSS(r io.Reader) (int64, error) {
 	return 0, fmt.Errorf("no VmRSS line")
 }
 
-// metricsRSS reads process_resident_memory_bytes from a server's /metrics.
-func metricsRSS(ctx context.Context, hc *http.Client, server string) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("metrics: HTTP %d", resp.StatusCode)
-	}
-	return parseMetricsRSS(resp.Body)
-}
-
+// parseMetricsRSS reads process_resident_memory_bytes from /metrics text.
 func parseMetricsRSS(r io.Reader) (int64, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, "process_resident_memory_bytes")
-		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		if i := strings.LastIndexByte(rest, '}'); i >= 0 {
-			rest = rest[i+1:]
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			return 0, err
-		}
-		return int64(v), nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("no process_resident_memory_bytes")
+	v, err := parseMetric(r, "process_resident_memory_bytes")
+	return int64(v), err
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -57,6 +58,10 @@ type Result struct {
 	LostSample         []string         `json:"lost_sample,omitempty"`
 	Latency            *Hist            `json:"latency"`
 	AckLatency         *Hist            `json:"ack_latency"`
+	// GeneratorCPUS is the CPU seconds a worker process used in the
+	// measured window; 0 for a worker inside the parent, whose process
+	// the parent measures.
+	GeneratorCPUS float64 `json:"generator_cpu_s,omitempty"`
 }
 
 // merge adds o into r.
@@ -98,6 +103,7 @@ func (r *Result) merge(o *Result) {
 	}
 	r.Latency.Merge(o.Latency)
 	r.AckLatency.Merge(o.AckLatency)
+	r.GeneratorCPUS += o.GeneratorCPUS
 }
 
 func mergeCounts(a, b map[string]int64) map[string]int64 {
@@ -289,6 +295,12 @@ func runWorker(ctx context.Context, cfg *config, pl *plan, tokens map[string]str
 	b.measureStart.Store(start.Start + int64(cfg.warmup))
 	b.sendEnd.Store(start.Start + int64(cfg.warmup) + int64(cfg.duration))
 	sendEnd := b.sendEnd.Load()
+	ownCPUDone := make(chan float64, 1)
+	if cfg.workerCount > 1 { // a process of its own: measure it
+		go func() { ownCPUDone <- cpuBetween(ctx, b.measureStart.Load(), sendEnd) }()
+	} else {
+		ownCPUDone <- 0
+	}
 
 	var senders sync.WaitGroup
 	if !cfg.idle {
@@ -388,7 +400,27 @@ func runWorker(ctx context.Context, cfg *config, pl *plan, tokens map[string]str
 	b.mu.Unlock()
 	res.Latency = b.lat.Snapshot()
 	res.AckLatency = b.ackLat.Snapshot()
+	if v := <-ownCPUDone; !math.IsNaN(v) {
+		res.GeneratorCPUS = v
+	}
 	return ln.send(toParent{Result: res})
+}
+
+// cpuBetween returns the CPU seconds this process uses between two Unix
+// nanosecond instants, or NaN if it cannot tell or ctx ends first.
+func cpuBetween(ctx context.Context, from, to int64) float64 {
+	if !sleepCtx(ctx, time.Until(time.Unix(0, from))) {
+		return math.NaN()
+	}
+	a, ok1 := ownCPU()
+	if !sleepCtx(ctx, time.Until(time.Unix(0, to))) {
+		return math.NaN()
+	}
+	b, ok2 := ownCPU()
+	if !ok1 || !ok2 {
+		return math.NaN()
+	}
+	return b - a
 }
 
 // allDelivered reports whether every connected client has every expected
@@ -720,6 +752,19 @@ func runOnce(ctx context.Context, cfg *config, au *authState, log *slog.Logger) 
 		}
 	}
 	rep.Start = start
+	// CPU time is sampled at the start and the end of the measured window.
+	measureStart, sendEnd := start.Add(cfg.warmup), start.Add(cfg.warmup+cfg.duration)
+	cpuDone := make(chan [2]*cpuSample, 1)
+	go func() {
+		var s [2]*cpuSample
+		for i, at := range []time.Time{measureStart, sendEnd} {
+			if !sleepCtx(runCtx, time.Until(at)) {
+				break
+			}
+			s[i] = sampleCPU(runCtx, cfg)
+		}
+		cpuDone <- s
+	}()
 	runLen := cfg.warmup + cfg.duration + cfg.drain
 	dones, err := phase(ctx, ws, time.Until(start)+runLen+time.Minute, "the end of sending")
 	if err != nil {
@@ -752,5 +797,14 @@ func runOnce(ctx context.Context, cfg *config, au *authState, log *slog.Logger) 
 		total.merge(r.Result)
 	}
 	rep.fill(total)
+	cpu := <-cpuDone
+	generator := math.NaN()
+	if cpu[0] != nil && cpu[1] != nil && cpu[0].ownOK && cpu[1].ownOK {
+		generator = cpu[1].own - cpu[0].own
+		if cfg.workerCount > 1 { // the workers are processes of their own
+			generator += total.GeneratorCPUS
+		}
+	}
+	rep.fillCPU(cfg, cpu[0], cpu[1], generator)
 	return rep, nil
 }
