@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -290,6 +292,53 @@ func TestBenchRoomsPerClientDetectsLoss(t *testing.T) {
 	r = mustRunBench(t, append([]string{"--servers", srv.URL}, multiRoom...)...)
 	if r.Dups == 0 || r.Lost != 0 || !r.failed() {
 		t.Fatalf("duplicates: dups %d lost %d", r.Dups, r.Lost)
+	}
+}
+
+// TestSweepRooms runs a two-step room sweep through realMain: each step
+// fits its rooms in --clients with as few rooms per client as it can. Two
+// worker processes run each step, so they must be told the step's layout.
+func TestSweepRooms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	t.Setenv("CHATBENCH_TEST_MAIN", "1") // for the re-executed workers
+	_, srv := newFakeServer(t)
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := realMain([]string{"--servers", srv.URL, "--sweep-rooms", "4,12", "--clients", "6", "--room-size", "2", "--workers", "2",
+		"--rate", "60", "--duration", "500ms", "--warmup", "100ms", "--drain", "1s", "--json", "--out", out}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 JSON lines, got:\n%s", stdout.String())
+	}
+	for i, want := range []struct{ rooms, perClient, inRooms int }{{4, 2, 4}, {12, 4, 6}} {
+		var r Report
+		if err := json.Unmarshal([]byte(lines[i]), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Rooms != want.rooms || r.RoomsPerClient != want.perClient || r.ClientsInRooms != want.inRooms || r.Clients != 6 ||
+			r.Workers != 2 || r.Deliveries == 0 || r.Deliveries != 2*r.Acked || r.failed() {
+			t.Fatalf("step %d: %s; want %d rooms, %d per client, %d clients in rooms", i+1, lines[i], want.rooms, want.perClient, want.inRooms)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(out, "sweep-rooms.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	col := slices.Index(csvHeader, "rooms")
+	if err != nil || len(rows) != 3 || rows[1][col] != "4" || rows[2][col] != "12" {
+		t.Fatalf("sweep-rooms.csv: %v\n%s", err, b)
+	}
+	if fi, err := os.Stat(filepath.Join(out, "sweep-rooms.svg")); err != nil || fi.Size() == 0 {
+		t.Fatalf("sweep-rooms.svg: %v", err)
+	}
+	if code := realMain([]string{"--servers", srv.URL, "--sweep-rooms", "700", "--clients", "6", "--room-size", "1"}, io.Discard, &stderr); code != 2 {
+		t.Fatalf("exit %d for 700 rooms in 6 clients (117 rooms each)", code)
 	}
 }
 

@@ -50,6 +50,7 @@ type config struct {
 	serverPIDs      []int
 	jsonOnly        bool
 	sweep           []int
+	sweepRooms      []int
 	redisAddrs      []string
 	redisPassword   string
 	out             string
@@ -81,7 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	cfg := &config{args: args}
 	fs := flag.NewFlagSet("chatbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var servers, sourceAddrs, pids, sweep, redisAddrs string
+	var servers, sourceAddrs, pids, sweep, sweepRooms, redisAddrs string
 	fs.StringVar(&servers, "servers", "http://127.0.0.1:8080", "comma-separated base URLs of the chat servers; connections are spread round-robin")
 	fs.IntVar(&cfg.clients, "clients", 100, "number of users, one WebSocket connection each")
 	fs.IntVar(&cfg.rooms, "rooms", 10, "number of rooms")
@@ -107,7 +108,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.redisPassword, "redis-password", "", "password for --redis-addrs (AUTH), if they need one")
 	fs.BoolVar(&cfg.jsonOnly, "json", false, "print only the JSON result line")
 	fs.StringVar(&sweep, "sweep", "", "comma-separated client counts to run one after another, writing sweep.csv and sweep.svg to --out")
-	fs.StringVar(&cfg.out, "out", ".", "directory for the --sweep outputs")
+	fs.StringVar(&sweepRooms, "sweep-rooms", "", "comma-separated room counts to run one after another at the same --rate, writing sweep-rooms.csv and sweep-rooms.svg to --out; --clients is the most sockets a step may use (--rooms-per-client is chosen to fit, unless given)")
+	fs.StringVar(&cfg.out, "out", ".", "directory for the --sweep and --sweep-rooms outputs")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the load generator itself) to this file")
 	fs.BoolVar(&cfg.idle, "idle", false, "connect and join, then hold for --duration without sending")
 	fs.IntVar(&cfg.authConcurrency, "auth-concurrency", 4, "concurrent register/login requests (argon2id is slow: about 2x the server's cores)")
@@ -158,6 +160,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if cfg.sweep, err = parseInts(sweep); err != nil {
 		return nil, usagef("--sweep: %v", err)
+	}
+	if cfg.sweepRooms, err = parseInts(sweepRooms); err != nil {
+		return nil, usagef("--sweep-rooms: %v", err)
 	}
 	for _, a := range strings.Split(redisAddrs, ",") {
 		if a = strings.TrimSpace(a); a == "" {
@@ -211,6 +216,8 @@ func (cfg *config) validate() error {
 		return usagef("--senders must not be negative")
 	case cfg.roomsPerClient < 0 || cfg.roomsPerClient > maxRoomsPerSocket:
 		return usagef("--rooms-per-client must be from 1 to %d, the server's limit per socket", maxRoomsPerSocket)
+	case len(cfg.sweep) > 0 && len(cfg.sweepRooms) > 0:
+		return usagef("--sweep and --sweep-rooms do not go together")
 	}
 	if len(cfg.userPrefix)+7 > 32 {
 		return usagef("--user-prefix is longer than 25 characters")
@@ -225,7 +232,11 @@ func (cfg *config) validate() error {
 			return usagef("--sweep values must be at least 1")
 		}
 	}
-
+	for _, n := range cfg.sweepRooms {
+		if n < 1 {
+			return usagef("--sweep-rooms values must be at least 1")
+		}
+	}
 	if cfg.workerIndex >= 0 && (cfg.workerIndex >= cfg.workerCount || cfg.runID == "" || cfg.tokenFile == "") {
 		return usagef("bad worker flags")
 	}
@@ -363,7 +374,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 
 	au := newAuthState(cfg, log)
-	if len(cfg.sweep) > 0 {
+	if len(cfg.sweep) > 0 || len(cfg.sweepRooms) > 0 {
 		return runSweep(ctx, cfg, au, log, stdout, stderr)
 	}
 	if err := cfg.resolve(); err != nil {
@@ -398,26 +409,41 @@ func printReport(w io.Writer, cfg *config, rep *Report) error {
 	return rep.writeJSON(w)
 }
 
-// runSweep runs once per --sweep client count and writes sweep.csv and
-// sweep.svg to --out.
+// runSweep runs once per --sweep client count or --sweep-rooms room count
+// and writes sweep.csv and sweep.svg, or sweep-rooms.csv and
+// sweep-rooms.svg, to --out.
 func runSweep(ctx context.Context, cfg *config, au *authState, log *slog.Logger, stdout, stderr io.Writer) int {
 	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
 		fmt.Fprintln(stderr, "chatbench:", err)
 		return 1
 	}
+	byRooms := len(cfg.sweepRooms) > 0
+	steps, name := cfg.sweep, "sweep"
+	if byRooms {
+		steps, name = cfg.sweepRooms, "sweep-rooms"
+	}
 	var reps []*Report
 	status := 0
-	for i, n := range cfg.sweep {
+	for i, n := range steps {
 		c := *cfg
-		c.clients = n
+		step := fmt.Sprintf("%d clients", n)
+		if byRooms {
+			c.rooms, step = n, fmt.Sprintf("%d rooms", n)
+			if err := c.fitRooms(); err != nil {
+				fmt.Fprintf(stderr, "chatbench: sweep step %s: %v\n", step, err)
+				return 2
+			}
+		} else {
+			c.clients = n
+		}
 		if err := c.resolve(); err != nil {
-			fmt.Fprintln(stderr, "chatbench:", err)
+			fmt.Fprintf(stderr, "chatbench: sweep step %s: %v\n", step, err)
 			return 2
 		}
-		log.Info("sweep step", "clients", n)
+		log.Info("sweep step", "clients", c.clients, "rooms", c.rooms, "rooms_per_client", c.roomsPerClient)
 		rep, err := runOnce(ctx, &c, au, log)
 		if err != nil {
-			fmt.Fprintf(stderr, "chatbench: sweep step %d clients: %v\n", n, err)
+			fmt.Fprintf(stderr, "chatbench: sweep step %s: %v\n", step, err)
 			var ue *usageError
 			if errors.As(err, &ue) {
 				return 2
@@ -446,16 +472,35 @@ func runSweep(ctx context.Context, cfg *config, au *authState, log *slog.Logger,
 		return 1
 	}
 	title := fmt.Sprintf("chatbench: %d rooms × %d, %g msg/s", cfg.rooms, cfg.roomSize, cfg.rate)
-	if err := writeFile(filepath.Join(cfg.out, "sweep.csv"), func(w io.Writer) error { return writeCSV(w, reps) }); err != nil {
+	if byRooms {
+		title = fmt.Sprintf("chatbench: rooms of %d, %g msg/s, at most %d sockets", cfg.roomSize, cfg.rate, cfg.clients)
+	}
+	csvPath, svgPath := filepath.Join(cfg.out, name+".csv"), filepath.Join(cfg.out, name+".svg")
+	if err := writeFile(csvPath, func(w io.Writer) error { return writeCSV(w, reps) }); err != nil {
 		fmt.Fprintln(stderr, "chatbench:", err)
 		return 1
 	}
-	if err := writeFile(filepath.Join(cfg.out, "sweep.svg"), func(w io.Writer) error { return writeSVG(w, reps, title) }); err != nil {
+	if err := writeFile(svgPath, func(w io.Writer) error { return writeSVG(w, reps, title, byRooms) }); err != nil {
 		fmt.Fprintln(stderr, "chatbench:", err)
 		return 1
 	}
-	log.Info("sweep written", "csv", filepath.Join(cfg.out, "sweep.csv"), "svg", filepath.Join(cfg.out, "sweep.svg"))
+	log.Info("sweep written", "csv", csvPath, "svg", svgPath)
 	return status
+}
+
+// fitRooms chooses, for a step of --sweep-rooms without --rooms-per-client,
+// the fewest rooms per client that fit the step's rooms in --clients.
+func (cfg *config) fitRooms() error {
+	if cfg.roomsPerClient > 0 {
+		return nil
+	}
+	k := max(1, ceilDiv(cfg.rooms*cfg.roomSize, cfg.clients))
+	if k > maxRoomsPerSocket {
+		return usagef("%d rooms of %d need more than %d rooms per client in %d clients: raise --clients to at least %d",
+			cfg.rooms, cfg.roomSize, maxRoomsPerSocket, cfg.clients, ceilDiv(cfg.rooms*cfg.roomSize, maxRoomsPerSocket))
+	}
+	cfg.roomsPerClient = k
+	return nil
 }
 
 func writeFile(path string, write func(io.Writer) error) error {

@@ -296,12 +296,16 @@ func formatBytes(b float64) string {
 	return fmt.Sprintf("%.0f B", b)
 }
 
-// csvHeader names the columns of sweep.csv.
+// csvHeader names the columns of sweep.csv and sweep-rooms.csv. An empty
+// cell is a figure that was not measured.
 var csvHeader = []string{
 	"clients", "connected", "deliveries", "deliveries_per_s",
 	"p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "ack_p50_ms", "ack_p99_ms",
 	"sent", "acked", "skipped", "lost", "lost_reconnected", "dups", "reorders",
 	"disconnects", "server_rss_bytes", "server_rss_per_conn_bytes",
+	"rooms", "room_size", "rooms_per_client", "clients_in_rooms",
+	"redis_cpu_s", "redis_cpu_ms_per_1000_deliveries", "server_cpu_s", "server_cpu_ms_per_1000_deliveries",
+	"generator_cpu_s", "generator_cpu_ms_per_1000_acked",
 }
 
 // writeCSV writes one row per sweep step.
@@ -311,16 +315,22 @@ func writeCSV(w io.Writer, reps []*Report) error {
 		return err
 	}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	opt := func(v float64) string { // empty: not measured
+		if v > 0 {
+			return f(v)
+		}
+		return ""
+	}
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
 	for _, r := range reps {
 		row := []string{
 			strconv.Itoa(r.Clients), strconv.Itoa(r.Connected), i(r.Deliveries), f(r.DeliveriesPerS),
 			f(r.P50Ms), f(r.P90Ms), f(r.P99Ms), f(r.P999Ms), f(r.MaxMs), f(r.AckP50Ms), f(r.AckP99Ms),
 			i(r.Sent), i(r.Acked), i(r.Skipped), i(r.Lost), i(r.LostReconnected), i(r.Dups), i(r.Reorders),
-			i(r.Disconnects), i(r.ServerRSSBytes), "",
-		}
-		if r.ServerRSSPerConnBytes > 0 { // empty: not measured
-			row[len(row)-1] = f(r.ServerRSSPerConnBytes)
+			i(r.Disconnects), i(r.ServerRSSBytes), opt(r.ServerRSSPerConnBytes),
+			strconv.Itoa(r.Rooms), strconv.Itoa(r.RoomSize), strconv.Itoa(r.RoomsPerClient), strconv.Itoa(r.ClientsInRooms),
+			opt(r.RedisCPUS), opt(r.RedisCPUMsPer1000), opt(r.ServerCPUS), opt(r.ServerCPUMsPer1000),
+			opt(r.GeneratorCPUS), opt(r.GeneratorCPUMsPer1000),
 		}
 		if err := cw.Write(row); err != nil {
 			return err
@@ -364,25 +374,56 @@ func fmtTick(v float64) string {
 	return strconv.FormatFloat(math.Round(v*1000)/1000, 'f', -1, 64)
 }
 
-// writeSVG draws p50 and p99 delivery latency (left axis) and deliveries
-// per second (right axis) against connections, one point per sweep step.
-func writeSVG(w io.Writer, reps []*Report, title string) error {
+// writeSVG draws p50 and p99 delivery latency (left axis) and a second
+// figure (right axis) against connections, or with byRooms against rooms
+// on a log scale, one point per sweep step. The second figure is Redis CPU
+// per 1,000 deliveries for a room sweep that measured it, else deliveries
+// per second.
+func writeSVG(w io.Writer, reps []*Report, title string, byRooms bool) error {
 	const (
 		width, height            = 880, 520
 		left, right, top, bottom = 80, 90, 50, 70
 		pw, ph                   = width - left - right, height - top - bottom
 	)
-	var maxX, maxLat, maxRate float64
-	for _, r := range reps {
-		maxX = max(maxX, float64(r.Connected))
-		maxLat = max(maxLat, r.P99Ms, r.P50Ms)
-		maxRate = max(maxRate, r.DeliveriesPerS)
+	xOf := func(r *Report) float64 { return float64(r.Connected) }
+	xLabel := "connections"
+	rightName, rightLabel := "deliveries/s", "deliveries per second"
+	rightOf := func(r *Report) float64 { return r.DeliveriesPerS }
+	if byRooms {
+		xOf, xLabel = func(r *Report) float64 { return float64(r.Rooms) }, "rooms (log scale)"
+		if slices.ContainsFunc(reps, func(r *Report) bool { return r.RedisCPUMsPer1000 > 0 }) {
+			rightName, rightLabel = "Redis CPU", "Redis CPU ms per 1,000 deliveries"
+			rightOf = func(r *Report) float64 { return r.RedisCPUMsPer1000 }
+		}
 	}
-	xt, lt, rt := niceTicks(maxX, 6), niceTicks(maxLat, 5), niceTicks(maxRate, 5)
-	xMax, latMax, rateMax := xt[len(xt)-1], lt[len(lt)-1], rt[len(rt)-1]
-	x := func(v float64) float64 { return left + v/xMax*pw }
+	var maxX, maxLat, maxRight float64
+	minX := math.Inf(1)
+	for _, r := range reps {
+		maxX, minX = max(maxX, xOf(r)), min(minX, xOf(r))
+		maxLat = max(maxLat, r.P99Ms, r.P50Ms)
+		maxRight = max(maxRight, rightOf(r))
+	}
+	lt, rt := niceTicks(maxLat, 5), niceTicks(maxRight, 5)
+	latMax, rightMax := lt[len(lt)-1], rt[len(rt)-1]
+	var xt []float64
+	var x func(float64) float64
+	if byRooms {
+		lo, hi := 0.0, 1.0
+		if maxX >= 1 {
+			lo = math.Floor(math.Log10(max(minX, 1)))
+			hi = max(lo+1, math.Ceil(math.Log10(maxX)))
+		}
+		for e := lo; e <= hi; e++ {
+			xt = append(xt, math.Pow(10, e))
+		}
+		x = func(v float64) float64 { return left + (math.Log10(max(v, 1))-lo)/(hi-lo)*pw }
+	} else {
+		xt = niceTicks(maxX, 6)
+		xMax := xt[len(xt)-1]
+		x = func(v float64) float64 { return left + v/xMax*pw }
+	}
 	yl := func(v float64) float64 { return top + ph - v/latMax*ph }
-	yr := func(v float64) float64 { return top + ph - v/rateMax*ph }
+	yr := func(v float64) float64 { return top + ph - v/rightMax*ph }
 
 	bw := bufio.NewWriter(w)
 	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
@@ -403,9 +444,9 @@ func writeSVG(w io.Writer, reps []*Report, title string) error {
 		p(`<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x(v), top+ph+18, fmtTick(v))
 	}
 	p(`<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#333"/>`+"\n", left, top, pw, ph)
-	p(`<text x="%d" y="%d" text-anchor="middle">connections</text>`+"\n", left+pw/2, top+ph+40)
+	p(`<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", left+pw/2, top+ph+40, xLabel)
 	p(`<text transform="translate(22 %d) rotate(-90)" text-anchor="middle">delivery latency (ms)</text>`+"\n", top+ph/2)
-	p(`<text transform="translate(%d %d) rotate(90)" text-anchor="middle" fill="#2a7d2a">deliveries per second</text>`+"\n", width-22, top+ph/2)
+	p(`<text transform="translate(%d %d) rotate(90)" text-anchor="middle" fill="#2a7d2a">%s</text>`+"\n", width-22, top+ph/2, html.EscapeString(rightLabel))
 
 	series := []struct {
 		name, color string
@@ -414,12 +455,12 @@ func writeSVG(w io.Writer, reps []*Report, title string) error {
 	}{
 		{"p50 latency", "#1f5fbf", func(r *Report) float64 { return r.P50Ms }, yl},
 		{"p99 latency", "#c0392b", func(r *Report) float64 { return r.P99Ms }, yl},
-		{"deliveries/s", "#2a7d2a", func(r *Report) float64 { return r.DeliveriesPerS }, yr},
+		{rightName, "#2a7d2a", rightOf, yr},
 	}
 	for i, s := range series {
 		pts := make([]string, len(reps))
 		for j, r := range reps {
-			pts[j] = fmt.Sprintf("%.1f,%.1f", x(float64(r.Connected)), s.y(s.val(r)))
+			pts[j] = fmt.Sprintf("%.1f,%.1f", x(xOf(r)), s.y(s.val(r)))
 		}
 		p(`<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", s.color, strings.Join(pts, " "))
 		for _, pt := range pts {

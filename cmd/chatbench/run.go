@@ -609,8 +609,13 @@ func startWorkers(ctx context.Context, cfg *config, pl *plan, tokens map[string]
 		_ = os.Remove(tokenFile)
 	}
 	for i := range n {
+		// The step of a sweep (clients, rooms and what follows from them)
+		// goes last, so it overrides the sweep's own flags.
 		args := append(slices.Clone(cfg.args),
 			"--clients", strconv.Itoa(cfg.clients),
+			"--rooms", strconv.Itoa(cfg.rooms),
+			"--rooms-per-client", strconv.Itoa(cfg.roomsPerClient),
+			"--senders", strconv.Itoa(cfg.senders),
 			"--user-prefix", cfg.userPrefix,
 			"--run-id", cfg.runID,
 			"--token-file", tokenFile,
