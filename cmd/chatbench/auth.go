@@ -159,54 +159,65 @@ func (a *authState) saveCache() error {
 // and login costs the server an argon2id hash, so more parallelism than
 // its cores only queues work there.
 func (a *authState) loginAll(ctx context.Context, users []string) error {
+	var mu sync.Mutex
+	return parallel(ctx, len(users), a.cfg.authConcurrency, a.log, "logging in", func(ctx context.Context, i int) error {
+		e, err := a.login(ctx, a.cfg.servers[i%len(a.cfg.servers)], users[i])
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		a.tokens[users[i]] = e
+		mu.Unlock()
+		return nil
+	})
+}
+
+// parallel calls do(ctx, i) for every i below n from at most workers
+// goroutines and returns the first error, which cancels the calls not yet
+// made, or ctx's error if it ended first. Every 5 s it logs how many
+// calls are done, as what.
+func parallel(ctx context.Context, n, workers int, log *slog.Logger, what string, do func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		mu       sync.Mutex
-		firstErr error
-		done     atomic.Int64
-		wg       sync.WaitGroup
+		next, done atomic.Int64
+		once       sync.Once
+		firstErr   error
+		wg         sync.WaitGroup
 	)
-	jobs := make(chan int)
-	for range max(1, a.cfg.authConcurrency) {
+	for range max(1, min(workers, n)) {
 		wg.Go(func() {
-			for i := range jobs {
-				e, err := a.login(ctx, a.cfg.servers[i%len(a.cfg.servers)], users[i])
-				mu.Lock()
-				if err != nil {
-					if firstErr == nil {
-						firstErr = err
-						cancel()
-					}
-				} else {
-					a.tokens[users[i]] = e
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
 				}
-				mu.Unlock()
+				if err := do(ctx, i); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+					return
+				}
 				done.Add(1)
 			}
 		})
 	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
-feed:
-	for i := range users {
-		for {
-			select {
-			case jobs <- i:
-				continue feed
-			case <-ctx.Done():
-				break feed
-			case <-tick.C:
-				a.log.Info("logging in", "done", done.Load(), "of", len(users))
+	for {
+		select {
+		case <-finished:
+			if firstErr != nil {
+				return firstErr
 			}
+			if done.Load() < int64(n) {
+				return ctx.Err()
+			}
+			return nil
+		case <-tick.C:
+			log.Info(what, "done", done.Load(), "of", n)
 		}
 	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
 }
 
 // login returns a token for user: with --reuse-users it logs in and
@@ -274,49 +285,27 @@ func (a *authState) createRooms(ctx context.Context, pl *plan) error {
 			todo = append(todo, i)
 		}
 	}
-	if len(todo) == 0 {
-		return nil
-	}
 	if len(todo) > 1000 {
 		a.log.Info("creating rooms", "count", len(todo), "concurrency", roomConcurrency)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-		next     atomic.Int64
-	)
-	for range min(roomConcurrency, len(todo)) {
-		wg.Go(func() {
-			for {
-				k := int(next.Add(1) - 1)
-				if k >= len(todo) || ctx.Err() != nil {
-					return
-				}
-				i := todo[k]
-				name := pl.rooms[i]
-				tok := a.tokens[pl.creators[i/maxRoomsPerCreator]].Token
-				server := a.cfg.servers[i%len(a.cfg.servers)]
-				status, code, _, err := a.retry(ctx, server, http.MethodPost, "/api/rooms", tok, map[string]string{"name": name}, nil)
-				if err == nil && status != http.StatusCreated && status != http.StatusConflict {
-					err = fmt.Errorf("create room %s: HTTP %d %s", name, status, code)
-				}
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-					cancel()
-				}
-				if err == nil {
-					a.rooms[name] = true
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return firstErr
+	var mu sync.Mutex
+	return parallel(ctx, len(todo), roomConcurrency, a.log, "creating rooms", func(ctx context.Context, k int) error {
+		i := todo[k]
+		name := pl.rooms[i]
+		tok := a.tokens[pl.creators[i/maxRoomsPerCreator]].Token
+		server := a.cfg.servers[i%len(a.cfg.servers)]
+		status, code, _, err := a.retry(ctx, server, http.MethodPost, "/api/rooms", tok, map[string]string{"name": name}, nil)
+		if err != nil {
+			return err
+		}
+		if status != http.StatusCreated && status != http.StatusConflict {
+			return fmt.Errorf("create room %s: HTTP %d %s", name, status, code)
+		}
+		mu.Lock()
+		a.rooms[name] = true
+		mu.Unlock()
+		return nil
+	})
 }
 
 // retry calls the server, waiting and retrying on 429 (as Retry-After

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -115,19 +113,7 @@ func TestSendLoopEndsWithCtx(t *testing.T) {
 // frees its inflight slot while the loop waits for one.
 func TestSendLoopExpires(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer conn.CloseNow()
-		for {
-			if _, _, err := conn.Read(r.Context()); err != nil {
-				return
-			}
-		}
-	}))
-	defer srv.Close()
+	srv := wsReader(t, nil)
 	conn, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
