@@ -203,6 +203,9 @@ func TestEndToEndRoomsPerClient(t *testing.T) {
 	r := mustRunChatbench(t, bench, "--servers", a+","+b, "--clients", "12", "--rooms", "18", "--room-size", "2",
 		"--rooms-per-client", "3", "--senders", "6", "--rate", "90", "--duration", "3s", "--token-secret", secret,
 		"--redis-addrs", rs.Addr, "--server-pid", fmt.Sprintf("%d,%d", pidA, pidB), "--json")
+	if r.Logins != 0 {
+		t.Errorf("%d logins reported for tokens signed with --token-secret", r.Logins)
+	}
 	if r.Connected != 12 || r.ClientsInRooms != 12 || r.RoomsPerClient != 3 || !r.Spread {
 		t.Fatalf("connected %d, in rooms %d, rooms per client %d, spread %v; want 12, 12, 3, true",
 			r.Connected, r.ClientsInRooms, r.RoomsPerClient, r.Spread)
