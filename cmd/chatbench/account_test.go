@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"slices"
 	"testing"
 )
@@ -229,53 +228,5 @@ func TestAccountAcrossWorkers(t *testing.T) {
 	}
 	if !allDelivered(clients[:1], expect) {
 		t.Fatal("the complete receiver is not complete")
-	}
-}
-
-func TestPlan(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct{ clients, rooms, size, senders int }{
-		{20, 2, 10, 4},  // exact fit
-		{100, 3, 10, 3}, // spare clients in no room
-		{10, 5, 6, 10},  // overlap: each client in 3 rooms
-		{7, 3, 7, 1},    // every client in every room
-		{1000, 10, 100, 50},
-	} {
-		t.Run(fmt.Sprintf("%d/%dx%d/%d", tc.clients, tc.rooms, tc.size, tc.senders), func(t *testing.T) {
-			t.Parallel()
-			cfg := &config{clients: tc.clients, rooms: tc.rooms, roomSize: tc.size, senders: tc.senders, userPrefix: "p_"}
-			pl, err := newPlan(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for r, ms := range pl.members {
-				seen := map[int]bool{}
-				for _, c := range ms {
-					if seen[c] {
-						t.Fatalf("room %d has client %d twice", r, c)
-					}
-					seen[c] = true
-					if !slices.Contains(pl.clientRooms[c], r) {
-						t.Fatalf("client %d does not list room %d", c, r)
-					}
-				}
-				if len(ms) != tc.size {
-					t.Fatalf("room %d has %d members", r, len(ms))
-				}
-			}
-			senders := map[int]bool{}
-			for s, c := range pl.senders {
-				if senders[c] || pl.senderOf[c] != s || len(pl.clientRooms[c]) == 0 {
-					t.Fatalf("sender %d is client %d: duplicate or without a room", s, c)
-				}
-				senders[c] = true
-			}
-			if pl.users[0] != "p_0000001" {
-				t.Fatalf("first user %q", pl.users[0])
-			}
-		})
-	}
-	if _, err := newPlan(&config{clients: 10, rooms: 2, roomSize: 5, senders: 11, userPrefix: "p"}); err == nil {
-		t.Fatal("more senders than clients in rooms accepted")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,7 +55,8 @@ func newAuthState(cfg *config, log *slog.Logger) *authState {
 
 // ensure returns a token for every user of pl, logging in (and
 // registering) those without a usable one, and creates pl's rooms. It
-// also returns how many users it had to log in.
+// also returns how many users it had to log in at the server (none with
+// --token-secret).
 func (a *authState) ensure(ctx context.Context, pl *plan) (map[string]string, int, error) {
 	if !a.loaded {
 		a.loaded = true
@@ -64,15 +66,19 @@ func (a *authState) ensure(ctx context.Context, pl *plan) (map[string]string, in
 	}
 	// A token must outlive the run with a wide margin: reconnects need it.
 	validUntil := time.Now().Add(a.cfg.warmup + a.cfg.duration + a.cfg.drain + 15*time.Minute)
-	var need []int
-	for i, u := range pl.users {
+	users := pl.users
+	if len(pl.creators) > len(users) { // more rooms than the clients may create
+		users = append(slices.Clone(users), pl.creators[len(users):]...)
+	}
+	var need []string
+	for _, u := range users {
 		if e, ok := a.tokens[u]; !ok || e.ExpiresAt.Before(validUntil) {
-			need = append(need, i)
+			need = append(need, u)
 		}
 	}
 	if len(need) > 0 {
-		a.log.Info("logging in users", "count", len(need), "cached", len(pl.users)-len(need), "concurrency", a.cfg.authConcurrency)
-		if err := a.loginAll(ctx, pl, need); err != nil {
+		a.log.Info("logging in users", "count", len(need), "cached", len(users)-len(need), "concurrency", a.cfg.authConcurrency)
+		if err := a.loginAll(ctx, need); err != nil {
 			return nil, 0, err
 		}
 		if err := a.saveCache(); err != nil {
@@ -85,6 +91,9 @@ func (a *authState) ensure(ctx context.Context, pl *plan) (map[string]string, in
 	out := make(map[string]string, len(pl.users))
 	for _, u := range pl.users {
 		out[u] = a.tokens[u].Token
+	}
+	if a.cfg.tokenSecret != "" {
+		return out, 0, nil // signed here: the server hashed no password
 	}
 	return out, len(need), nil
 }
@@ -150,58 +159,69 @@ func (a *authState) saveCache() error {
 	return os.Rename(tmp.Name(), a.cfg.tokenCache)
 }
 
-// loginAll gets tokens for the users at the given indices with bounded
-// concurrency: each register and login costs the server an argon2id hash,
-// so more parallelism than its cores only queues work there.
-func (a *authState) loginAll(ctx context.Context, pl *plan, idx []int) error {
+// loginAll gets tokens for users with bounded concurrency: each register
+// and login costs the server an argon2id hash, so more parallelism than
+// its cores only queues work there.
+func (a *authState) loginAll(ctx context.Context, users []string) error {
+	var mu sync.Mutex
+	return parallel(ctx, len(users), a.cfg.authConcurrency, a.log, "logging in", func(ctx context.Context, i int) error {
+		e, err := a.login(ctx, a.cfg.servers[i%len(a.cfg.servers)], users[i])
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		a.tokens[users[i]] = e
+		mu.Unlock()
+		return nil
+	})
+}
+
+// parallel calls do(ctx, i) for every i below n from at most workers
+// goroutines and returns the first error, which cancels the calls not yet
+// made, or ctx's error if it ended first. Every 5 s it logs how many
+// calls are done, as what.
+func parallel(ctx context.Context, n, workers int, log *slog.Logger, what string, do func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		mu       sync.Mutex
-		firstErr error
-		done     atomic.Int64
-		wg       sync.WaitGroup
+		next, done atomic.Int64
+		once       sync.Once
+		firstErr   error
+		wg         sync.WaitGroup
 	)
-	jobs := make(chan int)
-	for range max(1, a.cfg.authConcurrency) {
+	for range max(1, min(workers, n)) {
 		wg.Go(func() {
-			for i := range jobs {
-				e, err := a.login(ctx, a.cfg.servers[i%len(a.cfg.servers)], pl.users[i])
-				mu.Lock()
-				if err != nil {
-					if firstErr == nil {
-						firstErr = err
-						cancel()
-					}
-				} else {
-					a.tokens[pl.users[i]] = e
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
 				}
-				mu.Unlock()
+				if err := do(ctx, i); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+					return
+				}
 				done.Add(1)
 			}
 		})
 	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
-feed:
-	for _, i := range idx {
-		for {
-			select {
-			case jobs <- i:
-				continue feed
-			case <-ctx.Done():
-				break feed
-			case <-tick.C:
-				a.log.Info("logging in", "done", done.Load(), "of", len(idx))
+	for {
+		select {
+		case <-finished:
+			if firstErr != nil {
+				return firstErr
 			}
+			if done.Load() < int64(n) {
+				return ctx.Err()
+			}
+			return nil
+		case <-tick.C:
+			log.Info(what, "done", done.Load(), "of", n)
 		}
 	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
 }
 
 // login returns a token for user: with --reuse-users it logs in and
@@ -254,14 +274,29 @@ func (a *authState) login(ctx context.Context, server, user string) (tokenEntry,
 	return tokenEntry{Token: out.Token, ExpiresAt: out.ExpiresAt}, nil
 }
 
-// createRooms creates every room of pl not yet known to exist; a room
-// that already exists (409) is fine.
+// roomConcurrency bounds the rooms created at once: a REST call and a few
+// Redis commands each, so a few per core keep the server busy without
+// queueing.
+const roomConcurrency = 16
+
+// createRooms creates every room of pl not yet known to exist, room r by
+// pl.creators[r/maxRoomsPerCreator] on server r mod servers; a room that
+// already exists (409) is fine.
 func (a *authState) createRooms(ctx context.Context, pl *plan) error {
-	tok := a.tokens[pl.users[0]].Token
+	var todo []int
 	for i, name := range pl.rooms {
-		if a.rooms[name] {
-			continue
+		if !a.rooms[name] {
+			todo = append(todo, i)
 		}
+	}
+	if len(todo) > 1000 {
+		a.log.Info("creating rooms", "count", len(todo), "concurrency", roomConcurrency)
+	}
+	var mu sync.Mutex
+	return parallel(ctx, len(todo), roomConcurrency, a.log, "creating rooms", func(ctx context.Context, k int) error {
+		i := todo[k]
+		name := pl.rooms[i]
+		tok := a.tokens[pl.creators[i/maxRoomsPerCreator]].Token
 		server := a.cfg.servers[i%len(a.cfg.servers)]
 		status, code, _, err := a.retry(ctx, server, http.MethodPost, "/api/rooms", tok, map[string]string{"name": name}, nil)
 		if err != nil {
@@ -270,9 +305,11 @@ func (a *authState) createRooms(ctx context.Context, pl *plan) error {
 		if status != http.StatusCreated && status != http.StatusConflict {
 			return fmt.Errorf("create room %s: HTTP %d %s", name, status, code)
 		}
+		mu.Lock()
 		a.rooms[name] = true
-	}
-	return nil
+		mu.Unlock()
+		return nil
+	})
 }
 
 // retry calls the server, waiting and retrying on 429 (as Retry-After

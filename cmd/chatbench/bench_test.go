@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -224,5 +227,135 @@ func TestUsageExit(t *testing.T) {
 	}
 	if code := realMain([]string{"--clients", "5", "--room-size", "6"}, io.Discard, &stderr); code != 2 {
 		t.Fatalf("exit %d for a room larger than the clients", code)
+	}
+}
+
+// roomCounts returns how many messages each room of the fake server holds.
+func roomCounts(f *fakeServer) map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]int, len(f.rooms))
+	for name, r := range f.rooms {
+		out[name] = len(r.msgs)
+	}
+	return out
+}
+
+var multiRoom = []string{"--clients", "12", "--rooms", "18", "--room-size", "2", "--rooms-per-client", "3", "--senders", "6",
+	"--rate", "180", "--duration", "1s", "--warmup", "200ms", "--drain", "3s", "--inflight", "64"}
+
+// TestBenchRoomsPerClient runs sockets in three rooms each, over two
+// servers (the same fake twice), and checks every (socket, room) and that
+// every room got the same share of the sends.
+func TestBenchRoomsPerClient(t *testing.T) {
+	t.Parallel()
+	f, srv := newFakeServer(t)
+	r := mustRunBench(t, append([]string{"--servers", srv.URL + "," + srv.URL}, multiRoom...)...)
+	if r.Connected != 12 || r.ClientsInRooms != 12 || r.RoomsPerClient != 3 || !r.Spread {
+		t.Fatalf("connected %d, in rooms %d, rooms per client %d, spread %v; want 12, 12, 3, true",
+			r.Connected, r.ClientsInRooms, r.RoomsPerClient, r.Spread)
+	}
+	if r.Lost != 0 || r.LostReconnected != 0 || r.Dups != 0 || r.Reorders != 0 || r.failed() {
+		t.Fatalf("anomalies: lost %d/%d dups %d reorders %d", r.Lost, r.LostReconnected, r.Dups, r.Reorders)
+	}
+	if slots := r.Sent + r.Skipped; slots < 179 || slots > 181 {
+		t.Fatalf("%d sent + %d skipped, want 180 slots", r.Sent, r.Skipped)
+	}
+	if r.Sent == 0 || r.Acked != r.Sent || r.Deliveries != 2*r.Acked || r.Expected != r.Deliveries {
+		t.Fatalf("sent %d acked %d deliveries %d expected %d; want every acked message at both members", r.Sent, r.Acked, r.Deliveries, r.Expected)
+	}
+	counts := roomCounts(f)
+	if len(counts) != 18 {
+		t.Fatalf("%d rooms on the server, want 18", len(counts))
+	}
+	lo, hi := math.MaxInt, 0
+	for _, n := range counts {
+		lo, hi = min(lo, n), max(hi, n)
+	}
+	if r.Skipped == 0 && hi-lo > 1 {
+		t.Fatalf("rooms got from %d to %d messages; want an even share", lo, hi)
+	}
+}
+
+// TestBenchRoomsPerClientDetectsLoss checks that loss and duplicates are
+// found per (socket, room) when sockets are in several rooms.
+func TestBenchRoomsPerClientDetectsLoss(t *testing.T) {
+	t.Parallel()
+	f, srv := newFakeServer(t)
+	f.dropEvery = 37
+	r := mustRunBench(t, append([]string{"--servers", srv.URL}, multiRoom...)...)
+	if r.Lost == 0 || r.Lost+r.Deliveries != r.Expected || !r.failed() {
+		t.Fatalf("lost %d + delivered %d, expected %d", r.Lost, r.Deliveries, r.Expected)
+	}
+	f, srv = newFakeServer(t)
+	f.dupEvery = 41
+	r = mustRunBench(t, append([]string{"--servers", srv.URL}, multiRoom...)...)
+	if r.Dups == 0 || r.Lost != 0 || !r.failed() {
+		t.Fatalf("duplicates: dups %d lost %d", r.Dups, r.Lost)
+	}
+}
+
+// TestSweepRooms runs a two-step room sweep through realMain: each step
+// fits its rooms in --clients with as few rooms per client as it can. Two
+// worker processes run each step, so they must be told the step's layout.
+func TestSweepRooms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	t.Setenv("CHATBENCH_TEST_MAIN", "1") // for the re-executed workers
+	_, srv := newFakeServer(t)
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := realMain([]string{"--servers", srv.URL, "--sweep-rooms", "4,12", "--clients", "6", "--room-size", "2", "--workers", "2",
+		"--rate", "60", "--duration", "500ms", "--warmup", "100ms", "--drain", "1s", "--json", "--out", out}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 JSON lines, got:\n%s", stdout.String())
+	}
+	for i, want := range []struct{ rooms, perClient, inRooms int }{{4, 2, 4}, {12, 4, 6}} {
+		var r Report
+		if err := json.Unmarshal([]byte(lines[i]), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Rooms != want.rooms || r.RoomsPerClient != want.perClient || r.ClientsInRooms != want.inRooms || r.Clients != 6 ||
+			r.Workers != 2 || r.Deliveries == 0 || r.Deliveries != 2*r.Acked || r.failed() {
+			t.Fatalf("step %d: %s; want %d rooms, %d per client, %d clients in rooms", i+1, lines[i], want.rooms, want.perClient, want.inRooms)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(out, "sweep-rooms.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	col := slices.Index(csvHeader, "rooms")
+	if err != nil || len(rows) != 3 || rows[1][col] != "4" || rows[2][col] != "12" {
+		t.Fatalf("sweep-rooms.csv: %v\n%s", err, b)
+	}
+	if fi, err := os.Stat(filepath.Join(out, "sweep-rooms.svg")); err != nil || fi.Size() == 0 {
+		t.Fatalf("sweep-rooms.svg: %v", err)
+	}
+	if code := realMain([]string{"--servers", srv.URL, "--sweep-rooms", "700", "--clients", "6", "--room-size", "1"}, io.Discard, &stderr); code != 2 {
+		t.Fatalf("exit %d for 700 rooms in 6 clients (117 rooms each)", code)
+	}
+}
+
+// TestBenchManyRooms runs more rooms than the clients may create at the
+// server's limit of 50 channels per user: other users create the rest.
+func TestBenchManyRooms(t *testing.T) {
+	t.Parallel()
+	f, srv := newFakeServer(t)
+	f.maxRooms = 50
+	r := mustRunBench(t, "--servers", srv.URL, "--clients", "2", "--rooms", "150", "--room-size", "1", "--rooms-per-client", "75",
+		"--rate", "150", "--duration", "1s", "--warmup", "200ms", "--drain", "3s", "--inflight", "64")
+	if r.Connected != 2 || r.RoomsPerClient != 75 || r.failed() || r.Deliveries == 0 || r.Deliveries != r.Acked {
+		t.Fatalf("connected %d, rooms per client %d, deliveries %d, acked %d", r.Connected, r.RoomsPerClient, r.Deliveries, r.Acked)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.rooms) != 150 || len(f.created) != 3 {
+		t.Fatalf("%d rooms created by %d users, want 150 by 3", len(f.rooms), len(f.created))
 	}
 }

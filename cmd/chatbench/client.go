@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -160,15 +161,17 @@ type client struct {
 	b      *bench
 	user   string
 	token  string
-	url    string // ws:// or wss:// URL of /ws
-	hc     *http.Client
+	url    string      // ws:// or wss:// URL of /ws
+	local  net.IP      // source address to dial from; nil for any
 	rooms  []int       // global room indices, in join order
 	pos    map[int]int // global room index -> position in rooms
 	sender int         // sender index, -1 for a pure receiver
 
-	// freed wakes the send loop while it waits for a free inflight slot;
+	// freed wakes the send loop while it waits for a free inflight place;
 	// it has room for one signal. The send loop makes it, under mu.
 	freed chan struct{}
+
+	frames [][]byte // the send loop's list of frames to write, kept
 
 	readBuf []byte // the read loop's buffer, kept for the next connection
 
@@ -179,8 +182,7 @@ type client struct {
 	stable    bool       // connected and never disconnected since
 	pending   map[uint32]*pendingSend
 	ackedMsgs []ackedMsg
-	waiting   bool  // the send loop waits for pending to drop below inflight
-	freedAt   int64 // when it did, Unix nanoseconds; set when waiting ends
+	waiting   bool // the send loop waits for pending to drop below inflight
 }
 
 // ackedMsg is a measured message the server acknowledged.
@@ -193,6 +195,7 @@ type ackedMsg struct {
 // on which its read loop reports join replies and its write progress.
 type connState struct {
 	conn   *websocket.Conn
+	cork   *corkConn  // the TCP connection under conn; nil if the dial did not give it
 	joined chan error // one value per join reply or join error
 
 	writesBegun, writesEnded atomic.Uint64 // counted by client.write
@@ -255,11 +258,11 @@ func (c *client) run(ctx context.Context, first chan<- error) {
 		}
 		c.mu.Unlock()
 		slices.SortFunc(resend, func(a, b *pendingSend) int { return int(a.seq) - int(b.seq) })
-		for _, p := range resend {
-			if c.write(cs, p.frame) != nil {
-				break // the read loop sees the closed connection
-			}
+		frames := make([][]byte, len(resend))
+		for i, p := range resend {
+			frames[i] = p.frame
 		}
+		_ = c.write(cs, frames...) // on an error the read loop sees the closed connection
 		if isFirst {
 			first <- nil
 			isFirst = false
@@ -294,8 +297,29 @@ func (c *client) connect(ctx context.Context, rejoin bool) (*connState, <-chan e
 	defer cancel()
 	hdr := http.Header{}
 	hdr.Set("Authorization", "Bearer "+c.token)
+	// A transport of its own, so the connection it dials is this one's and
+	// the send loop can cork it; it serves this one request.
+	var tcp atomic.Pointer[corkConn]
+	d := &net.Dialer{Timeout: c.b.cfg.connectTimeout, KeepAlive: 30 * time.Second}
+	if c.local != nil {
+		d.LocalAddr = &net.TCPAddr{IP: c.local}
+		d.Control = bindNoPort
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			cc := &corkConn{Conn: nc}
+			tcp.Store(cc)
+			return cc, nil
+		},
+		TLSHandshakeTimeout: c.b.cfg.connectTimeout,
+	}
+	defer tr.CloseIdleConnections() // a refused upgrade leaves its connection idle
 	conn, resp, err := websocket.Dial(dctx, c.url, &websocket.DialOptions{
-		HTTPClient:      c.hc,
+		HTTPClient:      &http.Client{Transport: tr},
 		HTTPHeader:      hdr,
 		CompressionMode: websocket.CompressionDisabled,
 	})
@@ -306,7 +330,7 @@ func (c *client) connect(ctx context.Context, rejoin bool) (*connState, <-chan e
 		return nil, nil, fmt.Errorf("dial %s: %w", c.url, err)
 	}
 	conn.SetReadLimit(readLimit)
-	cs := &connState{conn: conn, joined: make(chan error, len(c.rooms))}
+	cs := &connState{conn: conn, cork: tcp.Load(), joined: make(chan error, len(c.rooms))}
 	readDone := make(chan error, 1)
 	// Reads and writes pass no ctx, which would arm a timer per frame:
 	// the connection is closed once ctx ends instead, which ends both.
@@ -444,7 +468,7 @@ func (c *client) handle(cs *connState, frame []byte, now int64) {
 			c.b.badFrames.Add(1)
 			return
 		}
-		c.onError(cs, &e, now)
+		c.onError(cs, &e)
 	}
 }
 
@@ -503,7 +527,7 @@ func (c *client) onAck(clientID []byte, now int64) {
 	p := c.pending[seq]
 	if p != nil {
 		delete(c.pending, seq)
-		c.freeLocked(now)
+		c.freeLocked()
 		if p.measured {
 			c.ackedMsgs = append(c.ackedMsgs, ackedMsg{room: p.room, key: msgKey{int32(c.sender), seq}})
 		}
@@ -516,12 +540,12 @@ func (c *client) onAck(clientID []byte, now int64) {
 }
 
 // freeLocked wakes the send loop, with c.mu held, if it waits for a free
-// inflight slot and pending now has one; now is when it became free.
-func (c *client) freeLocked(now int64) {
+// inflight place and pending now has one.
+func (c *client) freeLocked() {
 	if !c.waiting || len(c.pending) >= c.b.cfg.inflight {
 		return
 	}
-	c.waiting, c.freedAt = false, now
+	c.waiting = false
 	select {
 	case c.freed <- struct{}{}:
 	default:
@@ -548,7 +572,7 @@ func (c *client) onJoined(cs *connState, j *wire.Joined) {
 	cs.signal(nil)
 }
 
-func (c *client) onError(cs *connState, e *wire.Error, now int64) {
+func (c *client) onError(cs *connState, e *wire.Error) {
 	ref, err := strconv.ParseInt(string(e.Ref), 10, 64)
 	if err != nil {
 		c.b.countErr(e.Code)
@@ -564,30 +588,53 @@ func (c *client) onError(cs *connState, e *wire.Error, now int64) {
 	c.mu.Lock()
 	p := c.pending[uint32(ref)]
 	delete(c.pending, uint32(ref))
-	c.freeLocked(now)
+	c.freeLocked()
 	c.mu.Unlock()
 	if p != nil && p.measured {
 		c.b.rejected.Add(1)
 	}
 }
 
-// sendLoop sends on the sender's fixed schedule until sendEnd: slot k is
-// due at start + (sender + k*senders)/rate seconds, whether or not earlier
-// messages have been answered. A slot that finds inflight sends still
-// unacknowledged is skipped and counted; a late slot is sent at once, and
-// its latency still counts from when it was due.
+// slot is one send of the schedule: the sender's slot number seq, due at
+// due (Unix nanoseconds), into room (a global room index).
+type slot struct {
+	seq  uint32
+	room int
+	due  int64
+}
+
+// sendLoop sends this sender's slots of the schedule (see slotGen) until
+// sendEnd. A slot is sent when it comes due, whether or not earlier sends
+// have been answered, and its latency counts from when it was due, so a
+// stalled server shows up as latency instead of silently lowering the load
+// (coordinated omission).
 //
-// While inflight sends are unacknowledged the loop does not wake for each
-// slot: it sleeps until an ack, an error reply or an expiry frees an
-// inflight slot (or sendEnd), and then counts as skipped every slot that
-// came due before that, as each would have found the sends unanswered.
+// At most --inflight sends are unanswered at a time. A slot that comes due
+// while they are waits, and so do the slots after it, up to --inflight of
+// them; beyond that the oldest waiting slot is skipped and counted. An
+// answer frees a place and the waiting slots go out at once, as many as
+// there are free places, in one write: a server slower than --rate is
+// kept at --inflight sends per sender, with no pause between an answer
+// and the next send, and the sends one read of answers frees leave
+// together, as a client with messages queued would send them.
 func (c *client) sendLoop(ctx context.Context) {
 	cfg := c.b.cfg
-	start, sendEnd := c.b.start.Load(), c.b.sendEnd.Load()
-	dueOf := func(k uint32) int64 {
-		slot := float64(c.sender) + float64(k)*float64(cfg.senders)
-		return start + int64(slot*1e9/cfg.rate)
+	start, measureStart, sendEnd := c.b.start.Load(), c.b.measureStart.Load(), c.b.sendEnd.Load()
+	gen := newSlotGen(len(c.b.plan.rooms), c.b.plan.speaks[c.sender])
+	var (
+		next slot
+		seq  uint32
+	)
+	advance := func() {
+		g, room, ok := gen.next()
+		if !ok {
+			next = slot{due: sendEnd} // no room: nothing to send
+			return
+		}
+		next = slot{seq: seq, room: room, due: start + int64(float64(g)*1e9/cfg.rate)}
+		seq++
 	}
+	advance()
 	c.mu.Lock()
 	if c.freed == nil {
 		c.freed = make(chan struct{}, 1)
@@ -595,120 +642,121 @@ func (c *client) sendLoop(ctx context.Context) {
 	c.mu.Unlock()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	backlog := make([]slot, 0, 2*cfg.inflight)
 	var expireAt int64 // no pending send can expire before this
-	for k := uint32(0); ; k++ {
-		due := dueOf(k)
-		if due >= sendEnd {
-			return
+	for {
+		now := time.Now().UnixNano()
+		for next.due <= now && next.due < sendEnd {
+			backlog = append(backlog, next)
+			advance()
 		}
-		if d := time.Until(time.Unix(0, due)); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-ctx.Done():
-				return
-			case <-timer.C:
-			}
+		if over := len(backlog) - cfg.inflight; over > 0 {
+			c.skip(backlog[:over], measureStart)
+			backlog = append(backlog[:0], backlog[over:]...)
 		}
-		if now := time.Now().UnixNano(); now >= expireAt {
+		if now >= expireAt {
 			expireAt = c.expire(now)
 		}
-		if c.trySend(k, due) {
-			continue
+		if n := c.sendSlots(backlog, measureStart); n > 0 {
+			backlog = append(backlog[:0], backlog[n:]...)
 		}
-		freedAt, ok := c.waitFree(ctx, timer, &expireAt, sendEnd)
-		if !ok {
+		if now >= sendEnd || next.due >= sendEnd && len(backlog) == 0 {
+			c.skip(backlog, measureStart) // due before the end and never sent
 			return
 		}
-		for {
-			next := dueOf(k + 1)
-			if next >= freedAt || next >= sendEnd {
-				break
-			}
-			k++
-			if next >= c.b.measureStart.Load() {
-				c.b.skipped.Add(1)
-			}
+		wake := next.due
+		if len(backlog) > 0 || next.due >= sendEnd {
+			wake = min(expireAt, sendEnd) // or when an answer frees a place
 		}
-	}
-}
-
-// waitFree waits, after trySend found inflight sends pending, until one of
-// them is answered or expires, and returns when that was (Unix
-// nanoseconds); it returns sendEnd if that comes first. It expires sends
-// when *expireAt, the earliest time one can, has passed, and updates it.
-// ok is false when ctx ended.
-func (c *client) waitFree(ctx context.Context, timer *time.Timer, expireAt *int64, sendEnd int64) (freedAt int64, ok bool) {
-	for {
-		timer.Reset(time.Until(time.Unix(0, min(*expireAt, sendEnd))))
+		timer.Reset(time.Until(time.Unix(0, wake)))
 		select {
 		case <-ctx.Done():
-			return 0, false
+			return
 		case <-c.freed:
 		case <-timer.C:
 		}
-		now := time.Now().UnixNano()
-		if now >= *expireAt {
-			*expireAt = c.expire(now)
-		}
-		c.mu.Lock()
-		waiting, freedAt := c.waiting, c.freedAt
-		if now >= sendEnd {
-			c.waiting = false
-		}
-		c.mu.Unlock()
-		switch {
-		case !waiting:
-			return freedAt, true
-		case now >= sendEnd:
-			return sendEnd, true
-		}
 	}
 }
 
-// trySend sends slot seq, due at due, unless inflight sends are pending;
-// then it counts the slot as skipped, marks the send loop as waiting for a
-// free slot and returns false.
-func (c *client) trySend(seq uint32, due int64) bool {
-	measured := due >= c.b.measureStart.Load()
+// skip counts the measured slots among slots as skipped.
+func (c *client) skip(slots []slot, measureStart int64) {
+	var n int64
+	for _, s := range slots {
+		if s.due >= measureStart {
+			n++
+		}
+	}
+	c.b.skipped.Add(n)
+}
+
+// sendSlots sends the first of slots, as many as there are free inflight
+// places, in one write, and returns how many. When it cannot send them all
+// it marks the send loop as waiting for a free place.
+func (c *client) sendSlots(slots []slot, measureStart int64) int {
+	if len(slots) == 0 {
+		return 0
+	}
+	b := c.b
 	c.mu.Lock()
-	if len(c.pending) >= c.b.cfg.inflight {
+	n := min(len(slots), b.cfg.inflight-len(c.pending))
+	if n < len(slots) {
 		c.waiting = true
 		select {
 		case <-c.freed: // a stale signal
 		default:
 		}
+	}
+	if n <= 0 {
 		c.mu.Unlock()
-		if measured {
-			c.b.skipped.Add(1)
-		}
-		return false
+		return 0
 	}
-	room := c.rooms[int(seq)%len(c.rooms)]
-	frame := c.b.codec.appendSendFrame(make([]byte, 0, 160), c.sender, seq, c.b.plan.rooms[room], due)
-	p := &pendingSend{seq: seq, room: room, intended: due, sentAt: time.Now().UnixNano(), measured: measured, frame: frame}
+	now := time.Now().UnixNano()
 	cs := c.cs
-	if cs != nil {
-		p.lastWrite = p.sentAt
+	frames := c.frames[:0]
+	var measured int64
+	for _, s := range slots[:n] {
+		frame := b.codec.appendSendFrame(make([]byte, 0, 160), c.sender, s.seq, b.plan.rooms[s.room], s.due)
+		p := &pendingSend{seq: s.seq, room: s.room, intended: s.due, sentAt: now, measured: s.due >= measureStart, frame: frame}
+		if cs != nil {
+			p.lastWrite = now
+		}
+		c.pending[s.seq] = p
+		frames = append(frames, frame)
+		if p.measured {
+			measured++
+		}
 	}
-	c.pending[seq] = p
+	c.frames = frames
 	c.mu.Unlock()
-	if measured {
-		c.b.sent.Add(1)
-	}
+	b.sent.Add(measured)
 	if cs != nil {
-		_ = c.write(cs, frame) // a failed write closes the conn; run resends after reconnecting
+		_ = c.write(cs, frames...) // a failed write closes the conn; run resends after reconnecting
 	}
-	return true
+	clear(frames) // the pending sends keep them; the list does not
+	return n
 }
 
-// write writes one frame on cs. It passes no ctx, which would arm a timer
-// per frame: the connection is closed when the run's ctx ends, and
-// bench.watchWrites closes it when writes make no progress for
+// write writes frames on cs in one system call. It passes no ctx, which
+// would arm a timer per frame: the connection is closed when the run's ctx
+// ends, and bench.watchWrites closes it when writes make no progress for
 // writeTimeout, either of which ends a blocked write.
-func (c *client) write(cs *connState, frame []byte) error {
+func (c *client) write(cs *connState, frames ...[]byte) error {
 	cs.writesBegun.Add(1)
-	err := cs.conn.Write(context.Background(), websocket.MessageText, frame)
-	cs.writesEnded.Add(1)
+	defer cs.writesEnded.Add(1)
+	if cs.cork != nil {
+		cs.cork.cork()
+	}
+	var err error
+	for _, f := range frames {
+		if err = cs.conn.Write(context.Background(), websocket.MessageText, f); err != nil {
+			break
+		}
+	}
+	if cs.cork != nil {
+		if uerr := cs.cork.uncork(); err == nil {
+			err = uerr
+		}
+	}
 	return err
 }
 
@@ -737,7 +785,7 @@ func (c *client) expire(now int64) (next int64) {
 			next = min(next, p.lastWrite+timeout+1) // the first instant it is over
 		}
 	}
-	c.freeLocked(now)
+	c.freeLocked()
 	c.mu.Unlock()
 	c.b.unacked.Add(n)
 	return next

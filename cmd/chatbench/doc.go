@@ -12,30 +12,52 @@
 // # What it does
 //
 // Chatbench registers and logs in --clients users (<prefix>0000001…,
-// random prefix per run unless --user-prefix is given), creates --rooms
-// rooms and lets each user join its rooms over one WebSocket connection,
-// opening --ramp connections per second, spread round-robin over
-// --servers. When rooms×room-size fits in the clients every room gets
-// distinct members; otherwise rooms overlap and a client joins several.
+// random prefix per run unless --user-prefix is given), or signs their
+// tokens itself with --token-secret, creates --rooms rooms (at most 50 by
+// any one user, as servers limit that) and lets each user join its rooms
+// over one WebSocket connection, opening --ramp connections per second,
+// spread round-robin over --servers.
+//
+// Each room gets --room-size members and each socket joins
+// --rooms-per-client rooms (K; at most 100, the server's limit per
+// socket), so the first ⌈rooms × room-size / K⌉ clients hold every
+// membership and the clients after them hold sockets in no room. When
+// rooms × room-size is not a multiple of K, the clients' shares differ by
+// one. Without --rooms-per-client each socket joins one room, or, when
+// rooms × room-size exceeds --clients, as many as that takes. With several
+// servers a room's members are spread over them: member j of room r
+// connects to server (r × room-size + j) mod servers, so 7,000 rooms of 2
+// on 2 servers have one member of each room on each. That needs the
+// clients in rooms to be a multiple of the servers; when --clients does not
+// allow it, chatbench says the rooms are not spread evenly.
 //
 // Then --senders of the clients send --rate messages per second in total
-// for --warmup plus --duration. Each sender's slots are fixed in advance
-// and a message is sent when its slot is due, not when the previous one
-// was answered, and its latency counts from the slot: a stalled server
-// shows up as latency instead of silently lowering the load (coordinated
-// omission). A sender with --inflight sends unanswered skips the slot and
-// counts it as skipped. The text of a message, b|<run>.<sender>|<seq>|<ns>,
-// carries its identity and intended send time, so every receiver measures
-// delivery latency on its own; the send's client_id is <run>.<sender>-<seq>.
-// Only messages due after the warmup are measured.
+// for --warmup plus --duration. The schedule is fixed in advance: slot g of
+// the run is due g/rate seconds after the start and goes into room g mod
+// rooms, so every room gets the same share of the rate, and a room's slots
+// are sent by the senders among its members in turn (by another sender
+// when none of its members sends: a public channel lets anyone send). A
+// slot is sent when it is due, not when earlier sends were answered, and
+// its latency counts from when it was due: a stalled server shows up as
+// latency instead of silently lowering the load (coordinated omission).
+// At most --inflight sends of a sender are unanswered; slots that come due
+// meanwhile wait, up to --inflight of them (beyond that the oldest is
+// skipped and counted), and go out as soon as answers free places, all
+// those freed at once in one write. A server slower than --rate is thus
+// kept at --inflight sends per sender, which is what a throughput figure
+// needs. The text of a message, b|<run>.<sender>|<seq>|<ns>, carries its
+// identity and intended send time, so every receiver measures delivery
+// latency on its own; the send's client_id is <run>.<sender>-<seq>. Only
+// messages due after the warmup are measured.
 //
 // After sending, chatbench waits up to --drain for acks and deliveries and
 // then checks loss: every acknowledged, measured message must have reached
-// every member of its room. Members that stayed connected count missing
-// messages as lost; members that were disconnected reconnect, rejoin with
-// since and count what is still missing after that separately, as
-// lost_reconnected. A message seen twice is a duplicate; a stream ID not
-// above the previous one in the room is a reorder.
+// every member of its room, each (socket, room) on its own. Members that
+// stayed connected count missing messages as lost; members that were
+// disconnected reconnect, rejoin with since and count what is still
+// missing after that separately, as lost_reconnected. A message seen twice
+// is a duplicate; a stream ID not above the previous one in the room is a
+// reorder.
 //
 // # Output
 //
@@ -49,6 +71,15 @@
 // of it, so measure memory per connection against a freshly started
 // server with tokens from --token-cache (chatbench says how many logins
 // the run needed).
+//
+// CPU time is sampled at the start and the end of the measured window:
+// each --redis-addrs Redis's used_cpu_user + used_cpu_sys (INFO cpu, plain
+// RESP, AUTH with --redis-password), reported per address with its role
+// and share, in total and per 1,000 measured deliveries; each server's,
+// from /proc/PID/stat with --server-pid or else process_cpu_seconds_total
+// on /metrics; and chatbench's own (getrusage, its worker processes
+// included), per 1,000 acked sends, so that a saturated generator shows.
+// For a Redis Cluster, list its primaries to get the share of each.
 //
 // The exit status is 1 when a message was lost or duplicated or the run
 // failed, and 2 for a bad command line.
@@ -84,6 +115,22 @@
 //	chatbench --clients 20000 --rooms 200 --room-size 100 --idle --duration 30s \
 //	    --source-addrs 127.0.0.1-127.0.0.4 --server-pid 4242
 //
+// Throughput of two instances on one Redis, with the CPU time of each
+// process per message (T5 of the README):
+//
+//	chatbench --servers http://127.0.0.1:8080,http://127.0.0.1:8081 \
+//	    --clients 200 --rooms 100 --room-size 2 --senders 200 --inflight 8 \
+//	    --rate 60000 --duration 10s --token-secret "$CHAT_JWT_SECRET" \
+//	    --redis-addrs 127.0.0.1:6379 --server-pid 4242,4243
+//
+// Latency and Redis CPU per 1,000 deliveries against the number of rooms
+// with local members, 1,000 messages a second, in at most 500 sockets (100
+// rooms each at 50,000 rooms), written to out/sweep-rooms.csv and
+// out/sweep-rooms.svg:
+//
+//	chatbench --sweep-rooms 100,1000,10000,50000 --clients 500 --room-size 1 \
+//	    --rate 1000 --redis-addrs 127.0.0.1:6379 --token-secret "$CHAT_JWT_SECRET" --out out
+//
 // Latency against the number of connections, written to out/sweep.csv and
 // out/sweep.svg, over two instances:
 //
@@ -92,5 +139,6 @@
 //	    --source-addrs 127.0.0.1-127.0.0.8 --batch --out out
 //
 // The server limits each user to 20 sends per second by default
-// (CHAT_SEND_RATE); keep --rate/--senders below that or raise the limit.
+// (CHAT_SEND_RATE); chatbench warns when a sender's share of --rate is
+// above that. Keep it below or raise the limit.
 package main

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redstream/chat/store/storetest"
 )
 
 // syncBuffer collects a child's output from its copying goroutines.
@@ -77,18 +79,19 @@ func checkFor(tb testing.TB, total, every time.Duration, f func() error) {
 }
 
 // mustStartChatd starts chatd on a free port with its own data directory
-// and returns its base URL. Cleanup stops it with SIGTERM, then kills its
-// process group (chatd may have started a redis-server) if it lingers.
-func mustStartChatd(tb testing.TB, bin string) string {
+// and the extra environment env, and returns its base URL and PID. Cleanup
+// stops it with SIGTERM, then kills its process group (chatd may have
+// started a redis-server) if it lingers.
+func mustStartChatd(tb testing.TB, bin string, env ...string) (string, int) {
 	tb.Helper()
 	addr := freeAddr(tb)
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(append(os.Environ(),
 		"CHAT_ADDR="+addr,
 		"CHAT_DATA_DIR="+filepath.Join(tb.TempDir(), "data"),
 		"CHAT_SEND_RATE=1000",
 		"CHAT_SEND_BURST=1000",
-	)
+	), env...)
 	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -129,7 +132,7 @@ func mustStartChatd(tb testing.TB, bin string) string {
 		}
 		return nil
 	})
-	return base
+	return base, cmd.Process.Pid
 }
 
 // TestEndToEnd runs the real chatbench binary against a real chatd.
@@ -140,33 +143,85 @@ func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	chatd := mustBuild(t, dir, "github.com/redstream/chat/cmd/chatd")
 	bench := mustBuild(t, dir, "github.com/redstream/chat/cmd/chatbench")
-	base := mustStartChatd(t, chatd)
+	base, _ := mustStartChatd(t, chatd)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bench, "--servers", base, "--clients", "20", "--rooms", "2", "--room-size", "10",
+	r := mustRunChatbench(t, bench, "--servers", base, "--clients", "20", "--rooms", "2", "--room-size", "10",
 		"--senders", "4", "--rate", "40", "--duration", "3s", "--json")
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	t.Logf("chatbench stderr:\n%s", stderr.String())
-	var exit *exec.ExitError
-	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
-		t.Fatalf("chatbench: %v", err)
-	}
-	var r Report
-	if err := json.Unmarshal(bytes.TrimSpace([]byte(stdout.String())), &r); err != nil {
-		t.Fatalf("chatbench output is not one JSON line: %v\n%s", err, stdout.String())
-	}
-	t.Logf("result: %s", stdout.String())
 	if r.Deliveries <= 0 || r.Lost != 0 || r.Dups != 0 {
 		t.Fatalf("deliveries %d, lost %d, dups %d; want > 0, 0, 0", r.Deliveries, r.Lost, r.Dups)
 	}
 	if r.LostReconnected != 0 || r.Reorders != 0 || r.Connected != 20 {
 		t.Errorf("lost after reconnect %d, reorders %d, connected %d", r.LostReconnected, r.Reorders, r.Connected)
 	}
+}
+
+// mustRunChatbench runs the chatbench binary with args, which must hold
+// --json, and returns its report; it fails the test unless chatbench
+// exits 0.
+func mustRunChatbench(tb testing.TB, bench string, args ...string) *Report {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bench, args...)
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	tb.Logf("chatbench stderr:\n%s", stderr.String())
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
+		tb.Fatalf("chatbench: %v", err)
+	}
+	var r Report
+	if err := json.Unmarshal(bytes.TrimSpace([]byte(stdout.String())), &r); err != nil {
+		tb.Fatalf("chatbench output is not one JSON line: %v\n%s", err, stdout.String())
+	}
+	tb.Logf("result: %s", stdout.String())
 	if err != nil {
-		t.Fatalf("chatbench exited with %v", err)
+		tb.Fatalf("chatbench exited with %v (lost %d, dups %d)", err, r.Lost, r.Dups)
+	}
+	return &r
+}
+
+// TestEndToEndRoomsPerClient runs chatbench against two chatd on one real
+// redis-server with sockets in three rooms each, every room spanning both
+// instances, and reports Redis's and both chatd's CPU time.
+func TestEndToEndRoomsPerClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts chatd")
+	}
+	rs := storetest.Start(t, storetest.Options{AppendOnly: true})
+	rs.RequireReal(t)
+	dir := t.TempDir()
+	chatd := mustBuild(t, dir, "github.com/redstream/chat/cmd/chatd")
+	bench := mustBuild(t, dir, "github.com/redstream/chat/cmd/chatbench")
+	const secret = "e2e-chatbench-secret-0123456789abcdef"
+	env := []string{"REDIS_URL=redis://" + rs.Addr + "/0", "CHAT_JWT_SECRET=" + secret}
+	a, pidA := mustStartChatd(t, chatd, env...)
+	b, pidB := mustStartChatd(t, chatd, env...)
+
+	r := mustRunChatbench(t, bench, "--servers", a+","+b, "--clients", "12", "--rooms", "18", "--room-size", "2",
+		"--rooms-per-client", "3", "--senders", "6", "--rate", "90", "--duration", "3s", "--token-secret", secret,
+		"--redis-addrs", rs.Addr, "--server-pid", fmt.Sprintf("%d,%d", pidA, pidB), "--json")
+	if r.Logins != 0 {
+		t.Errorf("%d logins reported for tokens signed with --token-secret", r.Logins)
+	}
+	if r.Connected != 12 || r.ClientsInRooms != 12 || r.RoomsPerClient != 3 || !r.Spread {
+		t.Fatalf("connected %d, in rooms %d, rooms per client %d, spread %v; want 12, 12, 3, true",
+			r.Connected, r.ClientsInRooms, r.RoomsPerClient, r.Spread)
+	}
+	if r.Acked == 0 || r.Deliveries != 2*r.Acked || r.Expected != r.Deliveries || r.Reorders != 0 || r.LostReconnected != 0 {
+		t.Fatalf("acked %d, deliveries %d, expected %d, reorders %d, lost after reconnect %d",
+			r.Acked, r.Deliveries, r.Expected, r.Reorders, r.LostReconnected)
+	}
+	if len(r.RedisCPU) != 1 || r.RedisCPU[0].Addr != rs.Addr || r.RedisCPU[0].Role != "master" || r.RedisCPU[0].Share != 1 ||
+		!(r.RedisCPUS > 0) || !(r.RedisCPUMsPer1000 > 0) {
+		t.Fatalf("Redis CPU %+v, %v s, %v ms per 1,000 deliveries", r.RedisCPU, r.RedisCPUS, r.RedisCPUMsPer1000)
+	}
+	if len(r.ServerCPU) != 2 || !(r.ServerCPU[0] > 0) || !(r.ServerCPU[1] > 0) || r.ServerCPUSource != "proc" {
+		t.Fatalf("server CPU %v from %q, want both chatd's from proc", r.ServerCPU, r.ServerCPUSource)
+	}
+	if !(r.GeneratorCPUS > 0) || !(r.WindowS >= 2.9) {
+		t.Fatalf("chatbench CPU %v s over a window of %v s", r.GeneratorCPUS, r.WindowS)
 	}
 }

@@ -24,6 +24,7 @@ type fakeServer struct {
 	dropEvery int // every n-th fan-out delivery is silently skipped
 	dupEvery  int // every n-th fan-out delivery is written twice
 	kickAfter int // each connection is closed with 1013 after this many deliveries, once per user
+	maxRooms  int // rooms one user may create; more is 429 rate_limited, as CHAT_MAX_CHANNELS_PER_USER
 
 	mu       sync.Mutex
 	users    map[string]bool
@@ -34,6 +35,7 @@ type fakeServer struct {
 	delivers int
 	kicked   map[string]bool
 	logins   int
+	created  map[string]int // rooms created per user
 }
 
 type fakeRoom struct {
@@ -53,10 +55,11 @@ type fakeConn struct {
 func newFakeServer(tb testing.TB) (*fakeServer, *httptest.Server) {
 	tb.Helper()
 	f := &fakeServer{
-		users:  make(map[string]bool),
-		rooms:  make(map[string]*fakeRoom),
-		idem:   make(map[string]wire.Ack),
-		kicked: make(map[string]bool),
+		users:   make(map[string]bool),
+		rooms:   make(map[string]*fakeRoom),
+		idem:    make(map[string]wire.Ack),
+		kicked:  make(map[string]bool),
+		created: make(map[string]int),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/register", f.register)
@@ -130,7 +133,8 @@ func (f *fakeServer) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeServer) createRoom(w http.ResponseWriter, r *http.Request) {
-	if f.auth(r) == "" {
+	user := f.auth(r)
+	if user == "" {
 		writeJSONStatus(w, 401, map[string]any{"error": map[string]string{"code": "unauthorized"}})
 		return
 	}
@@ -142,6 +146,11 @@ func (f *fakeServer) createRoom(w http.ResponseWriter, r *http.Request) {
 		writeJSONStatus(w, 409, map[string]any{"error": map[string]string{"code": "room_exists"}})
 		return
 	}
+	if f.maxRooms > 0 && f.created[user] >= f.maxRooms {
+		writeJSONStatus(w, 429, map[string]any{"error": map[string]string{"code": "rate_limited"}})
+		return
+	}
+	f.created[user]++
 	f.rooms[c.Name] = &fakeRoom{members: make(map[*fakeConn]bool)}
 	writeJSONStatus(w, 201, map[string]string{"name": c.Name, "kind": "channel"})
 }

@@ -31,6 +31,7 @@ type config struct {
 	clients         int
 	rooms           int
 	roomSize        int
+	roomsPerClient  int // 0 when not given
 	senders         int // 0 on the command line: chosen by resolve
 	rate            float64
 	inflight        int
@@ -49,6 +50,9 @@ type config struct {
 	serverPIDs      []int
 	jsonOnly        bool
 	sweep           []int
+	sweepRooms      []int
+	redisAddrs      []string
+	redisPassword   string
 	out             string
 	idle            bool
 	authConcurrency int
@@ -78,11 +82,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	cfg := &config{args: args}
 	fs := flag.NewFlagSet("chatbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var servers, sourceAddrs, pids, sweep string
+	var servers, sourceAddrs, pids, sweep, sweepRooms, redisAddrs string
 	fs.StringVar(&servers, "servers", "http://127.0.0.1:8080", "comma-separated base URLs of the chat servers; connections are spread round-robin")
 	fs.IntVar(&cfg.clients, "clients", 100, "number of users, one WebSocket connection each")
 	fs.IntVar(&cfg.rooms, "rooms", 10, "number of rooms")
 	fs.IntVar(&cfg.roomSize, "room-size", 10, "clients per room")
+	fs.IntVar(&cfg.roomsPerClient, "rooms-per-client", 0, fmt.Sprintf("rooms each client's socket joins, at most %d (default 1, or when --rooms × --room-size exceeds --clients as many as that takes); the clients needed are ⌈rooms × room-size / this⌉, the rest hold sockets in no room", maxRoomsPerSocket))
 	fs.IntVar(&cfg.senders, "senders", 0, "how many clients send (default: one per room, more if that is needed to stay under 10 msg/s each)")
 	fs.Float64Var(&cfg.rate, "rate", 100, "messages per second in total, on a fixed schedule")
 	fs.IntVar(&cfg.inflight, "inflight", 8, "max unacknowledged sends per sender; a slot that finds this many is skipped")
@@ -98,10 +103,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.password, "password", "chatbench-password", "password of every benchmark user")
 	fs.StringVar(&sourceAddrs, "source-addrs", "", "local addresses to spread sockets over, e.g. 127.0.0.1-127.0.0.8 or a comma-separated list")
 	fs.IntVar(&cfg.workers, "workers", 0, fmt.Sprintf("worker processes (default: enough that each holds at most %d sockets)", maxSocketsPerWorker))
-	fs.StringVar(&pids, "server-pid", "", "comma-separated PIDs of the servers, to read their RSS from /proc (default: /metrics)")
+	fs.StringVar(&pids, "server-pid", "", "comma-separated PIDs of the servers, to read their RSS and CPU time from /proc (default: /metrics)")
+	fs.StringVar(&redisAddrs, "redis-addrs", "", "comma-separated host:port of the Redis servers (every primary of a cluster) whose CPU time over the measured window to report, from INFO cpu")
+	fs.StringVar(&cfg.redisPassword, "redis-password", "", "password for --redis-addrs (AUTH), if they need one")
 	fs.BoolVar(&cfg.jsonOnly, "json", false, "print only the JSON result line")
 	fs.StringVar(&sweep, "sweep", "", "comma-separated client counts to run one after another, writing sweep.csv and sweep.svg to --out")
-	fs.StringVar(&cfg.out, "out", ".", "directory for the --sweep outputs")
+	fs.StringVar(&sweepRooms, "sweep-rooms", "", "comma-separated room counts to run one after another at the same --rate, writing sweep-rooms.csv and sweep-rooms.svg to --out; --clients is the most sockets a step may use (--rooms-per-client is chosen to fit, unless given)")
+	fs.StringVar(&cfg.out, "out", ".", "directory for the --sweep and --sweep-rooms outputs")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the load generator itself) to this file")
 	fs.BoolVar(&cfg.idle, "idle", false, "connect and join, then hold for --duration without sending")
 	fs.IntVar(&cfg.authConcurrency, "auth-concurrency", 4, "concurrent register/login requests (argon2id is slow: about 2x the server's cores)")
@@ -153,6 +161,18 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.sweep, err = parseInts(sweep); err != nil {
 		return nil, usagef("--sweep: %v", err)
 	}
+	if cfg.sweepRooms, err = parseInts(sweepRooms); err != nil {
+		return nil, usagef("--sweep-rooms: %v", err)
+	}
+	for _, a := range strings.Split(redisAddrs, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			return nil, usagef("--redis-addrs: %q is not host:port", a)
+		}
+		cfg.redisAddrs = append(cfg.redisAddrs, a)
+	}
 	if cfg.userPrefix == "" {
 		if cfg.workerIndex >= 0 {
 			return nil, usagef("a worker needs --user-prefix")
@@ -194,6 +214,10 @@ func (cfg *config) validate() error {
 		return usagef("--password must have 8 to 256 characters")
 	case cfg.senders < 0:
 		return usagef("--senders must not be negative")
+	case cfg.roomsPerClient < 0 || cfg.roomsPerClient > maxRoomsPerSocket:
+		return usagef("--rooms-per-client must be from 1 to %d, the server's limit per socket", maxRoomsPerSocket)
+	case len(cfg.sweep) > 0 && len(cfg.sweepRooms) > 0:
+		return usagef("--sweep and --sweep-rooms do not go together")
 	}
 	if len(cfg.userPrefix)+7 > 32 {
 		return usagef("--user-prefix is longer than 25 characters")
@@ -208,6 +232,11 @@ func (cfg *config) validate() error {
 			return usagef("--sweep values must be at least 1")
 		}
 	}
+	for _, n := range cfg.sweepRooms {
+		if n < 1 {
+			return usagef("--sweep-rooms values must be at least 1")
+		}
+	}
 	if cfg.workerIndex >= 0 && (cfg.workerIndex >= cfg.workerCount || cfg.runID == "" || cfg.tokenFile == "") {
 		return usagef("bad worker flags")
 	}
@@ -217,10 +246,11 @@ func (cfg *config) validate() error {
 // resolve fills the defaults that depend on the client count and checks
 // the layout, for one run.
 func (cfg *config) resolve() error {
-	if cfg.rooms > 0 && cfg.roomSize > cfg.clients {
-		return usagef("--room-size %d exceeds --clients %d", cfg.roomSize, cfg.clients)
+	sockets, _, err := layout(cfg)
+	if err != nil {
+		return err
 	}
-	inRooms := min(cfg.clients, cfg.rooms*cfg.roomSize)
+	inRooms := min(sockets, cfg.rooms*cfg.roomSize)
 	if cfg.idle {
 		cfg.senders, cfg.warmup = 0, 0 // the hold is exactly --duration
 		return nil
@@ -344,14 +374,13 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 
 	au := newAuthState(cfg, log)
-	if len(cfg.sweep) > 0 {
+	if len(cfg.sweep) > 0 || len(cfg.sweepRooms) > 0 {
 		return runSweep(ctx, cfg, au, log, stdout, stderr)
 	}
 	if err := cfg.resolve(); err != nil {
 		fmt.Fprintln(stderr, "chatbench:", err)
 		return 2
 	}
-	warnRate(cfg, log)
 	rep, err := runOnce(ctx, cfg, au, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "chatbench:", err)
@@ -380,35 +409,41 @@ func printReport(w io.Writer, cfg *config, rep *Report) error {
 	return rep.writeJSON(w)
 }
 
-// warnRate points out a per-sender rate above the server's default limit.
-func warnRate(cfg *config, log *slog.Logger) {
-	if cfg.senders > 0 && cfg.rate/float64(cfg.senders) > 20 {
-		log.Warn("each sender sends more than 20 msg/s, the server's default per-user limit (CHAT_SEND_RATE)",
-			"per_sender", cfg.rate/float64(cfg.senders))
-	}
-}
-
-// runSweep runs once per --sweep client count and writes sweep.csv and
-// sweep.svg to --out.
+// runSweep runs once per --sweep client count or --sweep-rooms room count
+// and writes sweep.csv and sweep.svg, or sweep-rooms.csv and
+// sweep-rooms.svg, to --out.
 func runSweep(ctx context.Context, cfg *config, au *authState, log *slog.Logger, stdout, stderr io.Writer) int {
 	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
 		fmt.Fprintln(stderr, "chatbench:", err)
 		return 1
 	}
+	byRooms := len(cfg.sweepRooms) > 0
+	steps, name := cfg.sweep, "sweep"
+	if byRooms {
+		steps, name = cfg.sweepRooms, "sweep-rooms"
+	}
 	var reps []*Report
 	status := 0
-	for i, n := range cfg.sweep {
+	for i, n := range steps {
 		c := *cfg
-		c.clients = n
+		step := fmt.Sprintf("%d clients", n)
+		if byRooms {
+			c.rooms, step = n, fmt.Sprintf("%d rooms", n)
+			if err := c.fitRooms(); err != nil {
+				fmt.Fprintf(stderr, "chatbench: sweep step %s: %v\n", step, err)
+				return 2
+			}
+		} else {
+			c.clients = n
+		}
 		if err := c.resolve(); err != nil {
-			fmt.Fprintln(stderr, "chatbench:", err)
+			fmt.Fprintf(stderr, "chatbench: sweep step %s: %v\n", step, err)
 			return 2
 		}
-		warnRate(&c, log)
-		log.Info("sweep step", "clients", n)
+		log.Info("sweep step", "clients", c.clients, "rooms", c.rooms, "rooms_per_client", c.roomsPerClient)
 		rep, err := runOnce(ctx, &c, au, log)
 		if err != nil {
-			fmt.Fprintf(stderr, "chatbench: sweep step %d clients: %v\n", n, err)
+			fmt.Fprintf(stderr, "chatbench: sweep step %s: %v\n", step, err)
 			var ue *usageError
 			if errors.As(err, &ue) {
 				return 2
@@ -437,16 +472,35 @@ func runSweep(ctx context.Context, cfg *config, au *authState, log *slog.Logger,
 		return 1
 	}
 	title := fmt.Sprintf("chatbench: %d rooms × %d, %g msg/s", cfg.rooms, cfg.roomSize, cfg.rate)
-	if err := writeFile(filepath.Join(cfg.out, "sweep.csv"), func(w io.Writer) error { return writeCSV(w, reps) }); err != nil {
+	if byRooms {
+		title = fmt.Sprintf("chatbench: rooms of %d, %g msg/s, at most %d sockets", cfg.roomSize, cfg.rate, cfg.clients)
+	}
+	csvPath, svgPath := filepath.Join(cfg.out, name+".csv"), filepath.Join(cfg.out, name+".svg")
+	if err := writeFile(csvPath, func(w io.Writer) error { return writeCSV(w, reps) }); err != nil {
 		fmt.Fprintln(stderr, "chatbench:", err)
 		return 1
 	}
-	if err := writeFile(filepath.Join(cfg.out, "sweep.svg"), func(w io.Writer) error { return writeSVG(w, reps, title) }); err != nil {
+	if err := writeFile(svgPath, func(w io.Writer) error { return writeSVG(w, reps, title, byRooms) }); err != nil {
 		fmt.Fprintln(stderr, "chatbench:", err)
 		return 1
 	}
-	log.Info("sweep written", "csv", filepath.Join(cfg.out, "sweep.csv"), "svg", filepath.Join(cfg.out, "sweep.svg"))
+	log.Info("sweep written", "csv", csvPath, "svg", svgPath)
 	return status
+}
+
+// fitRooms chooses, for a step of --sweep-rooms without --rooms-per-client,
+// the fewest rooms per client that fit the step's rooms in --clients.
+func (cfg *config) fitRooms() error {
+	if cfg.roomsPerClient > 0 {
+		return nil
+	}
+	k := max(1, ceilDiv(cfg.rooms*cfg.roomSize, cfg.clients))
+	if k > maxRoomsPerSocket {
+		return usagef("%d rooms of %d need more than %d rooms per client in %d clients: raise --clients to at least %d",
+			cfg.rooms, cfg.roomSize, maxRoomsPerSocket, cfg.clients, ceilDiv(cfg.rooms*cfg.roomSize, maxRoomsPerSocket))
+	}
+	cfg.roomsPerClient = k
+	return nil
 }
 
 func writeFile(path string, write func(io.Writer) error) error {

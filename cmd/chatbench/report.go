@@ -36,6 +36,9 @@ type Report struct {
 	ConnectFailed      int      `json:"connect_failed"`
 	Rooms              int      `json:"rooms"`
 	RoomSize           int      `json:"room_size"`
+	RoomsPerClient     int      `json:"rooms_per_client"` // the most rooms one socket joined
+	ClientsInRooms     int      `json:"clients_in_rooms"`
+	Spread             bool     `json:"spread"` // every room's members spread evenly over the servers
 	Senders            int      `json:"senders"`
 	Rate               float64  `json:"rate"`
 	DurationS          float64  `json:"duration_s"`
@@ -79,6 +82,20 @@ type Report struct {
 	ServerRSSBaseBytes    int64   `json:"server_rss_base_bytes,omitempty"`
 	ServerRSSPerConnBytes float64 `json:"server_rss_per_conn_bytes,omitempty"`
 	ServerRSSSource       string  `json:"server_rss_source,omitempty"`
+
+	// CPU time over the measured window (WindowS seconds between the
+	// samples), and per 1,000 measured deliveries or acked sends, in ms.
+	WindowS               float64    `json:"window_s,omitempty"`
+	RedisCPU              []RedisCPU `json:"redis_cpu,omitempty"`
+	RedisCPUS             float64    `json:"redis_cpu_s,omitempty"`
+	RedisCPUMsPer1000     float64    `json:"redis_cpu_ms_per_1000_deliveries,omitempty"`
+	ServerCPU             []float64  `json:"server_cpu_s_each,omitempty"`
+	ServerCPUS            float64    `json:"server_cpu_s,omitempty"`
+	ServerCPUSource       string     `json:"server_cpu_source,omitempty"`
+	ServerCPUMsPer1000    float64    `json:"server_cpu_ms_per_1000_deliveries,omitempty"`
+	GeneratorCPUS         float64    `json:"generator_cpu_s,omitempty"`
+	GeneratorCores        float64    `json:"generator_cores,omitempty"`
+	GeneratorCPUMsPer1000 float64    `json:"generator_cpu_ms_per_1000_acked,omitempty"`
 
 	RSSBase, RSSReady, RSSEnd rssSample `json:"-"`
 	Start                     time.Time `json:"-"`
@@ -175,7 +192,11 @@ func (r *Report) writeTable(w io.Writer) error {
 	row("run", "%s", r.Run)
 	row("servers", "%s", strings.Join(r.Servers, ", "))
 	row("clients", "%d (%d connected, %d failed) in %d worker(s); %d logins", r.Clients, r.Connected, r.ConnectFailed, r.Workers, r.Logins)
-	row("rooms", "%d × %d", r.Rooms, r.RoomSize)
+	spread := ""
+	if len(r.Servers) > 1 && r.Rooms > 0 {
+		spread = map[bool]string{true: ", members spread over the servers", false: ", members NOT spread evenly over the servers"}[r.Spread]
+	}
+	row("rooms", "%d × %d, up to %d per client (%d clients in rooms%s)", r.Rooms, r.RoomSize, r.RoomsPerClient, r.ClientsInRooms, spread)
 	if r.Idle {
 		row("mode", "idle for %gs", r.DurationS)
 	} else {
@@ -207,10 +228,47 @@ func (r *Report) writeTable(w io.Writer) error {
 			row("", "(%d logins in this run may still inflate it: argon2id; rerun with --token-cache for a clean figure)", r.Logins)
 		}
 	}
+	r.writeCPU(row)
 	for _, s := range r.LostSample {
 		row("lost sample", "%s", s)
 	}
 	return tw.Flush()
+}
+
+// writeCPU prints the CPU rows of the table.
+func (r *Report) writeCPU(row func(name, format string, args ...any)) {
+	if r.WindowS <= 0 {
+		return
+	}
+	per := func(ms float64, what string) string {
+		if ms <= 0 {
+			return ""
+		}
+		return fmt.Sprintf(", %.3g ms per 1,000 %s", ms, what)
+	}
+	if len(r.RedisCPU) > 0 {
+		parts := make([]string, len(r.RedisCPU))
+		for i, c := range r.RedisCPU {
+			role := ""
+			if c.Role != "" {
+				role = " " + c.Role
+			}
+			parts[i] = fmt.Sprintf("%s%s %.3f s (%.0f%%)", c.Addr, role, c.Seconds, 100*c.Share)
+		}
+		row("redis CPU", "%.3f s in %.1f s (%.2f cores)%s: %s", r.RedisCPUS, r.WindowS, r.RedisCPUS/r.WindowS,
+			per(r.RedisCPUMsPer1000, "deliveries"), strings.Join(parts, ", "))
+	}
+	if len(r.ServerCPU) > 0 {
+		each := make([]string, len(r.ServerCPU))
+		for i, v := range r.ServerCPU {
+			each[i] = strconv.FormatFloat(v, 'f', 3, 64)
+		}
+		row("server CPU", "%.3f s (%.2f cores)%s; each %s s (from %s)", r.ServerCPUS, r.ServerCPUS/r.WindowS,
+			per(r.ServerCPUMsPer1000, "deliveries"), strings.Join(each, ", "), r.ServerCPUSource)
+	}
+	if r.GeneratorCPUS > 0 {
+		row("chatbench CPU", "%.3f s (%.2f cores)%s", r.GeneratorCPUS, r.GeneratorCores, per(r.GeneratorCPUMsPer1000, "acked sends"))
+	}
 }
 
 func formatCounts(m map[string]int64) string {
@@ -238,12 +296,16 @@ func formatBytes(b float64) string {
 	return fmt.Sprintf("%.0f B", b)
 }
 
-// csvHeader names the columns of sweep.csv.
+// csvHeader names the columns of sweep.csv and sweep-rooms.csv. An empty
+// cell is a figure that was not measured.
 var csvHeader = []string{
 	"clients", "connected", "deliveries", "deliveries_per_s",
 	"p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "ack_p50_ms", "ack_p99_ms",
 	"sent", "acked", "skipped", "lost", "lost_reconnected", "dups", "reorders",
 	"disconnects", "server_rss_bytes", "server_rss_per_conn_bytes",
+	"rooms", "room_size", "rooms_per_client", "clients_in_rooms",
+	"redis_cpu_s", "redis_cpu_ms_per_1000_deliveries", "server_cpu_s", "server_cpu_ms_per_1000_deliveries",
+	"generator_cpu_s", "generator_cpu_ms_per_1000_acked",
 }
 
 // writeCSV writes one row per sweep step.
@@ -253,16 +315,22 @@ func writeCSV(w io.Writer, reps []*Report) error {
 		return err
 	}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	opt := func(v float64) string { // empty: not measured
+		if v > 0 {
+			return f(v)
+		}
+		return ""
+	}
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
 	for _, r := range reps {
 		row := []string{
 			strconv.Itoa(r.Clients), strconv.Itoa(r.Connected), i(r.Deliveries), f(r.DeliveriesPerS),
 			f(r.P50Ms), f(r.P90Ms), f(r.P99Ms), f(r.P999Ms), f(r.MaxMs), f(r.AckP50Ms), f(r.AckP99Ms),
 			i(r.Sent), i(r.Acked), i(r.Skipped), i(r.Lost), i(r.LostReconnected), i(r.Dups), i(r.Reorders),
-			i(r.Disconnects), i(r.ServerRSSBytes), "",
-		}
-		if r.ServerRSSPerConnBytes > 0 { // empty: not measured
-			row[len(row)-1] = f(r.ServerRSSPerConnBytes)
+			i(r.Disconnects), i(r.ServerRSSBytes), opt(r.ServerRSSPerConnBytes),
+			strconv.Itoa(r.Rooms), strconv.Itoa(r.RoomSize), strconv.Itoa(r.RoomsPerClient), strconv.Itoa(r.ClientsInRooms),
+			opt(r.RedisCPUS), opt(r.RedisCPUMsPer1000), opt(r.ServerCPUS), opt(r.ServerCPUMsPer1000),
+			opt(r.GeneratorCPUS), opt(r.GeneratorCPUMsPer1000),
 		}
 		if err := cw.Write(row); err != nil {
 			return err
@@ -306,25 +374,56 @@ func fmtTick(v float64) string {
 	return strconv.FormatFloat(math.Round(v*1000)/1000, 'f', -1, 64)
 }
 
-// writeSVG draws p50 and p99 delivery latency (left axis) and deliveries
-// per second (right axis) against connections, one point per sweep step.
-func writeSVG(w io.Writer, reps []*Report, title string) error {
+// writeSVG draws p50 and p99 delivery latency (left axis) and a second
+// figure (right axis) against connections, or with byRooms against rooms
+// on a log scale, one point per sweep step. The second figure is Redis CPU
+// per 1,000 deliveries for a room sweep that measured it, else deliveries
+// per second.
+func writeSVG(w io.Writer, reps []*Report, title string, byRooms bool) error {
 	const (
 		width, height            = 880, 520
 		left, right, top, bottom = 80, 90, 50, 70
 		pw, ph                   = width - left - right, height - top - bottom
 	)
-	var maxX, maxLat, maxRate float64
-	for _, r := range reps {
-		maxX = max(maxX, float64(r.Connected))
-		maxLat = max(maxLat, r.P99Ms, r.P50Ms)
-		maxRate = max(maxRate, r.DeliveriesPerS)
+	xOf := func(r *Report) float64 { return float64(r.Connected) }
+	xLabel := "connections"
+	rightName, rightLabel := "deliveries/s", "deliveries per second"
+	rightOf := func(r *Report) float64 { return r.DeliveriesPerS }
+	if byRooms {
+		xOf, xLabel = func(r *Report) float64 { return float64(r.Rooms) }, "rooms (log scale)"
+		if slices.ContainsFunc(reps, func(r *Report) bool { return r.RedisCPUMsPer1000 > 0 }) {
+			rightName, rightLabel = "Redis CPU", "Redis CPU ms per 1,000 deliveries"
+			rightOf = func(r *Report) float64 { return r.RedisCPUMsPer1000 }
+		}
 	}
-	xt, lt, rt := niceTicks(maxX, 6), niceTicks(maxLat, 5), niceTicks(maxRate, 5)
-	xMax, latMax, rateMax := xt[len(xt)-1], lt[len(lt)-1], rt[len(rt)-1]
-	x := func(v float64) float64 { return left + v/xMax*pw }
+	var maxX, maxLat, maxRight float64
+	minX := math.Inf(1)
+	for _, r := range reps {
+		maxX, minX = max(maxX, xOf(r)), min(minX, xOf(r))
+		maxLat = max(maxLat, r.P99Ms, r.P50Ms)
+		maxRight = max(maxRight, rightOf(r))
+	}
+	lt, rt := niceTicks(maxLat, 5), niceTicks(maxRight, 5)
+	latMax, rightMax := lt[len(lt)-1], rt[len(rt)-1]
+	var xt []float64
+	var x func(float64) float64
+	if byRooms {
+		lo, hi := 0.0, 1.0
+		if maxX >= 1 {
+			lo = math.Floor(math.Log10(max(minX, 1)))
+			hi = max(lo+1, math.Ceil(math.Log10(maxX)))
+		}
+		for e := lo; e <= hi; e++ {
+			xt = append(xt, math.Pow(10, e))
+		}
+		x = func(v float64) float64 { return left + (math.Log10(max(v, 1))-lo)/(hi-lo)*pw }
+	} else {
+		xt = niceTicks(maxX, 6)
+		xMax := xt[len(xt)-1]
+		x = func(v float64) float64 { return left + v/xMax*pw }
+	}
 	yl := func(v float64) float64 { return top + ph - v/latMax*ph }
-	yr := func(v float64) float64 { return top + ph - v/rateMax*ph }
+	yr := func(v float64) float64 { return top + ph - v/rightMax*ph }
 
 	bw := bufio.NewWriter(w)
 	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
@@ -345,9 +444,9 @@ func writeSVG(w io.Writer, reps []*Report, title string) error {
 		p(`<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x(v), top+ph+18, fmtTick(v))
 	}
 	p(`<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#333"/>`+"\n", left, top, pw, ph)
-	p(`<text x="%d" y="%d" text-anchor="middle">connections</text>`+"\n", left+pw/2, top+ph+40)
+	p(`<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", left+pw/2, top+ph+40, xLabel)
 	p(`<text transform="translate(22 %d) rotate(-90)" text-anchor="middle">delivery latency (ms)</text>`+"\n", top+ph/2)
-	p(`<text transform="translate(%d %d) rotate(90)" text-anchor="middle" fill="#2a7d2a">deliveries per second</text>`+"\n", width-22, top+ph/2)
+	p(`<text transform="translate(%d %d) rotate(90)" text-anchor="middle" fill="#2a7d2a">%s</text>`+"\n", width-22, top+ph/2, html.EscapeString(rightLabel))
 
 	series := []struct {
 		name, color string
@@ -356,12 +455,12 @@ func writeSVG(w io.Writer, reps []*Report, title string) error {
 	}{
 		{"p50 latency", "#1f5fbf", func(r *Report) float64 { return r.P50Ms }, yl},
 		{"p99 latency", "#c0392b", func(r *Report) float64 { return r.P99Ms }, yl},
-		{"deliveries/s", "#2a7d2a", func(r *Report) float64 { return r.DeliveriesPerS }, yr},
+		{rightName, "#2a7d2a", rightOf, yr},
 	}
 	for i, s := range series {
 		pts := make([]string, len(reps))
 		for j, r := range reps {
-			pts[j] = fmt.Sprintf("%.1f,%.1f", x(float64(r.Connected)), s.y(s.val(r)))
+			pts[j] = fmt.Sprintf("%.1f,%.1f", x(xOf(r)), s.y(s.val(r)))
 		}
 		p(`<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", s.color, strings.Join(pts, " "))
 		for _, pt := range pts {
@@ -395,11 +494,11 @@ func sampleRSS(ctx context.Context, cfg *config) rssSample {
 	var total int64
 	hc := &http.Client{Timeout: 3 * time.Second}
 	for _, s := range cfg.servers {
-		b, err := metricsRSS(ctx, hc, s)
+		b, err := metricValue(ctx, hc, s, "process_resident_memory_bytes")
 		if err != nil {
 			return rssSample{}
 		}
-		total += b
+		total += int64(b)
 	}
 	return rssSample{bytes: total, ok: true, source: "metrics"}
 }
@@ -434,47 +533,8 @@ func parseVmRSS(r io.Reader) (int64, error) {
 	return 0, fmt.Errorf("no VmRSS line")
 }
 
-// metricsRSS reads process_resident_memory_bytes from a server's /metrics.
-func metricsRSS(ctx context.Context, hc *http.Client, server string) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("metrics: HTTP %d", resp.StatusCode)
-	}
-	return parseMetricsRSS(resp.Body)
-}
-
+// parseMetricsRSS reads process_resident_memory_bytes from /metrics text.
 func parseMetricsRSS(r io.Reader) (int64, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, "process_resident_memory_bytes")
-		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		if i := strings.LastIndexByte(rest, '}'); i >= 0 {
-			rest = rest[i+1:]
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			return 0, err
-		}
-		return int64(v), nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("no process_resident_memory_bytes")
+	v, err := parseMetric(r, "process_resident_memory_bytes")
+	return int64(v), err
 }

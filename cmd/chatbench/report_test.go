@@ -7,9 +7,11 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func sampleReports() []*Report {
@@ -19,10 +21,18 @@ func sampleReports() []*Report {
 		for v := range int64(1000) {
 			h.Record(v * int64(i+1) * 10)
 		}
-		r := &Report{Run: "x<&>", Servers: []string{"http://a"}, Clients: n, Rooms: 10, RoomSize: 100, DurationS: 10}
+		r := &Report{Run: "x<&>", Servers: []string{"http://a"}, Clients: n, Rooms: n / 10, RoomSize: 100, DurationS: 10}
 		r.RSSBase = rssSample{bytes: 50 << 20, ok: true, source: "proc"}
 		r.RSSEnd = rssSample{bytes: int64(50<<20 + n*20_000), ok: true, source: "proc"}
-		r.fill(&Result{Connected: n, Deliveries: int64(n * 100), Latency: h, AckLatency: h})
+		r.fill(&Result{Connected: n, Deliveries: int64(n * 100), Acked: int64(n), Latency: h, AckLatency: h})
+		if i > 0 { // the first step measured no CPU
+			t0 := time.Unix(1000, 0)
+			begin := &cpuSample{at: t0, redis: []float64{1, 2}, redisRole: []string{"master", "master"}, redisOK: true,
+				server: []float64{3}, serverOK: true, source: "proc", own: 4, ownOK: true}
+			end := &cpuSample{at: t0.Add(10 * time.Second), redis: []float64{3, 5}, redisRole: []string{"master", "master"}, redisOK: true,
+				server: []float64{8}, serverOK: true, source: "proc", own: 5, ownOK: true}
+			r.fillCPU(&config{redisAddrs: []string{"a:1", "b:2"}}, begin, end, 1)
+		}
 		reps = append(reps, r)
 	}
 	return reps
@@ -30,10 +40,14 @@ func sampleReports() []*Report {
 
 func TestSVGWellFormed(t *testing.T) {
 	t.Parallel()
-	for _, reps := range [][]*Report{sampleReports(), sampleReports()[:1], {{}}} {
+	for i, reps := range [][]*Report{sampleReports(), sampleReports()[:1], {{}}, sampleReports(), sampleReports()[:1], {{}}} {
 		var buf bytes.Buffer
-		if err := writeSVG(&buf, reps, `title with <tags> & "quotes"`); err != nil {
+		byRooms := i >= 3
+		if err := writeSVG(&buf, reps, `title with <tags> & "quotes"`, byRooms); err != nil {
 			t.Fatal(err)
+		}
+		if want := map[bool]string{false: "deliveries/s", true: "Redis CPU"}[byRooms && len(reps) > 1]; !strings.Contains(buf.String(), ">"+want+"<") {
+			t.Fatalf("byRooms %v: no %q series:\n%s", byRooms, want, buf.String())
 		}
 		d := xml.NewDecoder(&buf)
 		var root string
@@ -92,9 +106,15 @@ func TestCSVWellFormed(t *testing.T) {
 			continue
 		}
 		for j, f := range row {
+			if f == "" && i == 1 && strings.Contains(csvHeader[j], "cpu") {
+				continue // the first step measured no CPU: empty, not 0
+			}
 			if _, err := strconv.ParseFloat(f, 64); err != nil {
 				t.Fatalf("row %d column %s: %q is not a number", i, csvHeader[j], f)
 			}
+		}
+		if i == 2 && row[slices.Index(csvHeader, "redis_cpu_ms_per_1000_deliveries")] != "10" {
+			t.Fatalf("row 2: Redis CPU per 1,000 deliveries %s, want 10 ms (5 s for 500,000)", row[slices.Index(csvHeader, "redis_cpu_ms_per_1000_deliveries")])
 		}
 		if row[0] != strconv.Itoa(reps[i-1].Clients) {
 			t.Fatalf("row %d clients %s", i, row[0])
@@ -120,7 +140,8 @@ func TestReportOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"deliveries", "deliveries_per_s", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms",
-		"ack_p50_ms", "ack_p99_ms", "sent", "acked", "skipped", "lost", "dups", "reorders", "disconnects", "server_rss_per_conn_bytes"} {
+		"ack_p50_ms", "ack_p99_ms", "sent", "acked", "skipped", "lost", "dups", "reorders", "disconnects", "server_rss_per_conn_bytes",
+		"rooms_per_client", "redis_cpu", "redis_cpu_ms_per_1000_deliveries", "server_cpu_s_each", "generator_cpu_ms_per_1000_acked"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("JSON lacks %s", k)
 		}
@@ -129,7 +150,10 @@ func TestReportOutputs(t *testing.T) {
 	if err := r.writeTable(&buf); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"latency ms", "p99.9", "server RSS", "19.5 KiB per connection"} {
+	for _, s := range []string{"latency ms", "p99.9", "server RSS", "19.5 KiB per connection",
+		"redis CPU", "5.000 s in 10.0 s (0.50 cores), 10 ms per 1,000 deliveries: a:1 master 2.000 s (40%), b:2 master 3.000 s (60%)",
+		"server CPU", "5.000 s (0.50 cores), 10 ms per 1,000 deliveries; each 5.000 s (from proc)",
+		"chatbench CPU", "1.000 s (0.10 cores), 200 ms per 1,000 acked sends"} {
 		if !strings.Contains(buf.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, buf.String())
 		}

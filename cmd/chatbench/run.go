@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -24,91 +24,6 @@ import (
 // maxSocketsPerWorker keeps every process well below the machine's cap of
 // 20,000 open files, leaving room for the HTTP and pipe descriptors.
 const maxSocketsPerWorker = 15000
-
-// plan is the deterministic layout of a run: who exists, who is in which
-// room, who sends. The parent and every worker compute the same plan from
-// the same flags, so nothing but tokens and the schedule has to be passed
-// between processes. It is read-only once built.
-type plan struct {
-	clients     int
-	users       []string // client index -> username
-	rooms       []string // room index -> name
-	roomIndex   map[string]int
-	members     [][]int // room index -> client indices
-	clientRooms [][]int // client index -> room indices
-	senders     []int   // sender index -> client index
-	senderOf    []int   // client index -> sender index, or -1
-}
-
-// newPlan lays out cfg.clients users over cfg.rooms rooms of cfg.roomSize.
-// When rooms*size fits in the clients each room gets distinct members,
-// contiguously; otherwise room r takes the size clients that follow
-// r*size, wrapping, so every client is in about rooms*size/clients rooms.
-// Senders are spread evenly over the clients that have a room.
-func newPlan(cfg *config) (*plan, error) {
-	n, r, k := cfg.clients, cfg.rooms, cfg.roomSize
-	p := &plan{
-		clients:     n,
-		users:       make([]string, n),
-		rooms:       make([]string, r),
-		roomIndex:   make(map[string]int, r),
-		members:     make([][]int, r),
-		clientRooms: make([][]int, n),
-		senderOf:    make([]int, n),
-	}
-	for i := range n {
-		p.users[i] = fmt.Sprintf("%s%07d", cfg.userPrefix, i+1)
-		p.senderOf[i] = -1
-	}
-	base := roomBase(cfg.userPrefix)
-	for ri := range r {
-		p.rooms[ri] = fmt.Sprintf("%s-r%d", base, ri)
-		p.roomIndex[p.rooms[ri]] = ri
-		p.members[ri] = make([]int, k)
-		for j := range k {
-			ci := (ri*k + j) % n
-			p.members[ri][j] = ci
-			p.clientRooms[ci] = append(p.clientRooms[ci], ri)
-		}
-	}
-	for ci, rs := range p.clientRooms {
-		if len(rs) > 100 {
-			return nil, fmt.Errorf("client %d would join %d rooms; the server allows 100 per socket", ci, len(rs))
-		}
-	}
-	inRooms := min(n, r*k)
-	if cfg.senders > inRooms {
-		return nil, fmt.Errorf("--senders %d exceeds the %d clients that are in a room", cfg.senders, inRooms)
-	}
-	for s := range cfg.senders {
-		ci := s * inRooms / cfg.senders
-		p.senders = append(p.senders, ci)
-		p.senderOf[ci] = s
-	}
-	return p, nil
-}
-
-// roomBase turns the user prefix into a valid room-name stem: lowercase
-// letters, digits, '_' and '-', short enough for the 64-character limit.
-func roomBase(prefix string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(prefix) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '-':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('-')
-		}
-	}
-	s := strings.Trim(b.String(), "-_")
-	if s == "" {
-		s = "bench"
-	}
-	if len(s) > 48 {
-		s = s[:48]
-	}
-	return s
-}
 
 // sliceOf returns the half-open range of clients worker i of n handles.
 func sliceOf(clients, i, n int) (lo, hi int) {
@@ -143,6 +58,10 @@ type Result struct {
 	LostSample         []string         `json:"lost_sample,omitempty"`
 	Latency            *Hist            `json:"latency"`
 	AckLatency         *Hist            `json:"ack_latency"`
+	// GeneratorCPUS is the CPU seconds a worker process used in the
+	// measured window; 0 for a worker inside the parent, whose process
+	// the parent measures.
+	GeneratorCPUS float64 `json:"generator_cpu_s,omitempty"`
 }
 
 // merge adds o into r.
@@ -184,6 +103,7 @@ func (r *Result) merge(o *Result) {
 	}
 	r.Latency.Merge(o.Latency)
 	r.AckLatency.Merge(o.AckLatency)
+	r.GeneratorCPUS += o.GeneratorCPUS
 }
 
 func mergeCounts(a, b map[string]int64) map[string]int64 {
@@ -293,7 +213,6 @@ func runWorker(ctx context.Context, cfg *config, pl *plan, tokens map[string]str
 	}()
 	lo, hi := sliceOf(pl.clients, cfg.workerIndex, cfg.workerCount)
 	b := &bench{cfg: cfg, plan: pl, codec: newTextCodec(cfg.runID)}
-	hcs := httpClients(cfg)
 	clients := make([]*client, 0, hi-lo)
 	for i := lo; i < hi; i++ {
 		tok, ok := tokens[pl.users[i]]
@@ -306,7 +225,7 @@ func runWorker(ctx context.Context, cfg *config, pl *plan, tokens map[string]str
 			user:    pl.users[i],
 			token:   tok,
 			url:     wsURL(srv, cfg.batch),
-			hc:      hcs[(i/len(cfg.servers))%len(hcs)],
+			local:   sourceAddr(cfg, i),
 			rooms:   pl.clientRooms[i],
 			pos:     make(map[int]int, len(pl.clientRooms[i])),
 			sender:  pl.senderOf[i],
@@ -376,6 +295,12 @@ func runWorker(ctx context.Context, cfg *config, pl *plan, tokens map[string]str
 	b.measureStart.Store(start.Start + int64(cfg.warmup))
 	b.sendEnd.Store(start.Start + int64(cfg.warmup) + int64(cfg.duration))
 	sendEnd := b.sendEnd.Load()
+	ownCPUDone := make(chan float64, 1)
+	if cfg.workerCount > 1 { // a process of its own: measure it
+		go func() { ownCPUDone <- cpuBetween(ctx, b.measureStart.Load(), sendEnd) }()
+	} else {
+		ownCPUDone <- 0
+	}
 
 	var senders sync.WaitGroup
 	if !cfg.idle {
@@ -475,7 +400,27 @@ func runWorker(ctx context.Context, cfg *config, pl *plan, tokens map[string]str
 	b.mu.Unlock()
 	res.Latency = b.lat.Snapshot()
 	res.AckLatency = b.ackLat.Snapshot()
+	if v := <-ownCPUDone; !math.IsNaN(v) {
+		res.GeneratorCPUS = v
+	}
 	return ln.send(toParent{Result: res})
+}
+
+// cpuBetween returns the CPU seconds this process uses between two Unix
+// nanosecond instants, or NaN if it cannot tell or ctx ends first.
+func cpuBetween(ctx context.Context, from, to int64) float64 {
+	if !sleepCtx(ctx, time.Until(time.Unix(0, from))) {
+		return math.NaN()
+	}
+	a, ok1 := ownCPU()
+	if !sleepCtx(ctx, time.Until(time.Unix(0, to))) {
+		return math.NaN()
+	}
+	b, ok2 := ownCPU()
+	if !ok1 || !ok2 {
+		return math.NaN()
+	}
+	return b - a
 }
 
 // allDelivered reports whether every connected client has every expected
@@ -567,31 +512,14 @@ func wsURL(server string, batch bool) string {
 	return u.String()
 }
 
-// httpClients returns one HTTP client per source address (one default
-// client without --source-addrs). Binding sockets to several loopback
+// sourceAddr returns the local address client i dials from: spread over
+// --source-addrs (nil without), since binding sockets to several loopback
 // addresses multiplies the ephemeral ports available towards one server.
-func httpClients(cfg *config) []*http.Client {
-	mk := func(local net.IP) *http.Client {
-		d := &net.Dialer{Timeout: cfg.connectTimeout, KeepAlive: 30 * time.Second}
-		if local != nil {
-			d.LocalAddr = &net.TCPAddr{IP: local}
-			d.Control = bindNoPort
-		}
-		return &http.Client{Transport: &http.Transport{
-			DialContext:         d.DialContext,
-			MaxIdleConnsPerHost: 4,
-			IdleConnTimeout:     30 * time.Second,
-			TLSHandshakeTimeout: cfg.connectTimeout,
-		}}
-	}
+func sourceAddr(cfg *config, i int) net.IP {
 	if len(cfg.sourceAddrs) == 0 {
-		return []*http.Client{mk(nil)}
+		return nil
 	}
-	out := make([]*http.Client, len(cfg.sourceAddrs))
-	for i, ip := range cfg.sourceAddrs {
-		out[i] = mk(ip)
-	}
-	return out
+	return cfg.sourceAddrs[(i/len(cfg.servers))%len(cfg.sourceAddrs)]
 }
 
 // newRunID returns 6 random lowercase base-36 characters.
@@ -681,8 +609,13 @@ func startWorkers(ctx context.Context, cfg *config, pl *plan, tokens map[string]
 		_ = os.Remove(tokenFile)
 	}
 	for i := range n {
+		// The step of a sweep (clients, rooms and what follows from them)
+		// goes last, so it overrides the sweep's own flags.
 		args := append(slices.Clone(cfg.args),
 			"--clients", strconv.Itoa(cfg.clients),
+			"--rooms", strconv.Itoa(cfg.rooms),
+			"--rooms-per-client", strconv.Itoa(cfg.roomsPerClient),
+			"--senders", strconv.Itoa(cfg.senders),
 			"--user-prefix", cfg.userPrefix,
 			"--run-id", cfg.runID,
 			"--token-file", tokenFile,
@@ -763,9 +696,16 @@ func runOnce(ctx context.Context, cfg *config, au *authState, log *slog.Logger) 
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}
+	if r := pl.maxSenderRate(cfg.rate); !cfg.idle && r > 20 {
+		log.Warn("a sender sends more than 20 msg/s, the server's default per-user limit (CHAT_SEND_RATE)", "per_sender", r)
+	}
+	if !pl.spread {
+		log.Warn("the rooms' members are not spread evenly over the servers: make --clients a multiple of the servers", "servers", pl.servers)
+	}
 	// The baseline is the lower of the samples before and after the logins:
 	// argon2id's working memory can keep the server's RSS up for a while.
 	rep := newReport(cfg)
+	rep.RoomsPerClient, rep.ClientsInRooms, rep.Spread = pl.roomsPerClient, pl.inRooms, pl.spread
 	rep.RSSBase = sampleRSS(ctx, cfg)
 	tokens, logins, err := au.ensure(ctx, pl)
 	if err != nil {
@@ -817,6 +757,19 @@ func runOnce(ctx context.Context, cfg *config, au *authState, log *slog.Logger) 
 		}
 	}
 	rep.Start = start
+	// CPU time is sampled at the start and the end of the measured window.
+	measureStart, sendEnd := start.Add(cfg.warmup), start.Add(cfg.warmup+cfg.duration)
+	cpuDone := make(chan [2]*cpuSample, 1)
+	go func() {
+		var s [2]*cpuSample
+		for i, at := range []time.Time{measureStart, sendEnd} {
+			if !sleepCtx(runCtx, time.Until(at)) {
+				break
+			}
+			s[i] = sampleCPU(runCtx, cfg)
+		}
+		cpuDone <- s
+	}()
 	runLen := cfg.warmup + cfg.duration + cfg.drain
 	dones, err := phase(ctx, ws, time.Until(start)+runLen+time.Minute, "the end of sending")
 	if err != nil {
@@ -849,5 +802,14 @@ func runOnce(ctx context.Context, cfg *config, au *authState, log *slog.Logger) 
 		total.merge(r.Result)
 	}
 	rep.fill(total)
+	cpu := <-cpuDone
+	generator := math.NaN()
+	if cpu[0] != nil && cpu[1] != nil && cpu[0].ownOK && cpu[1].ownOK {
+		generator = cpu[1].own - cpu[0].own
+		if cfg.workerCount > 1 { // the workers are processes of their own
+			generator += total.GeneratorCPUS
+		}
+	}
+	rep.fillCPU(cfg, cpu[0], cpu[1], generator)
 	return rep, nil
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +14,7 @@ import (
 // measured.
 func newSenderClient(spacing time.Duration, slots int, inflight int, ackTimeout time.Duration) *client {
 	cfg := &config{senders: 1, rate: float64(time.Second) / float64(spacing), inflight: inflight, ackTimeout: ackTimeout}
-	pl := &plan{rooms: []string{"r0"}, roomIndex: map[string]int{"r0": 0}}
+	pl := &plan{rooms: []string{"r0"}, roomIndex: map[string]int{"r0": 0}, speaks: [][]speak{{{room: 0, turn: 0, of: 1}}}}
 	b := &bench{cfg: cfg, plan: pl, codec: newTextCodec("t1")}
 	start := time.Now().Add(50 * time.Millisecond).UnixNano()
 	b.start.Store(start)
@@ -35,18 +33,20 @@ func pendingSeqs(c *client) []uint32 {
 	return out
 }
 
-// TestSendLoopSkipsWhileFull checks that slots coming due while inflight
-// sends are unanswered are skipped, up to the moment an ack frees a slot,
-// and that the first slot due after that is sent.
-func TestSendLoopSkipsWhileFull(t *testing.T) {
+// TestSendLoopWaitsWhileFull checks that slots coming due while inflight
+// sends are unanswered wait, at most inflight of them with the oldest
+// skipped, and that the newest waiting slot is sent as soon as an ack
+// frees a place.
+func TestSendLoopWaitsWhileFull(t *testing.T) {
 	t.Parallel()
-	const spacing = 50 * time.Millisecond
-	c := newSenderClient(spacing, 10, 1, time.Hour)
+	const spacing, slots = 50 * time.Millisecond, 20
+	c := newSenderClient(spacing, slots, 1, time.Hour)
 	start, sendEnd := c.b.start.Load(), c.b.sendEnd.Load()
 	done := make(chan struct{})
 	go func() { defer close(done); c.sendLoop(context.Background()) }()
 
-	// Slot 0 is sent; slot 1 finds it unanswered and the loop waits.
+	// One slot is sent (the first, unless the loop started late); a later
+	// one finds it unanswered and the loop waits.
 	for {
 		c.mu.Lock()
 		waiting := c.waiting
@@ -56,8 +56,19 @@ func TestSendLoopSkipsWhileFull(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	// The ack arrives between slot 2 and slot 3: slot 2 is skipped, 3 sent.
-	c.onAck([]byte(c.b.codec.clientID(0, 0)), start+int64(5*spacing/2))
+	first := pendingSeqs(c)
+	if len(first) != 1 {
+		t.Fatalf("pending %v while waiting, want one send", first)
+	}
+	// The ack comes half-way between two slots, k and k+1: slot k has
+	// pushed out the slots before it and goes out at once.
+	k := (time.Now().UnixNano()-start)/int64(spacing) + 1
+	ackAt := start + k*int64(spacing) + int64(spacing)/2
+	if k+3 >= slots {
+		t.Fatalf("the loop waited only from slot %d of %d", k-1, slots)
+	}
+	time.Sleep(time.Until(time.Unix(0, ackAt)))
+	c.onAck([]byte(c.b.codec.clientID(0, first[0])), time.Now().UnixNano())
 	select {
 	case <-done:
 	case <-time.After(time.Until(time.Unix(0, sendEnd)) + 5*time.Second):
@@ -66,12 +77,20 @@ func TestSendLoopSkipsWhileFull(t *testing.T) {
 	if l := time.Since(time.Unix(0, sendEnd)); l > time.Second {
 		t.Errorf("the send loop ended %v after sendEnd", l)
 	}
-	// Slots 0 and 3 sent; 1, 2 and 4 to 9 skipped.
-	if sent, skipped, acked := c.b.sent.Load(), c.b.skipped.Load(), c.b.acked.Load(); sent != 2 || skipped != 8 || acked != 1 {
-		t.Fatalf("sent %d skipped %d acked %d, want 2, 8, 1", sent, skipped, acked)
+	if sent, skipped, acked := c.b.sent.Load(), c.b.skipped.Load(), c.b.acked.Load(); sent != 2 || skipped != slots-2 || acked != 1 {
+		t.Fatalf("sent %d skipped %d acked %d, want 2, %d, 1", sent, skipped, acked, slots-2)
 	}
-	if p := pendingSeqs(c); len(p) != 1 || p[0] != 3 {
-		t.Fatalf("pending %v, want slot 3", p)
+	// Slot k, or a later one if this machine woke the loop that late.
+	p := pendingSeqs(c)
+	if len(p) != 1 || int64(p[0]) < k || int64(p[0]) > k+2 {
+		t.Fatalf("pending %v, want slot %d", p, k)
+	}
+	c.mu.Lock()
+	sentAt, intended := c.pending[p[0]].sentAt, c.pending[p[0]].intended
+	c.mu.Unlock()
+	if want := start + int64(p[0])*int64(spacing); intended != want || sentAt < ackAt {
+		t.Fatalf("slot %d intended at +%v and sent at +%v, want +%v and after the ack at +%v",
+			p[0], time.Duration(intended-start), time.Duration(sentAt-start), time.Duration(want-start), time.Duration(ackAt-start))
 	}
 }
 
@@ -94,28 +113,17 @@ func TestSendLoopEndsWithCtx(t *testing.T) {
 // frees its inflight slot while the loop waits for one.
 func TestSendLoopExpires(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer conn.CloseNow()
-		for {
-			if _, _, err := conn.Read(r.Context()); err != nil {
-				return
-			}
-		}
-	}))
-	defer srv.Close()
+	srv := wsReader(t, nil)
 	conn, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.CloseNow()
 
-	// A send expires 250 ms after it is written: slots at 0, 300, 600 and
-	// 900 ms are sent, the others skipped, and all but the last expire
-	// (the last too if the loop ends late on a busy machine).
+	// A send expires 250 ms after it is written, which frees the place for
+	// the newest slot waiting: slots 0, 2, 5 and 7 are sent, the others
+	// skipped, and all but the last expire (the last too if the loop ends
+	// late on a busy machine).
 	const spacing = 100 * time.Millisecond
 	c := newSenderClient(spacing, 10, 1, 250*time.Millisecond)
 	c.cs = &connState{conn: conn}
