@@ -53,25 +53,37 @@ func (e *Engine) CreateRoom(ctx context.Context, user string, spec RoomSpec, byA
 	defer cancel()
 	seen := map[string]bool{}
 	members := spec.Members[:0:0]
-	for _, m := range append([]string{spec.Owner}, spec.Members...) {
-		if m == "" || seen[m] {
-			continue
-		}
-		seen[m] = true
-		n, err := NormalizeUsername(m)
+	check := func(name string) (string, error) {
+		n, err := NormalizeUsername(name)
 		if err != nil {
-			return fmt.Errorf("user %q: %w", m, ErrNotFound)
+			return "", fmt.Errorf("user %q: %w", name, ErrNotFound)
 		}
 		ok, err := e.userExists(ctx, n)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if !ok {
-			return fmt.Errorf("user %s: %w", n, ErrNotFound)
+			return "", fmt.Errorf("user %s: %w", n, ErrNotFound)
 		}
-		if m == spec.Owner {
-			spec.Owner = n
-		} else {
+		return n, nil
+	}
+	if byAPI && spec.Owner != "" {
+		// The caller of a user route holds a token: it exists. An owner
+		// named by the server API must be checked.
+		n, err := check(spec.Owner)
+		if err != nil {
+			return err
+		}
+		spec.Owner = n
+	}
+	seen[spec.Owner] = true
+	for _, m := range spec.Members {
+		n, err := check(m)
+		if err != nil {
+			return err
+		}
+		if !seen[n] {
+			seen[n] = true
 			members = append(members, n)
 		}
 	}
