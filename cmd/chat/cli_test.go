@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -295,11 +296,13 @@ func TestRooms(t *testing.T) {
 		t.Fatalf("rooms: %+v", res)
 	}
 	lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+	// ROLE is "-" where alice is no member; the real server's roles,
+	// mentions and topics are in TestEndToEndRooms.
 	want := [][]string{
-		{"NAME", "KIND", "UNREAD", "LAST_ID"},
-		{"dm:alice:bob", "direct", "0", "0-0"},
-		{"general", "channel", "1", m.ID},
-		{"support", "channel", "0", "0-0"},
+		{"NAME", "KIND", "ROLE", "UNREAD", "MENTIONS", "LAST_ID", "TOPIC"},
+		{"dm:alice:bob", "direct", "-", "0", "0", "0-0"},
+		{"general", "channel", "-", "1", "0", m.ID},
+		{"support", "channel", "-", "0", "0", "0-0"},
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("rooms printed %q", res.stdout)
@@ -323,6 +326,45 @@ func TestRooms(t *testing.T) {
 	}
 }
 
+// TestRoomsPages: chat rooms lists every room, however many pages of
+// GET /api/rooms that takes, and --json prints them as one answer.
+func TestRoomsPages(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	env := f.env(t, "alice")
+	f.set(func(f *fakeServer) {
+		for i := range 1234 {
+			f.rooms[fmt.Sprintf("room-%04d", i)] = nil
+		}
+	})
+	res := runChat(t, env, "", "rooms")
+	lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+	if res.code != exitOK || len(lines) != 1+1234+3 || !strings.HasPrefix(lines[1], "dm:alice:bob ") ||
+		!strings.HasPrefix(lines[1236], "room-1233 ") || !strings.HasPrefix(lines[1237], "support ") {
+		t.Fatalf("rooms printed %d lines, from %q to %q (exit %d, stderr %q)", len(lines), lines[0], lines[len(lines)-1], res.code, res.stderr)
+	}
+	res = runChat(t, env, "", "rooms", "--json")
+	var body struct {
+		Rooms   []RoomInfo `json:"rooms"`
+		HasMore *bool      `json:"has_more"`
+	}
+	if res.code != exitOK || json.Unmarshal([]byte(res.stdout), &body) != nil || len(body.Rooms) != 1237 || body.HasMore == nil || *body.HasMore {
+		t.Errorf("rooms --json: %d rooms, has_more %v", len(body.Rooms), body.HasMore)
+	}
+	f.mu.Lock()
+	var pages []string
+	for _, r := range f.requests {
+		if strings.HasPrefix(r, "GET /api/rooms?") {
+			pages = append(pages, r)
+		}
+	}
+	f.mu.Unlock()
+	want := []string{"GET /api/rooms?limit=500", "GET /api/rooms?after=room-0497&limit=500", "GET /api/rooms?after=room-0997&limit=500"}
+	if len(pages) != 6 || !reflect.DeepEqual(pages[:3], want) {
+		t.Errorf("requests %q, want each listing as %q", pages, want)
+	}
+}
+
 func TestHistory(t *testing.T) {
 	t.Parallel()
 	f := newFakeServer(t)
@@ -337,10 +379,11 @@ func TestHistory(t *testing.T) {
 	if res.code != exitOK {
 		t.Fatalf("history: %+v", res)
 	}
+	// Each message is led by its id, padded so that the times line up.
 	var want strings.Builder
 	for i := 8; i < 11; i++ {
 		ts := time.UnixMilli(1700000000000 + int64(i+1)*1000).Local().Format("15:04:05")
-		want.WriteString(ts + "  bob: message " + string(rune('a'+i)) + "\n")
+		want.WriteString(fmt.Sprintf("%-16s  %s  bob: message %c\n", ids[i], ts, 'a'+i))
 	}
 	if res.stdout != want.String() {
 		t.Errorf("stdout:\n%s\nwant:\n%s", res.stdout, want.String())
@@ -358,7 +401,7 @@ func TestHistory(t *testing.T) {
 	// Control characters are dropped and later lines indented.
 	res = runChat(t, env, "", "history", "general", "--limit", "1")
 	if res.code != exitOK || strings.Contains(res.stdout, "\x1b") ||
-		!strings.HasSuffix(res.stdout, "mallory: evil[2Jtext"+continuation+"second line\n") {
+		!strings.HasSuffix(res.stdout, "mallory: evil[2Jtext\n"+strings.Repeat(" ", 16+2+8+2)+"second line\n") {
 		t.Errorf("history of a hostile message: %q", res.stdout)
 	}
 
@@ -473,7 +516,7 @@ func TestFormatMessage(t *testing.T) {
 	t.Parallel()
 	m := wire.Message{ID: "1-0", User: "bob", Text: "a\r\nb\x07", TS: 1700000000000}
 	ts := time.UnixMilli(m.TS).Local().Format("15:04:05")
-	if got, want := formatMessage(m, false), ts+"  bob: a"+continuation+"b"; got != want {
+	if got, want := formatMessage(m, false), ts+"  bob: a\n          b"; got != want {
 		t.Errorf("plain: %q, want %q", got, want)
 	}
 	if got := formatMessage(m, true); !strings.Contains(got, ansiBold+"bob"+ansiReset) {

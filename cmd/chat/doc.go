@@ -10,12 +10,36 @@
 //	login USER               log in and keep the token in DIR/token.json (mode 0600)
 //	logout                   revoke the token on the server and delete token.json
 //	whoami                   show the logged-in user
-//	rooms                    list channels and your direct rooms: NAME KIND UNREAD LAST_ID
+//	rooms                    list the rooms you can see: NAME KIND ROLE UNREAD MENTIONS LAST_ID TOPIC
 //	history ROOM [--before ID] [--after ID] [--limit N]
-//	                         print a page of a room's history, oldest first
+//	                         print a page of a room's history, oldest first, each
+//	                         message led by its id and in its current state
 //	send ROOM TEXT...        post a message and print its id
+//	reply ROOM ID TEXT...    answer message ID in its thread and print the reply's id
+//	thread ROOM ID [--after ID] [--limit N]
+//	                         print message ID and a page of its replies
+//	edit ROOM ID TEXT...     replace the text of your message ID and print it
+//	delete ROOM ID           delete message ID (your own; any, as owner or moderator)
+//	react ROOM ID EMOJI [--off]
+//	                         add your reaction to message ID, or with --off take it back
 //	dm USER                  open the direct room with USER and print its name
 //	join ROOM                chat interactively: lines typed are sent to ROOM, /help lists commands
+//	create NAME [--private] [--topic TEXT]
+//	                         create a channel that you own; --private: for its members only
+//	topic ROOM TEXT...       set the room's topic; an empty TEXT ("") clears it
+//	members ROOM             list the room's members: USER ROLE ONLINE
+//	add ROOM USER            add USER to the room
+//	remove ROOM USER         remove USER from the room
+//	leave ROOM               stop being a member of the room
+//	role ROOM USER ROLE      make USER owner, moderator or member of the room
+//	ban ROOM USER [--for DURATION]
+//	                         remove USER and refuse them the room, for DURATION
+//	                         (30s, 10m, 2h, 7d, 1d12h; at most 365d) or until lifted
+//	unban ROOM USER          lift the ban
+//	bans ROOM                list the bans in force: USER UNTIL
+//	mute ROOM USER [--for DURATION]
+//	                         let USER read the room but not send, edit or react there
+//	unmute ROOM USER         lift the mute
 //
 // The server is --server, else $CHAT_SERVER, else the server the saved token
 // belongs to, else http://localhost:8080. The configuration directory is
@@ -25,10 +49,17 @@
 //
 //	chat history general --limit 10 --json
 //
-// Everything after the room of send is message text.
+// Everything after the room of send and topic, and after the ID of reply
+// and edit, is message text. An ID is a message's stream ID, as send,
+// reply and history print it (1796295170222-0).
 //
-// With --json, rooms, history and whoami print the server's response body,
-// and join prints every server frame as one JSON object per line.
+// With --json, rooms, members, bans, history, thread, edit and whoami
+// print the server's response body (rooms and members: every page as one
+// body), and join prints every server frame as one JSON object per line.
+//
+// A refusal names its reason: "chat: you may edit only your own messages
+// (…)", "chat: room team: you are banned from it", "chat: bob is banned
+// from team; chat unban team bob lifts the ban".
 //
 // # Interactive sessions
 //
