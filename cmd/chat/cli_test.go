@@ -524,6 +524,66 @@ func TestFormatMessage(t *testing.T) {
 	}
 }
 
+// TestRenderMessage: a message in its current state, a reply, an action
+// and a mention of the reader, as history, thread and chat join show them.
+func TestRenderMessage(t *testing.T) {
+	t.Parallel()
+	ts := time.UnixMilli(1700000000000).Local().Format("15:04:05")
+	pad := strings.Repeat(" ", len("1-0  ")+len(ts)+2)
+	many := map[string][]string{"👍": {"a", "b", "c", "d", "e"}, "🎉": {"z"}, "👀": {"y"}, "x": {}}
+	roots := func(id string) string {
+		if id == "1-0" {
+			return `bob "hi"`
+		}
+		return ""
+	}
+	for _, tc := range []struct {
+		name string
+		m    wire.Message
+		v    view
+		want string
+	}{
+		{"edited, reactions, replies", wire.Message{ID: "1-0", User: "bob", Text: "hi\nthere", TS: 1700000000000, EditedTS: 1, Reactions: many, ReplyCount: 2},
+			view{lead: "1-0  ", state: true, threadHint: func(id string) string { return "chat thread r " + id }},
+			"1-0  " + ts + "  bob: hi\n" + pad + "there (edited)\n" + pad + "👍 5 (a, b, c, +2)  🎉 1 (z)  👀 1 (y)\n" + pad + "↳ 2 replies (chat thread r 1-0)"},
+		{"as sent, the state is not shown", wire.Message{ID: "1-0", User: "bob", Text: "hi", TS: 1700000000000, EditedTS: 1, ReplyCount: 1},
+			view{}, ts + "  bob: hi"},
+		{"deleted", wire.Message{ID: "1-0", User: "bob", TS: 1700000000000, Deleted: true, EditedTS: 1, Reactions: many, ReplyCount: 1},
+			view{state: true}, ts + "  bob: (deleted)\n" + pad[5:] + "↳ 1 reply"},
+		{"a reply to a known message", wire.Message{ID: "2-0", User: "carol", Text: "yes", TS: 1700000000000, ReplyTo: "1-0"},
+			view{root: roots}, ts + `  carol ↳ bob "hi": yes`},
+		{"a reply to an unknown one", wire.Message{ID: "3-0", User: "carol", Text: "/me nods", TS: 1700000000000, ReplyTo: "9-0"},
+			view{root: roots}, ts + "  * carol nods"},
+		{"a reply, no root known", wire.Message{ID: "3-0", User: "carol", Text: "ok", TS: 1700000000000, ReplyTo: "9-0"},
+			view{root: roots}, ts + "  carol ↳ 9-0: ok"},
+		{"a mention of the reader stands out", wire.Message{ID: "4-0", User: "bob", Text: "@alice hi", TS: 1700000000000, Mentions: []string{"alice"}},
+			view{color: true, self: "alice"}, ansiDim + ts + ansiReset + "  " + ansiBold + "bob" + ansiReset + ": " + ansiMention + "@alice hi" + ansiReset},
+		{"someone else's does not", wire.Message{ID: "4-0", User: "bob", Text: "@carol hi", TS: 1700000000000, Mentions: []string{"carol"}},
+			view{color: true, self: "alice"}, ansiDim + ts + ansiReset + "  " + ansiBold + "bob" + ansiReset + ": @carol hi"},
+	} {
+		if got := renderMessage(tc.m, tc.v); got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
+		}
+	}
+	for text, want := range map[string]string{"short": `"short"`, "a\nb": `"a…"`, "exactly twenty-four char": `"exactly twenty-four char"`,
+		"twenty-five characters!!": `"twenty-five characters!!"`, "this one is longer than that": `"this one is longer than…"`, "\x1b[2Jx": `"[2Jx"`} {
+		if got := quote(text); got != want {
+			t.Errorf("quote(%q) = %s, want %s", text, got, want)
+		}
+	}
+}
+
+func TestParseFor(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]time.Duration{"1s": time.Second, "10m": 10 * time.Minute, "7d": 7 * 24 * time.Hour,
+		"1d12h": 36 * time.Hour, "1.5s": 2 * time.Second, "365d": 365 * 24 * time.Hour, "0s": 0, "366d": 0, "1y": 0, "-1h": 0, "d": 0, "": 0, "1d-1h": 0} {
+		got, err := parseFor(in)
+		if got != want || (err != nil) != (want == 0) {
+			t.Errorf("parseFor(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+}
+
 func TestNormalizeServer(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ in, want string }{

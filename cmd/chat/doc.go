@@ -64,27 +64,47 @@
 // # Interactive sessions
 //
 // join connects to the server's WebSocket, prints who is online and the
-// last 20 messages, then live messages ("15:04:05  bob: hi"), actions
-// ("15:04:05  * bob waves"), presence ("* bob is online") and typing
-// notices, and errors ("! not sent: slow down: the line"). Each line typed
-// is sent to the room, except commands:
+// last 20 messages (in their current state: edited, deleted, reactions,
+// replies), then as they happen: messages ("15:04:05  bob: hi"), actions
+// ("15:04:05  * bob waves"), replies ("15:04:07  carol ↳ bob "hi": yes"),
+// edits ("15:04:09  * bob edited "hi": hi all"), deletions and reactions
+// ("15:04:11  * carol reacted 👍 to bob's "hi all""), mentions of you in
+// other rooms ("* bob mentioned you in tech: @alice look"), topic changes,
+// rooms you were added to or removed from, presence ("* bob is online"),
+// typing notices and errors ("! not sent: slow down: the line"). On a
+// terminal, a message that mentions you stands out. Being removed or
+// banned from the room ends the session ("chat: you were banned from
+// team"). Each line typed is sent to the room, except commands:
 //
-//	/help        list the commands
-//	/who         who is in the room now
-//	/me TEXT     say TEXT as an action
-//	/quit        leave (as do end of input, Ctrl-D and Ctrl-C)
+//	/help                 list the commands
+//	/who                  who is in the room now
+//	/me TEXT              say TEXT as an action
+//	/reply [REF] TEXT     answer a message in its thread
+//	/thread [REF]         show a message (a reply: its root) and its replies
+//	/edit [REF] TEXT      replace the text of your message
+//	/delete [REF]         delete a message
+//	/react [REF] EMOJI    react to a message
+//	/unreact [REF] EMOJI  take a reaction back
+//	/quit                 leave (as do end of input, Ctrl-D and Ctrl-C)
 //
-// and "//text" sends "/text". On a terminal, join is a line editor
-// (golang.org/x/term): messages print above the line being typed, which
-// stays intact; a line sent leaves the input and shows once, as the room's
-// message; Up and Down recall earlier lines, Tab completes a command, and
-// typing tells the room so. With a pipe or --json it reads plain lines and
-// prints plain lines.
+// and "//text" sends "/text". REF names a message: ^ is the newest shown,
+// ^2 the one before and so on (deleted ones count: they were shown), or a
+// message id. Without a REF, a command means the newest message shown that
+// is not deleted; /edit and /delete mean your own newest.
+//
+// On a terminal, join is a line editor (golang.org/x/term): messages print
+// above the line being typed, which stays intact; a line sent leaves the
+// input and shows once, as the room's message; Up and Down recall earlier
+// lines, Tab completes a command, and typing tells the room so. With a
+// pipe or --json it reads plain lines and prints plain lines.
 //
 // Leaving waits up to 2 s for the server to confirm what was sent. When
 // the connection drops, join reconnects with backoff and resumes after the
-// newest message it has shown, so nothing is missed or shown twice; lines
-// typed meanwhile are sent once it is back.
+// newest message or event it has shown, so nothing is missed or shown
+// twice; lines typed meanwhile are sent once it is back. Edits, deletions
+// and reactions asked for while the connection dropped are not sent again
+// (a second one is not the same as the first): join says so, and the
+// replay shows those the server did apply.
 //
 // # Exit status
 //

@@ -166,7 +166,7 @@ func quote(text string) string {
 	}
 	s := string(r)
 	if more {
-		s += "…"
+		s = strings.TrimRight(s, " ") + "…"
 	}
 	return `"` + s + `"`
 }
