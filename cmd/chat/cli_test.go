@@ -84,6 +84,17 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"join"}, exitUsage, "usage: chat join ROOM"},
 		{[]string{"rooms", "extra"}, exitUsage, "unexpected argument"},
 		{[]string{"--server", "ftp://x", "login", "alice"}, exitUsage, "scheme must be http or https"},
+		// The new commands check their arguments before the login.
+		{[]string{"edit", "general", "1-0", " "}, exitUsage, "empty text"},
+		{[]string{"edit", "general", "last", "x"}, exitUsage, `"last" is not a message id`},
+		{[]string{"reply", "general", "1-0"}, exitUsage, "usage: chat reply ROOM ID TEXT..."},
+		{[]string{"react", "general", "1-0", "a\tb"}, exitUsage, "may not hold whitespace"},
+		{[]string{"react", "general", "1-0", strings.Repeat("x", 33)}, exitUsage, "1 to 32 bytes"},
+		{[]string{"thread", "general", "1-0", "--after", "x"}, exitUsage, "is not a message id"},
+		{[]string{"role", "team", "bob", "admin"}, exitUsage, `"admin" is not a role`},
+		{[]string{"ban", "team", "bob", "--for", "1y"}, exitUsage, "want a duration from 1s to 365d"},
+		{[]string{"mute", "team", "bob", "--for"}, exitUsage, "flag needs an argument"},
+		{[]string{"create", "a", "b"}, exitUsage, "unexpected argument"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

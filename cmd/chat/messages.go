@@ -68,17 +68,27 @@ func (c *cli) printStored(v view, msgs []wire.Message, indent string) {
 	}
 }
 
-func (c *cli) cmdEdit(args []string) error {
-	pos, err := c.args("edit", c.flagSet("edit"), args, 2, 3, -1)
+// idText parses the ROOM ID TEXT... of edit and reply: everything after
+// the id is text, flags included; empty is refused with emptyMsg.
+func (c *cli) idText(cmd string, args []string, emptyMsg string) (room, id, text string, err error) {
+	pos, err := c.args(cmd, c.flagSet(cmd), args, 2, 3, -1)
 	if err != nil {
-		return err
+		return "", "", "", err
 	}
-	room, id, text := pos[0], pos[1], strings.Join(pos[2:], " ")
-	if err := checkID("edit", id); err != nil {
-		return err
+	room, id, text = pos[0], pos[1], strings.Join(pos[2:], " ")
+	if err := checkID(cmd, id); err != nil {
+		return "", "", "", err
 	}
 	if strings.TrimSpace(text) == "" {
-		return &usageError{cmd: "edit", msg: "empty text; to remove a message use chat delete ROOM ID"}
+		return "", "", "", &usageError{cmd: cmd, msg: emptyMsg}
+	}
+	return room, id, text, nil
+}
+
+func (c *cli) cmdEdit(args []string) error {
+	room, id, text, err := c.idText("edit", args, "empty text; to remove a message use chat delete ROOM ID")
+	if err != nil {
+		return err
 	}
 	cl, _, err := c.authClient()
 	if err != nil {
@@ -158,16 +168,9 @@ func checkEmoji(emoji string) error {
 }
 
 func (c *cli) cmdReply(args []string) error {
-	pos, err := c.args("reply", c.flagSet("reply"), args, 2, 3, -1)
+	room, id, text, err := c.idText("reply", args, "empty message")
 	if err != nil {
 		return err
-	}
-	room, id, text := pos[0], pos[1], strings.Join(pos[2:], " ")
-	if err := checkID("reply", id); err != nil {
-		return err
-	}
-	if strings.TrimSpace(text) == "" {
-		return &usageError{cmd: "reply", msg: "empty message"}
 	}
 	cl, _, err := c.authClient()
 	if err != nil {
