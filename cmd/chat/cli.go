@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"golang.org/x/term"
@@ -38,7 +37,8 @@ const usageFlags = `
 global flags (also accepted after the command):
   --server URL         server base URL (env CHAT_SERVER, default ` + defaultServer + `)
   --config-dir DIR     where the token is kept (env CHAT_CONFIG_DIR)
-  --json               print JSON (rooms, history, whoami; join prints every frame)
+  --json               print JSON (rooms, history, thread, edit, members, bans, whoami;
+                       join prints every frame)
   --verbose            join: print ✓ when the server confirms a sent line
 `
 
@@ -88,11 +88,28 @@ func init() {
 		{"login", "USER", "log in and save the token", (*cli).cmdLogin},
 		{"logout", "", "revoke the token and forget it", (*cli).cmdLogout},
 		{"whoami", "[--json]", "show the logged-in user", (*cli).cmdWhoami},
-		{"rooms", "[--json]", "list rooms: NAME KIND UNREAD LAST_ID", (*cli).cmdRooms},
-		{"history", "ROOM [--before ID] [--after ID] [--limit N] [--json]", "print a page of history, oldest first", (*cli).cmdHistory},
+		{"rooms", "[--json]", "list rooms: kind, your role, unread messages and mentions, topic", (*cli).cmdRooms},
+		{"history", "ROOM [--before ID] [--after ID] [--limit N] [--json]", "print a page of history, oldest first, each message with its id", (*cli).cmdHistory},
 		{"send", "ROOM TEXT...", "post a message and print its id", (*cli).cmdSend},
+		{"reply", "ROOM ID TEXT...", "answer message ID in its thread and print the reply's id", (*cli).cmdReply},
+		{"thread", "ROOM ID [--after ID] [--limit N] [--json]", "print message ID and its replies", (*cli).cmdThread},
+		{"edit", "ROOM ID TEXT... [--json]", "replace the text of your message ID", (*cli).cmdEdit},
+		{"delete", "ROOM ID", "delete message ID (yours, or any as owner or moderator)", (*cli).cmdDelete},
+		{"react", "ROOM ID EMOJI [--off]", "react to message ID with EMOJI (--off takes it back)", (*cli).cmdReact},
 		{"dm", "USER", "open the direct room with USER and print its name", (*cli).cmdDM},
 		{"join", "ROOM [--json] [--verbose]", "chat interactively (/help lists its commands; /quit leaves)", (*cli).cmdJoin},
+		{"create", "NAME [--private] [--topic TEXT]", "create a channel you own (--private: members only)", (*cli).cmdCreate},
+		{"topic", "ROOM TEXT...", `set the room's topic ("" clears it)`, (*cli).cmdTopic},
+		{"members", "ROOM [--json]", "list the room's members: role and whether online", (*cli).cmdMembers},
+		{"add", "ROOM USER", "add USER to the room", (*cli).cmdAdd},
+		{"remove", "ROOM USER", "remove USER from the room", (*cli).cmdRemove},
+		{"leave", "ROOM", "stop being a member of the room", (*cli).cmdLeave},
+		{"role", "ROOM USER ROLE", "make USER owner, moderator or member of the room", (*cli).cmdRole},
+		{"ban", "ROOM USER [--for DURATION]", "remove USER and keep them out (for 10m, 2h, 7d…; else until lifted)", (*cli).cmdBan},
+		{"unban", "ROOM USER", "lift USER's ban", (*cli).cmdUnban},
+		{"bans", "ROOM [--json]", "list the bans in force", (*cli).cmdBans},
+		{"mute", "ROOM USER [--for DURATION]", "let USER read but not write in the room", (*cli).cmdMute},
+		{"unmute", "ROOM USER", "lift USER's mute", (*cli).cmdUnmute},
 	}
 }
 
@@ -463,29 +480,6 @@ func (c *cli) cmdWhoami(args []string) error {
 	return nil
 }
 
-func (c *cli) cmdRooms(args []string) error {
-	if _, err := c.args("rooms", c.flagSet("rooms"), args, 0, 0, 0); err != nil {
-		return err
-	}
-	cl, _, err := c.authClient()
-	if err != nil {
-		return err
-	}
-	raw, rooms, err := cl.Rooms(context.Background())
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.writeRaw(raw)
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tUNREAD\tLAST_ID")
-	for _, r := range rooms {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", oneLine(r.Name), oneLine(r.Kind), r.Unread, oneLine(r.LastID))
-	}
-	return tw.Flush()
-}
-
 func (c *cli) cmdHistory(args []string) error {
 	fs := c.flagSet("history")
 	var q HistoryQuery
@@ -516,9 +510,7 @@ func (c *cli) cmdHistory(args []string) error {
 			return err
 		}
 	} else {
-		for _, m := range page.Messages {
-			fmt.Fprintln(c.stdout, formatMessage(m, false))
-		}
+		c.printStored(historyView(room, page.Messages), page.Messages, "")
 	}
 	if page.HasMore && len(page.Messages) > 0 {
 		if q.After != "" {
@@ -543,9 +535,9 @@ func (c *cli) cmdSend(args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := cl.Send(context.Background(), pos[0], text, newClientID())
+	m, err := cl.Send(context.Background(), pos[0], text, newClientID(), "")
 	if err != nil {
-		return err
+		return refusal(err, actSend, pos[0])
 	}
 	fmt.Fprintln(c.stdout, m.ID)
 	return nil

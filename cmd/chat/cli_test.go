@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -83,6 +84,17 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"join"}, exitUsage, "usage: chat join ROOM"},
 		{[]string{"rooms", "extra"}, exitUsage, "unexpected argument"},
 		{[]string{"--server", "ftp://x", "login", "alice"}, exitUsage, "scheme must be http or https"},
+		// The new commands check their arguments before the login.
+		{[]string{"edit", "general", "1-0", " "}, exitUsage, "empty text"},
+		{[]string{"edit", "general", "last", "x"}, exitUsage, `"last" is not a message id`},
+		{[]string{"reply", "general", "1-0"}, exitUsage, "usage: chat reply ROOM ID TEXT..."},
+		{[]string{"react", "general", "1-0", "a\tb"}, exitUsage, "may not hold whitespace"},
+		{[]string{"react", "general", "1-0", strings.Repeat("x", 33)}, exitUsage, "1 to 32 bytes"},
+		{[]string{"thread", "general", "1-0", "--after", "x"}, exitUsage, "is not a message id"},
+		{[]string{"role", "team", "bob", "admin"}, exitUsage, `"admin" is not a role`},
+		{[]string{"ban", "team", "bob", "--for", "1y"}, exitUsage, "want a duration from 1s to 365d"},
+		{[]string{"mute", "team", "bob", "--for"}, exitUsage, "flag needs an argument"},
+		{[]string{"create", "a", "b"}, exitUsage, "unexpected argument"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -295,11 +307,13 @@ func TestRooms(t *testing.T) {
 		t.Fatalf("rooms: %+v", res)
 	}
 	lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+	// ROLE is "-" where alice is no member; the real server's roles,
+	// mentions and topics are in TestEndToEndRooms.
 	want := [][]string{
-		{"NAME", "KIND", "UNREAD", "LAST_ID"},
-		{"dm:alice:bob", "direct", "0", "0-0"},
-		{"general", "channel", "1", m.ID},
-		{"support", "channel", "0", "0-0"},
+		{"NAME", "KIND", "ROLE", "UNREAD", "MENTIONS", "LAST_ID", "TOPIC"},
+		{"dm:alice:bob", "direct", "-", "0", "0", "0-0"},
+		{"general", "channel", "-", "1", "0", m.ID},
+		{"support", "channel", "-", "0", "0", "0-0"},
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("rooms printed %q", res.stdout)
@@ -323,6 +337,45 @@ func TestRooms(t *testing.T) {
 	}
 }
 
+// TestRoomsPages: chat rooms lists every room, however many pages of
+// GET /api/rooms that takes, and --json prints them as one answer.
+func TestRoomsPages(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	env := f.env(t, "alice")
+	f.set(func(f *fakeServer) {
+		for i := range 1234 {
+			f.rooms[fmt.Sprintf("room-%04d", i)] = nil
+		}
+	})
+	res := runChat(t, env, "", "rooms")
+	lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+	if res.code != exitOK || len(lines) != 1+1234+3 || !strings.HasPrefix(lines[1], "dm:alice:bob ") ||
+		!strings.HasPrefix(lines[1236], "room-1233 ") || !strings.HasPrefix(lines[1237], "support ") {
+		t.Fatalf("rooms printed %d lines, from %q to %q (exit %d, stderr %q)", len(lines), lines[0], lines[len(lines)-1], res.code, res.stderr)
+	}
+	res = runChat(t, env, "", "rooms", "--json")
+	var body struct {
+		Rooms   []RoomInfo `json:"rooms"`
+		HasMore *bool      `json:"has_more"`
+	}
+	if res.code != exitOK || json.Unmarshal([]byte(res.stdout), &body) != nil || len(body.Rooms) != 1237 || body.HasMore == nil || *body.HasMore {
+		t.Errorf("rooms --json: %d rooms, has_more %v", len(body.Rooms), body.HasMore)
+	}
+	f.mu.Lock()
+	var pages []string
+	for _, r := range f.requests {
+		if strings.HasPrefix(r, "GET /api/rooms?") {
+			pages = append(pages, r)
+		}
+	}
+	f.mu.Unlock()
+	want := []string{"GET /api/rooms?limit=500", "GET /api/rooms?after=room-0497&limit=500", "GET /api/rooms?after=room-0997&limit=500"}
+	if len(pages) != 6 || !reflect.DeepEqual(pages[:3], want) {
+		t.Errorf("requests %q, want each listing as %q", pages, want)
+	}
+}
+
 func TestHistory(t *testing.T) {
 	t.Parallel()
 	f := newFakeServer(t)
@@ -337,10 +390,11 @@ func TestHistory(t *testing.T) {
 	if res.code != exitOK {
 		t.Fatalf("history: %+v", res)
 	}
+	// Each message is led by its id, padded so that the times line up.
 	var want strings.Builder
 	for i := 8; i < 11; i++ {
 		ts := time.UnixMilli(1700000000000 + int64(i+1)*1000).Local().Format("15:04:05")
-		want.WriteString(ts + "  bob: message " + string(rune('a'+i)) + "\n")
+		want.WriteString(fmt.Sprintf("%-16s  %s  bob: message %c\n", ids[i], ts, 'a'+i))
 	}
 	if res.stdout != want.String() {
 		t.Errorf("stdout:\n%s\nwant:\n%s", res.stdout, want.String())
@@ -358,7 +412,7 @@ func TestHistory(t *testing.T) {
 	// Control characters are dropped and later lines indented.
 	res = runChat(t, env, "", "history", "general", "--limit", "1")
 	if res.code != exitOK || strings.Contains(res.stdout, "\x1b") ||
-		!strings.HasSuffix(res.stdout, "mallory: evil[2Jtext"+continuation+"second line\n") {
+		!strings.HasSuffix(res.stdout, "mallory: evil[2Jtext\n"+strings.Repeat(" ", 16+2+8+2)+"second line\n") {
 		t.Errorf("history of a hostile message: %q", res.stdout)
 	}
 
@@ -473,11 +527,71 @@ func TestFormatMessage(t *testing.T) {
 	t.Parallel()
 	m := wire.Message{ID: "1-0", User: "bob", Text: "a\r\nb\x07", TS: 1700000000000}
 	ts := time.UnixMilli(m.TS).Local().Format("15:04:05")
-	if got, want := formatMessage(m, false), ts+"  bob: a"+continuation+"b"; got != want {
+	if got, want := formatMessage(m, false), ts+"  bob: a\n          b"; got != want {
 		t.Errorf("plain: %q, want %q", got, want)
 	}
 	if got := formatMessage(m, true); !strings.Contains(got, ansiBold+"bob"+ansiReset) {
 		t.Errorf("color: %q", got)
+	}
+}
+
+// TestRenderMessage: a message in its current state, a reply, an action
+// and a mention of the reader, as history, thread and chat join show them.
+func TestRenderMessage(t *testing.T) {
+	t.Parallel()
+	ts := time.UnixMilli(1700000000000).Local().Format("15:04:05")
+	pad := strings.Repeat(" ", len("1-0  ")+len(ts)+2)
+	many := map[string][]string{"👍": {"a", "b", "c", "d", "e"}, "🎉": {"z"}, "👀": {"y"}, "x": {}}
+	roots := func(id string) string {
+		if id == "1-0" {
+			return `bob "hi"`
+		}
+		return ""
+	}
+	for _, tc := range []struct {
+		name string
+		m    wire.Message
+		v    view
+		want string
+	}{
+		{"edited, reactions, replies", wire.Message{ID: "1-0", User: "bob", Text: "hi\nthere", TS: 1700000000000, EditedTS: 1, Reactions: many, ReplyCount: 2},
+			view{lead: "1-0  ", state: true, threadHint: func(id string) string { return "chat thread r " + id }},
+			"1-0  " + ts + "  bob: hi\n" + pad + "there (edited)\n" + pad + "👍 5 (a, b, c, +2)  🎉 1 (z)  👀 1 (y)\n" + pad + "↳ 2 replies (chat thread r 1-0)"},
+		{"as sent, the state is not shown", wire.Message{ID: "1-0", User: "bob", Text: "hi", TS: 1700000000000, EditedTS: 1, ReplyCount: 1},
+			view{}, ts + "  bob: hi"},
+		{"deleted", wire.Message{ID: "1-0", User: "bob", TS: 1700000000000, Deleted: true, EditedTS: 1, Reactions: many, ReplyCount: 1},
+			view{state: true}, ts + "  bob: (deleted)\n" + pad[5:] + "↳ 1 reply"},
+		{"a reply to a known message", wire.Message{ID: "2-0", User: "carol", Text: "yes", TS: 1700000000000, ReplyTo: "1-0"},
+			view{root: roots}, ts + `  carol ↳ bob "hi": yes`},
+		{"a reply to an unknown one", wire.Message{ID: "3-0", User: "carol", Text: "/me nods", TS: 1700000000000, ReplyTo: "9-0"},
+			view{root: roots}, ts + "  * carol nods"},
+		{"a reply, no root known", wire.Message{ID: "3-0", User: "carol", Text: "ok", TS: 1700000000000, ReplyTo: "9-0"},
+			view{root: roots}, ts + "  carol ↳ 9-0: ok"},
+		{"a mention of the reader stands out", wire.Message{ID: "4-0", User: "bob", Text: "@alice hi", TS: 1700000000000, Mentions: []string{"alice"}},
+			view{color: true, self: "alice"}, ansiDim + ts + ansiReset + "  " + ansiBold + "bob" + ansiReset + ": " + ansiMention + "@alice hi" + ansiReset},
+		{"someone else's does not", wire.Message{ID: "4-0", User: "bob", Text: "@carol hi", TS: 1700000000000, Mentions: []string{"carol"}},
+			view{color: true, self: "alice"}, ansiDim + ts + ansiReset + "  " + ansiBold + "bob" + ansiReset + ": @carol hi"},
+	} {
+		if got := renderMessage(tc.m, tc.v); got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
+		}
+	}
+	for text, want := range map[string]string{"short": `"short"`, "a\nb": `"a…"`, "exactly twenty-four char": `"exactly twenty-four char"`,
+		"twenty-five characters!!": `"twenty-five characters!!"`, "this one is longer than that": `"this one is longer than…"`, "\x1b[2Jx": `"[2Jx"`} {
+		if got := quote(text); got != want {
+			t.Errorf("quote(%q) = %s, want %s", text, got, want)
+		}
+	}
+}
+
+func TestParseFor(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]time.Duration{"1s": time.Second, "10m": 10 * time.Minute, "7d": 7 * 24 * time.Hour,
+		"1d12h": 36 * time.Hour, "1.5s": 2 * time.Second, "365d": 365 * 24 * time.Hour, "0s": 0, "366d": 0, "1y": 0, "-1h": 0, "d": 0, "": 0, "1d-1h": 0} {
+		got, err := parseFor(in)
+		if got != want || (err != nil) != (want == 0) {
+			t.Errorf("parseFor(%q) = %v, %v; want %v", in, got, err, want)
+		}
 	}
 }
 

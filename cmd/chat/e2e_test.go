@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,22 +28,41 @@ import (
 // e2eBinaries are the built programs.
 type e2eBinaries struct{ chat, chatd string }
 
-// mustBuild builds the client and the server into a temporary directory.
+// built is the one build of the programs for every test of the package:
+// linking both takes seconds on a busy machine.
+var built struct {
+	once sync.Once
+	dir  string
+	bins e2eBinaries
+	err  error
+}
+
+// mustBuild builds the client and the server, once per test binary, into
+// a temporary directory that TestMain removes.
 func mustBuild(tb testing.TB) e2eBinaries {
 	tb.Helper()
 	if testing.Short() {
 		tb.Skip("end-to-end test skipped in -short mode")
 	}
-	dir := tb.TempDir()
-	bins := e2eBinaries{chat: filepath.Join(dir, "chat"), chatd: filepath.Join(dir, "chatd")}
-	for pkg, out := range map[string]string{"./cmd/chat": bins.chat, "./cmd/chatd": bins.chatd} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = filepath.Join("..", "..") // the module root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			tb.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "chat-e2e-")
+		if built.err != nil {
+			return
 		}
+		built.bins = e2eBinaries{chat: filepath.Join(built.dir, "chat"), chatd: filepath.Join(built.dir, "chatd")}
+		for pkg, out := range map[string]string{"./cmd/chat": built.bins.chat, "./cmd/chatd": built.bins.chatd} {
+			cmd := exec.Command("go", "build", "-o", out, pkg)
+			cmd.Dir = filepath.Join("..", "..") // the module root
+			if b, err := cmd.CombinedOutput(); err != nil {
+				built.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+				return
+			}
+		}
+	})
+	if built.err != nil {
+		tb.Fatal(built.err)
 	}
-	return bins
+	return built.bins
 }
 
 // freeAddr returns a loopback address with a port nobody listens on.
@@ -81,55 +101,79 @@ type chatdProc struct {
 // /healthz answers. t.Cleanup stops it.
 func mustStartChatd(tb testing.TB, bin, addr, dataDir string) *chatdProc {
 	tb.Helper()
-	d := &chatdProc{log: newLineLog(), done: make(chan struct{}), url: "http://" + addr}
-	d.cmd = exec.Command(bin)
-	d.cmd.Env = cleanEnv("CHAT_ADDR="+addr, "CHAT_DATA_DIR="+dataDir, "CHAT_SHUTDOWN_GRACE=2s")
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
+	d, err := startChatd(bin, addr, dataDir)
+	if d != nil {
+		tb.Cleanup(func() {
+			d.stop(tb)
+			if tb.Failed() {
+				tb.Logf("chatd at %s logged:\n%s", addr, d.log)
+			}
+		})
+	}
+	if err != nil {
 		tb.Fatal(err)
 	}
+	return d
+}
+
+// startChatd starts chatd on addr with its data in dataDir and the extra
+// environment env, and waits until /healthz answers. If it returns a
+// process, the caller stops it, whether or not there is an error.
+func startChatd(bin, addr, dataDir string, env ...string) (*chatdProc, error) {
+	d := &chatdProc{log: newLineLog(), done: make(chan struct{}), url: "http://" + addr}
+	d.cmd = exec.Command(bin)
+	d.cmd.Env = cleanEnv(append([]string{"CHAT_ADDR=" + addr, "CHAT_DATA_DIR=" + dataDir, "CHAT_SHUTDOWN_GRACE=2s"}, env...)...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
 	go func() { _ = d.cmd.Wait(); close(d.done) }()
-	tb.Cleanup(func() {
-		d.stop(tb)
-		if tb.Failed() {
-			tb.Logf("chatd at %s logged:\n%s", addr, d.log)
-		}
-	})
-	checkFor(tb, 30*time.Second, 50*time.Millisecond, func() error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		select {
 		case <-d.done:
-			tb.Fatalf("chatd exited during startup:\n%s", d.log)
+			return d, fmt.Errorf("chatd exited during startup:\n%s", d.log)
 		default:
 		}
 		resp, err := http.Get(d.url + "/healthz")
-		if err != nil {
-			return err
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return d, nil
+			}
+			err = fmt.Errorf("/healthz: %s", resp.Status)
 		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("/healthz: %s", resp.Status)
+		if time.Now().After(deadline) {
+			return d, fmt.Errorf("chatd did not come up within 30 s: %v\n%s", err, d.log)
 		}
-		return nil
-	})
-	return d
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // stop asks chatd to drain (so it also stops its private redis-server)
 // and kills it if it takes too long. Calling it twice is fine.
 func (d *chatdProc) stop(tb testing.TB) {
 	tb.Helper()
+	if err := d.terminate(); err != nil {
+		tb.Error(err)
+	}
+}
+
+// terminate is stop without a test to report to.
+func (d *chatdProc) terminate() error {
 	select {
 	case <-d.done:
-		return
+		return nil
 	default:
 	}
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.done:
+		return nil
 	case <-time.After(15 * time.Second):
-		tb.Errorf("chatd did not exit within 15 s of SIGTERM")
 		_ = d.cmd.Process.Kill()
 		<-d.done
+		return errors.New("chatd did not exit within 15 s of SIGTERM")
 	}
 }
 

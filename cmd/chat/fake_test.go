@@ -206,11 +206,25 @@ func (f *fakeServer) listRooms(w http.ResponseWriter, r *http.Request, user stri
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var names []string
+	after := r.URL.Query().Get("after")
 	for name := range f.rooms {
-		names = append(names, name)
+		if name > after {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
-	var out []map[string]any
+	limit := 200
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 500 {
+			writeError(w, 400, "invalid", "limit must be 1 to 500")
+			return
+		}
+		limit = n
+	}
+	hasMore := len(names) > limit
+	names = names[:min(len(names), limit)]
+	out := []map[string]any{}
 	for _, name := range names {
 		kind, last := "channel", "0-0"
 		if strings.HasPrefix(name, "dm:") {
@@ -221,7 +235,7 @@ func (f *fakeServer) listRooms(w http.ResponseWriter, r *http.Request, user stri
 		}
 		out = append(out, map[string]any{"name": name, "kind": kind, "last_id": last, "unread": len(f.rooms[name])})
 	}
-	writeJSON(w, 200, map[string]any{"rooms": out})
+	writeJSON(w, 200, map[string]any{"rooms": out, "has_more": hasMore})
 }
 
 func (f *fakeServer) history(w http.ResponseWriter, r *http.Request, user string) {

@@ -63,11 +63,17 @@ func (l *lineLog) count(sub string) int {
 // the test after timeout.
 func (l *lineLog) waitFor(tb testing.TB, sub string, timeout time.Duration) string {
 	tb.Helper()
+	return l.waitFrom(tb, 0, sub, timeout)
+}
+
+// waitFrom is waitFor among the lines after the first n.
+func (l *lineLog) waitFrom(tb testing.TB, n int, sub string, timeout time.Duration) string {
+	tb.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		l.mu.Lock()
-		for _, line := range l.lines {
+		for _, line := range l.lines[min(n, len(l.lines)):] {
 			if strings.Contains(line, sub) {
 				l.mu.Unlock()
 				return line

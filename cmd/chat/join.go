@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,9 +74,13 @@ type session struct {
 	opts      joinOptions
 	out, errw io.Writer
 
-	newest      string      // newest message id shown, or joined.last_id
-	readSent    string      // newest id reported with a read frame
-	pending     []*outgoing // lines sent or waiting, not yet acked, oldest first
+	newest      string                    // newest stream id shown (a message or an event), or joined.last_id
+	readSent    string                    // newest id reported with a read frame
+	pending     []*outgoing               // lines sent or waiting, not yet acked, oldest first
+	seen        []*wire.Message           // messages shown, oldest first, at most maxSeen, in their current state
+	seenByID    map[string]*wire.Message  // the same, by id
+	acting      map[string]*pendingAction // edits, deletions and reactions sent, by ref, not yet answered
+	actSeq      int                       // numbers the refs of acting
 	typingShown map[string]time.Time
 	typingSent  time.Time           // when our last typing frame went out
 	online      map[string]struct{} // who is in the room, from joined and presence
@@ -90,9 +95,26 @@ type session struct {
 	fatal        error            // ends the session at the next turn of the loop
 	closing      bool             // finish has begun; a failure now is no reason to reconnect
 
+	ctx    context.Context // run's, for the REST calls of slash commands
 	frames chan frameEvent
 	dialed chan dialResult
+	async  chan func() // what a REST call made for a slash command has to show
 	done   chan struct{}
+}
+
+// maxSeen is how many shown messages a session remembers, to name them in
+// the lines about later edits, deletions, reactions and replies, and for
+// slash commands to point at with ^N. A message further back is named by
+// its id.
+const maxSeen = 1000
+
+// pendingAction is an edit, delete or react frame waiting for its answer.
+type pendingAction struct {
+	act    action
+	failed string // how a refusal starts: "not edited"
+	what   string // what was asked, for a connection lost meanwhile: "the edit of 1-0"
+	emoji  string // for a reaction: the emoji,
+	on     bool   // and whether it was to be added
 }
 
 // outgoing is a typed line. Its client ID stays the same across resends,
@@ -100,6 +122,7 @@ type session struct {
 type outgoing struct {
 	clientID string
 	text     string
+	replyTo  string // the message this line answers, or ""
 }
 
 type frameEvent struct {
@@ -125,8 +148,12 @@ func newSession(api *Client, room, self string, out, errw io.Writer, opts joinOp
 		api: api, room: room, self: self, opts: opts, out: out, errw: errw,
 		typingShown: make(map[string]time.Time),
 		online:      make(map[string]struct{}),
+		seenByID:    make(map[string]*wire.Message),
+		acting:      make(map[string]*pendingAction),
+		ctx:         context.Background(),
 		frames:      make(chan frameEvent),
 		dialed:      make(chan dialResult),
+		async:       make(chan func()),
 		done:        make(chan struct{}),
 	}
 }
@@ -137,6 +164,7 @@ func newSession(api *Client, room, self string, out, errw io.Writer, opts joinOp
 // It prints through the console, and leaves closing it to the caller.
 func (s *session) run(ctx context.Context, con console) error {
 	defer close(s.done)
+	s.ctx = ctx
 	s.out, s.errw = con.Out(), con.Err()
 	res := s.connect(ctx, "", true)
 	if res.err != nil {
@@ -156,7 +184,7 @@ func (s *session) run(ctx context.Context, con console) error {
 			s.dropConn()
 			return s.fatal
 		}
-		if drain != nil && len(s.pending) == 0 {
+		if drain != nil && len(s.pending) == 0 && len(s.acting) == 0 {
 			s.finish()
 			return nil
 		}
@@ -181,6 +209,8 @@ func (s *session) run(ctx context.Context, con console) error {
 			}
 		case <-typing:
 			s.noteTyping()
+		case show := <-s.async:
+			show()
 		case <-s.retry:
 			s.retry = nil
 			go s.redial(ctx, s.newest)
@@ -198,7 +228,7 @@ func (s *session) run(ctx context.Context, con console) error {
 		case <-markRead.C:
 			s.markRead()
 		case <-drain:
-			n := len(s.pending)
+			n := len(s.pending) + len(s.acting)
 			s.finish()
 			return fmt.Errorf("%d line(s) not confirmed by the server", n)
 		}
@@ -339,7 +369,7 @@ func (s *session) attach(res dialResult, first bool) {
 			fmt.Fprintf(s.errw, "* no history: %v\n", res.historyErr)
 		}
 		for _, m := range res.history {
-			s.show(m, nil)
+			s.show(m, nil, true)
 		}
 		if newerID(j.LastID, s.newest) {
 			s.newest = j.LastID
@@ -380,6 +410,7 @@ func (s *session) lost(err error) {
 	if s.closing {
 		return
 	}
+	s.forgetActions()
 	switch websocket.CloseStatus(err) {
 	case wire.ClosePolicy:
 		s.fatal = errTokenRejected
@@ -454,40 +485,63 @@ func (s *session) handle(p []byte) {
 	if json.Unmarshal(p, &f) != nil {
 		return
 	}
-	if f.Type == wire.TypeMessage {
+	switch f.Type {
+	case wire.TypeMessage:
 		var m wire.Message
 		if json.Unmarshal(p, &m) == nil && m.Room == s.room {
-			s.show(m, p)
+			s.show(m, p, false)
 		}
+		return
+	case wire.TypeEdit, wire.TypeDelete, wire.TypeReaction:
+		s.event(f.Type, p)
 		return
 	}
 	if s.opts.JSON {
 		s.printJSON(p)
 	}
+	var ref string
+	_ = json.Unmarshal(f.Ref, &ref)
 	switch f.Type {
 	case wire.TypeAck:
 		var a wire.Ack
-		if json.Unmarshal(p, &a) == nil && s.acked(a.ClientID) && s.opts.Verbose && !s.opts.JSON {
+		if json.Unmarshal(p, &a) != nil {
+			return
+		}
+		if act := s.acting[ref]; act != nil {
+			delete(s.acting, ref)
+			s.actionDone(act, a)
+			return
+		}
+		if s.acked(a.ClientID) && s.opts.Verbose && !s.opts.JSON {
 			s.println("✓")
 		}
 	case wire.TypeError:
 		var e wire.Error
 		_ = json.Unmarshal(p, &e)
-		var id string
+		if act := s.acting[ref]; act != nil {
+			delete(s.acting, ref)
+			if !s.opts.JSON {
+				s.println(fmt.Sprintf("! %s: %s", act.failed, s.refusal(e, act)))
+			}
+			return
+		}
 		var refused *outgoing
-		if json.Unmarshal(f.Ref, &id) == nil {
-			refused = s.take(id) // the server refused this line; it will not ack it
+		if ref != "" {
+			refused = s.take(ref) // the server refused this line; it will not ack it
 		}
 		if s.opts.JSON {
 			return
 		}
-		msg := oneLine(humanError(e.Code, e.Message))
 		if refused != nil {
 			// The line left the input when it was sent; show it again so
 			// it is not lost.
-			s.println(fmt.Sprintf("! not sent: %s: %s", msg, oneLine(refused.text)))
+			msg, ok := refusalText(e.Code, e.Message, actSend, s.room)
+			if !ok {
+				msg = humanError(e.Code, e.Message)
+			}
+			s.println(fmt.Sprintf("! not sent: %s: %s", oneLine(msg), oneLine(refused.text)))
 		} else {
-			s.println("! " + msg)
+			s.println("! " + oneLine(humanError(e.Code, e.Message)))
 		}
 	case wire.TypePresence:
 		var pr wire.Presence
@@ -520,17 +574,80 @@ func (s *session) handle(p []byte) {
 		}
 		s.typingShown[t.User] = now
 		s.println("* " + oneLine(t.User) + " is typing…")
+	case wire.TypeKicked:
+		var k wire.Kicked
+		if json.Unmarshal(p, &k) != nil || k.Room != s.room {
+			return
+		}
+		// Nothing more of the room comes to this socket, and rejoining
+		// would be refused or would undo what a moderator did: the session
+		// is over.
+		s.fatal = fmt.Errorf("you were %s", removal(k.Reason, k.Room))
+		s.closing = true
+		if s.conn != nil {
+			s.conn.Close(websocket.StatusNormalClosure, "")
+		}
+	case wire.TypeRoom:
+		var r wire.RoomTopic
+		if json.Unmarshal(p, &r) != nil || s.opts.JSON || r.Room != s.room {
+			return
+		}
+		if strings.TrimSpace(r.Topic) == "" {
+			s.println("* " + oneLine(r.User) + " cleared the topic")
+		} else {
+			s.println("* " + oneLine(r.User) + " set the topic: " + oneLine(r.Topic))
+		}
+	case wire.TypeMention:
+		var m wire.Mention
+		if json.Unmarshal(p, &m) != nil || s.opts.JSON {
+			return
+		}
+		line := "* " + oneLine(m.User) + " mentioned you in " + oneLine(m.Room) + ": " + oneLine(m.Text)
+		if s.opts.Color {
+			line = ansiMention + line + ansiReset
+		}
+		s.println(line)
+	case wire.TypeRoomAdded:
+		var r wire.RoomAdded
+		if json.Unmarshal(p, &r) != nil || s.opts.JSON {
+			return
+		}
+		if r.Kind == "direct" {
+			s.println("* new direct room: " + oneLine(r.Room) + " (chat join " + oneLine(r.Room) + ")")
+		} else {
+			s.println("* you were added to " + oneLine(r.Room) + " (" + oneLine(r.Kind) + ")")
+		}
+	case wire.TypeRoomRemoved:
+		var r wire.RoomRemoved
+		// The kicked frame of this room says it, and ends the session.
+		if json.Unmarshal(p, &r) != nil || s.opts.JSON || r.Room == s.room {
+			return
+		}
+		s.println("* you were " + removal(r.Reason, r.Room))
 	}
+}
+
+// removal says how the user lost a room: "banned from team".
+func removal(reason, room string) string {
+	switch reason {
+	case "banned":
+		return "banned from " + oneLine(room)
+	case "removed", "":
+		return "removed from " + oneLine(room)
+	}
+	return "removed from " + oneLine(room) + " (" + oneLine(reason) + ")"
 }
 
 // show prints a message unless it was shown already. Messages come in
 // stream order, so anything not newer than the newest shown is a repeat
 // (history tail overlapping live messages, or a replay after reconnect).
-func (s *session) show(m wire.Message, raw []byte) {
+// state says m is in its current state (the history tail), not as sent.
+func (s *session) show(m wire.Message, raw []byte, state bool) {
 	if !newerID(m.ID, s.newest) {
 		return
 	}
 	s.newest = m.ID
+	s.remember(m)
 	if s.opts.JSON {
 		if raw == nil {
 			m.Type = wire.TypeMessage
@@ -539,7 +656,139 @@ func (s *session) show(m wire.Message, raw []byte) {
 		s.printJSON(raw)
 		return
 	}
-	s.println(formatMessage(m, s.opts.Color))
+	s.println(renderMessage(m, view{color: s.opts.Color, self: s.self, state: state, root: s.describe}))
+}
+
+// remember keeps m for later events and slash commands, forgetting the
+// oldest beyond maxSeen.
+func (s *session) remember(m wire.Message) {
+	if len(s.seen) == maxSeen {
+		delete(s.seenByID, s.seen[0].ID)
+		s.seen[0] = nil
+		s.seen = s.seen[1:]
+	}
+	c := m
+	c.Type = ""
+	s.seen = append(s.seen, &c)
+	s.seenByID[c.ID] = &c
+}
+
+// describe names a remembered message for a line about a reply to it or
+// an event on it: `bob "hi there"`; "" when it is not remembered.
+func (s *session) describe(id string) string {
+	m := s.seenByID[id]
+	if m == nil {
+		return ""
+	}
+	if m.Deleted {
+		return oneLine(m.User) + " (deleted)"
+	}
+	return oneLine(m.User) + " " + quote(m.Text)
+}
+
+// eventFrame holds the fields of edit, delete and reaction frames.
+type eventFrame struct {
+	Room   string `json:"room"`
+	ID     string `json:"id"`
+	Target string `json:"target"`
+	User   string `json:"user"`
+	Text   string `json:"text"`
+	Emoji  string `json:"emoji"`
+	On     bool   `json:"on"`
+	TS     int64  `json:"ts"`
+}
+
+// event shows an edit, deletion or reaction. Events are entries of the
+// room's stream like messages: one not newer than the newest shown is a
+// repeat. One that changes nothing of what is shown (an edit already in
+// the history tail, which is in its current state) is not shown again.
+func (s *session) event(typ string, p []byte) {
+	var ev eventFrame
+	if json.Unmarshal(p, &ev) != nil || ev.Room != s.room || !newerID(ev.ID, s.newest) {
+		return
+	}
+	s.newest = ev.ID
+	m := s.seenByID[ev.Target]
+	line, changed := s.eventLine(typ, ev, m)
+	if m != nil {
+		apply(typ, ev, m)
+	}
+	switch {
+	case s.opts.JSON:
+		s.printJSON(p)
+	case changed:
+		s.println(line)
+	}
+}
+
+// eventLine renders an event on m (nil if not remembered) as a line, and
+// reports whether it changes m.
+func (s *session) eventLine(typ string, ev eventFrame, m *wire.Message) (string, bool) {
+	ts := time.UnixMilli(ev.TS).Local().Format("15:04:05")
+	actor := oneLine(ev.User)
+	if s.opts.Color {
+		ts, actor = ansiDim+ts+ansiReset, ansiBold+actor+ansiReset
+	}
+	head := ts + "  * " + actor + " "
+	target := "message " + oneLine(ev.Target)
+	if m != nil {
+		switch {
+		case m.User == ev.User:
+			target = "their " + quote(m.Text)
+		case m.User == s.self:
+			target = "your " + quote(m.Text)
+		default:
+			target = oneLine(m.User) + "'s " + quote(m.Text)
+		}
+	}
+	switch typ {
+	case wire.TypeEdit:
+		if m != nil && !m.Deleted && m.Text == ev.Text {
+			return "", false
+		}
+		what := "message " + oneLine(ev.Target)
+		if m != nil {
+			what = quote(m.Text)
+		}
+		return head + "edited " + what + ": " + multiline(ev.Text, "\n"+strings.Repeat(" ", len("15:04:05")+4)), true
+	case wire.TypeDelete:
+		if m != nil && m.Deleted {
+			return "", false
+		}
+		return head + "deleted " + target, true
+	default:
+		had := m != nil && slices.Contains(m.Reactions[ev.Emoji], ev.User)
+		if m != nil && had == ev.On {
+			return "", false
+		}
+		if ev.On {
+			return head + "reacted " + oneLine(ev.Emoji) + " to " + target, true
+		}
+		return head + "removed " + oneLine(ev.Emoji) + " from " + target, true
+	}
+}
+
+// apply brings a remembered message up to date with an event on it.
+func apply(typ string, ev eventFrame, m *wire.Message) {
+	switch typ {
+	case wire.TypeEdit:
+		m.Text, m.EditedTS = ev.Text, ev.TS
+	case wire.TypeDelete:
+		m.Deleted, m.Reactions = true, nil
+	case wire.TypeReaction:
+		users := slices.DeleteFunc(slices.Clone(m.Reactions[ev.Emoji]), func(u string) bool { return u == ev.User })
+		if ev.On {
+			users = append(users, ev.User)
+		}
+		if m.Reactions == nil {
+			m.Reactions = make(map[string][]string)
+		}
+		if len(users) == 0 {
+			delete(m.Reactions, ev.Emoji)
+		} else {
+			m.Reactions[ev.Emoji] = users
+		}
+	}
 }
 
 // acked forgets the waiting line with this client ID.
@@ -557,13 +806,13 @@ func (s *session) take(clientID string) *outgoing {
 }
 
 // queue sends a message to the room now if connected, else after the
-// reconnect.
-func (s *session) queue(text string) {
+// reconnect; a reply when replyTo is not empty.
+func (s *session) queue(text, replyTo string) {
 	text = strings.ToValidUTF8(text, "\uFFFD")
 	if strings.TrimSpace(text) == "" {
 		return
 	}
-	o := &outgoing{clientID: newClientID(), text: text}
+	o := &outgoing{clientID: newClientID(), text: text, replyTo: replyTo}
 	s.pending = append(s.pending, o)
 	if s.conn != nil {
 		s.sendLine(o)
@@ -584,7 +833,7 @@ func (s *session) noteTyping() {
 
 func (s *session) sendLine(o *outgoing) {
 	ref, _ := json.Marshal(o.clientID)
-	s.write(wire.ClientFrame{Type: wire.TypeSend, Room: s.room, Text: o.text, ClientID: o.clientID, Ref: ref})
+	s.write(wire.ClientFrame{Type: wire.TypeSend, Room: s.room, Text: o.text, ClientID: o.clientID, ReplyTo: o.replyTo, Ref: ref})
 }
 
 // keepalive pings, and gives up a connection that has been silent for

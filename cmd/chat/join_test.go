@@ -329,7 +329,8 @@ func TestJoinSlashCommands(t *testing.T) {
 
 func TestCompleteSlash(t *testing.T) {
 	t.Parallel()
-	for line, want := range map[string]string{"/h": "/help ", "/wh": "/who ", "/q": "/quit ", "/": "", "/x": "", "hi": "", "/who ": ""} {
+	for line, want := range map[string]string{"/h": "/help ", "/wh": "/who ", "/q": "/quit ", "/": "", "/x": "", "hi": "", "/who ": "",
+		"/th": "/thread ", "/un": "/unreact ", "/ed": "/edit ", "/de": "/delete ", "/re": "", "/rep": "/reply ", "/rea": "/react "} {
 		got, ok := completeSlash(line)
 		if got != want || ok != (want != "") {
 			t.Errorf("completeSlash(%q) = %q, %v; want %q", line, got, ok, want)
@@ -352,5 +353,144 @@ func TestHumanError(t *testing.T) {
 		if got := humanError(tc.code, tc.msg); got != tc.want {
 			t.Errorf("humanError(%q, %q) = %q, want %q", tc.code, tc.msg, got, tc.want)
 		}
+	}
+}
+
+// TestJoinEventsShownOnce: an edit, deletion or reaction shows once. A
+// repeat of one shown (a replay after a reconnect) is not shown again,
+// and neither is one that the history tail, being in its current state,
+// already shows.
+func TestJoinEventsShownOnce(t *testing.T) {
+	t.Parallel()
+	for _, asJSON := range []bool{false, true} {
+		t.Run(fmt.Sprintf("json=%v", asJSON), func(t *testing.T) {
+			t.Parallel()
+			out, errl := newLineLog(), newLineLog()
+			s := newSession(&Client{}, "general", "alice", out, errl, joinOptions{JSON: asJSON})
+			s.show(wire.Message{ID: "10-0", Room: "general", User: "bob", Text: "fixed", TS: 10, EditedTS: 11,
+				Reactions: map[string][]string{"👍": {"carol"}}}, nil, true)
+			frame := func(v any) []byte { return wire.Encode(v) }
+			edit := func(id, text string) []byte {
+				return frame(wire.Edit{Type: wire.TypeEdit, Room: "general", ID: id, Target: "10-0", User: "bob", Text: text, TS: 20})
+			}
+			react := func(id, emoji string, on bool) []byte {
+				return frame(wire.Reaction{Type: wire.TypeReaction, Room: "general", ID: id, Target: "10-0", User: "carol", Emoji: emoji, On: on, TS: 20})
+			}
+			for _, p := range [][]byte{
+				edit("11-0", "fixed"),           // what the tail shows already
+				react("12-0", "👍", true),        // likewise
+				edit("13-0", "fixed again"),     // new
+				edit("13-0", "fixed again"),     // a replay
+				edit("9-0", "older than shown"), // a replay from before the tail
+				react("14-0", "👍", false),       // new
+				react("15-0", "🎉", true),        // new
+				frame(wire.Delete{Type: wire.TypeDelete, Room: "general", ID: "16-0", Target: "10-0", User: "bob", TS: 20}),
+				frame(wire.Delete{Type: wire.TypeDelete, Room: "general", ID: "17-0", Target: "10-0", User: "bob", TS: 20}),
+				frame(wire.Edit{Type: wire.TypeEdit, Room: "other", ID: "18-0", Target: "1-0", User: "bob", Text: "x", TS: 20}),
+				frame(wire.Reaction{Type: wire.TypeReaction, Room: "general", ID: "19-0", Target: "5-0", User: "bob", Emoji: "👀", On: true, TS: 20}),
+			} {
+				s.handle(p)
+			}
+			lines := out.Lines()
+			if asJSON {
+				var ids []string
+				for _, l := range lines {
+					var f struct{ ID string }
+					if err := json.Unmarshal([]byte(l), &f); err != nil {
+						t.Fatalf("line %q: %v", l, err)
+					}
+					ids = append(ids, f.ID)
+				}
+				if want := []string{"10-0", "11-0", "12-0", "13-0", "14-0", "15-0", "16-0", "17-0", "19-0"}; !reflect.DeepEqual(ids, want) {
+					t.Errorf("frames printed: %q, want %q (each id once, in order)", ids, want)
+				}
+			} else {
+				if lines[0] != time.UnixMilli(10).Local().Format("15:04:05")+"  bob: fixed (edited)" || !strings.HasSuffix(lines[1], "  👍 1 (carol)") {
+					t.Errorf("the tail shows %q", lines[:2])
+				}
+				var got []string
+				for _, l := range lines[2:] {
+					_, ev, _ := strings.Cut(l, "  ")
+					got = append(got, ev)
+				}
+				want := []string{
+					`* bob edited "fixed": fixed again`,
+					`* carol removed 👍 from bob's "fixed again"`,
+					`* carol reacted 🎉 to bob's "fixed again"`,
+					`* bob deleted their "fixed again"`,
+					`* bob reacted 👀 to message 5-0`,
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("shown:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+				}
+			}
+			if s.newest != "19-0" {
+				t.Errorf("newest = %s, want 19-0: a reconnect must resume after the last event", s.newest)
+			}
+		})
+	}
+}
+
+// TestJoinResumesAfterEvents: the join after a reconnect starts after the
+// newest event shown, not only the newest message, so that events are not
+// replayed.
+func TestJoinResumesAfterEvents(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t)
+	m := f.post("general", "bob", "typo")
+	j := mustStartJoin(t, f.env(t, "alice"), "general")
+	j.out.waitFor(t, "bob: typo", waitLong)
+	f.broadcast("general", wire.Edit{Type: wire.TypeEdit, Room: "general", ID: "1800000000000-0", Target: m.ID, User: "bob", Text: "fixed", TS: 1800000000000})
+	j.out.waitFor(t, `* bob edited "typo": fixed`, waitLong)
+	f.kick(websocket.StatusGoingAway)
+	j.err.waitFor(t, "* reconnected", waitLong)
+	if joins := f.joinFrames(); len(joins) != 2 || joins[1].Since != "1800000000000-0" {
+		t.Errorf("join frames %+v: want the second since the edit", joins)
+	}
+	j.stdin.Close()
+	j.wait(t, waitLong)
+}
+
+// TestJoinRefs: slash commands name messages by ^N, by id, or by default
+// the newest (one's own newest for /edit and /delete).
+func TestJoinRefs(t *testing.T) {
+	t.Parallel()
+	s := newSession(&Client{}, "general", "alice", newLineLog(), newLineLog(), joinOptions{})
+	for i, u := range []string{"alice", "bob", "alice", "bob"} {
+		s.show(wire.Message{ID: fmt.Sprintf("%d-0", i+1), Room: "general", User: u, Text: "t", TS: 1}, nil, false)
+	}
+	s.seenByID["4-0"].Deleted = true
+	for _, tc := range []struct {
+		ref  string
+		own  bool
+		want string
+		err  string
+	}{
+		{"", false, "3-0", ""}, // the newest that is not deleted
+		{"", true, "3-0", ""},
+		{"^", false, "4-0", ""}, // what the screen shows, deleted or not
+		{"^2", true, "3-0", ""},
+		{"^4", false, "1-0", ""},
+		{"^5", false, "", "^5: only 4 message(s) shown"},
+		{"1700000000000-3", false, "1700000000000-3", ""},
+	} {
+		got, err := s.resolve(tc.ref, tc.own)
+		if got != tc.want || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("resolve(%q, %v) = %q, %v; want %q, %q", tc.ref, tc.own, got, err, tc.want, tc.err)
+		}
+	}
+	for word, want := range map[string]bool{"^": true, "^3": true, "^0": false, "^x": false, "12-3": true, "12": false, "abc-1": false, "2": false} {
+		if isRef(word) != want {
+			t.Errorf("isRef(%q) = %v", word, !want)
+		}
+	}
+	for args, want := range map[string][2]string{"^2 hi there": {"^2", "hi there"}, "hi there": {"", "hi there"}, "1-2  x": {"1-2", "x"}, "^": {"^", ""}} {
+		if ref, rest := splitRef(args); ref != want[0] || rest != want[1] {
+			t.Errorf("splitRef(%q) = %q, %q; want %q", args, ref, rest, want)
+		}
+	}
+	empty := newSession(&Client{}, "general", "alice", newLineLog(), newLineLog(), joinOptions{})
+	if _, err := empty.resolve("", true); err == nil {
+		t.Error("resolve in an empty session: no error")
 	}
 }
