@@ -1147,7 +1147,8 @@ export class Chat {
         msg.editedTs = msg.editedTs || Date.now();
       }
     } catch (e) {
-      if (!this.stopped) this.showError(e.code === 'forbidden' ? `${e.message.replace(/\.$/, '')}: this message can no longer be edited.` : e.message);
+      // A bare "forbidden" on one's own message is the edit window (CHAT_EDIT_WINDOW).
+      if (!this.stopped) this.showError(e.code === 'forbidden' && /^You do not have access/.test(e.message) ? 'This message can no longer be edited.' : e.message);
     } finally {
       delete msg.editText;
       this.refreshMessage(room, msg);
@@ -1164,7 +1165,7 @@ export class Chat {
       await this.request({ type: 'delete', room: room.name, id: msg.id });
       applyEvent(msg, { type: 'delete' });
     } catch (e) {
-      if (!this.stopped) this.showError(e.message);
+      if (!this.stopped) this.showError(e.code === 'forbidden' && /^You do not have access/.test(e.message) ? 'You may not delete this message.' : e.message);
     } finally {
       msg.deleting = false;
       this.refreshMessage(room, msg);
