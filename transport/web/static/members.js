@@ -10,7 +10,6 @@
 // when the panel opens, after each change made here, and on request;
 // who is online follows the room's presence frames live.
 
-import { errorText } from './util.js';
 import { avatar, h } from './view.js';
 
 const PAGE = 1000; // the server's largest page
@@ -356,9 +355,7 @@ export class MembersPanel {
   }
 
   explain(e) {
-    if (e.code === 'banned') return 'That user is banned here: lift the ban first.';
-    if (e.code === 'not_found' && /user/i.test(e.message)) return errorText('not_found', e.message);
-    return e.message;
+    return e.code === 'banned' ? 'That user is banned here: lift the ban first.' : e.message;
   }
 
   add(input) {
