@@ -239,12 +239,14 @@ func TestBrowserLive(t *testing.T) {
 	post(carol, "support", "A customer asks whether SSO is on the roadmap.")
 	alice.waitJS("alice's #support badge", btBadgeIs("support", "1"))
 	phone.waitJS("the phone shows the newest message", btHasMessage("Ping me when the notes are up.", true))
+	phone.do("no pointer over a message", chromedp.MouseEvent(chromedp.MouseMoved, 1, 1))
 	phoneShot := phone.shot("phone")
 	// The README's pictures: alice's desktop in #general with news in two
 	// other rooms, light and dark, and dana's phone with the unread dot.
 	alice.waitJS("bob's last message is shown", btHasMessage("Ping me when the notes are up.", true))
+	// The mouse goes to a corner, so no message shows its hover menu.
 	alice.do("settle", chromedp.Evaluate[chromedp.Void](btScrollBottomJS+`; document.activeElement?.blur()`),
-		chromedp.Sleep(300*time.Millisecond))
+		chromedp.MouseEvent(chromedp.MouseMoved, 5, 5), chromedp.Sleep(300*time.Millisecond))
 	desktop := alice.shot("desktop")
 	alice.do("dark mode", btColorScheme("dark"), chromedp.Sleep(300*time.Millisecond))
 	dark := alice.shot("dark")

@@ -6,7 +6,10 @@
 // (up to the server's 100 rooms per socket, the most recently active
 // first), so unread counts, new rooms and mentions show as they happen;
 // chat.js explains how it keeps each room's messages complete, ordered and
-// unique. Every colour of style.css is a variable, and TestContrast checks
+// unique, and room.js how edits, deletions and reactions bring each one to
+// its current state. thread.js, members.js, menu.js and complete.js are
+// the thread panel, the members panel, a message's menu and the
+// @-completion. Every colour of style.css is a variable, and TestContrast checks
 // each text/background pair of both themes against WCAG AA (4.5:1).
 //
 // cmd/chatd hands [Handler] to transport as its Web option, which mounts it

@@ -130,7 +130,14 @@ export function createApi({ getToken, onUnauthorized }) {
       const rooms = (data && Array.isArray(data.rooms)) ? data.rooms : [];
       return rooms.find((r) => r.name === name) || null;
     },
-    createRoom: (name) => request('POST', '/api/rooms', { body: { name } }),
+    /** Creates a channel; opts: {private, topic}. The creator becomes its owner. */
+    createRoom: (name, opts = {}) => {
+      const body = { name };
+      if (opts.private) body.private = true;
+      if (opts.topic) body.topic = opts.topic;
+      return request('POST', '/api/rooms', { body });
+    },
+    setTopic: (room, topic) => request('PATCH', roomPath(room), { body: { topic } }),
     openDirect: (user) => request('POST', '/api/dms', { body: { user } }),
     /** One history page; opts: {before, after, limit}. Messages come oldest first. */
     history: (room, opts = {}) => {
@@ -140,5 +147,28 @@ export function createApi({ getToken, onUnauthorized }) {
       }
       return request('GET', `${roomPath(room)}/messages?${q}`);
     },
+    /** One page of a thread: {root, messages (oldest first), has_more (newer ones exist)}. */
+    replies: (room, id, opts = {}) => {
+      const q = new URLSearchParams({ limit: String(opts.limit || 200) });
+      if (opts.after) q.set('after', opts.after);
+      return request('GET', `${roomPath(room)}/messages/${encodeURIComponent(id)}/replies?${q}`);
+    },
+    /** One page of a room's members, sorted by name: {members:[{user, role, online}], has_more}. */
+    members: (room, opts = {}) => {
+      const q = new URLSearchParams({ limit: String(opts.limit || 1000) });
+      if (opts.after) q.set('after', opts.after);
+      return request('GET', `${roomPath(room)}/members?${q}`);
+    },
+    addMember: (room, user) => request('POST', `${roomPath(room)}/members`, { body: { user } }),
+    removeMember: (room, user) => request('DELETE', `${roomPath(room)}/members/${encodeURIComponent(user)}`),
+    setRole: (room, user, role) => request('PUT', `${roomPath(room)}/members/${encodeURIComponent(user)}`, { body: { role } }),
+    /** Bans (mute=false) or mutes a user; seconds 0 means until lifted. */
+    restrict: (room, user, { mute = false, seconds = 0 } = {}) => {
+      const body = { user };
+      if (seconds > 0) body.seconds = seconds;
+      return request('POST', `${roomPath(room)}/${mute ? 'mutes' : 'bans'}`, { body });
+    },
+    bans: (room) => request('GET', `${roomPath(room)}/bans`),
+    liftBan: (room, user) => request('DELETE', `${roomPath(room)}/bans/${encodeURIComponent(user)}`),
   };
 }

@@ -18,6 +18,10 @@
 //     joined room that has been quiet longest.
 //   - `room_added` and `room_removed` user events add and remove rooms
 //     (a new DM, an invitation to a private channel, a ban) as they happen.
+//     A `kicked` frame (or room_removed) for a private channel, or a ban,
+//     drops the room and says so in a notice; one for a public channel
+//     only ends our membership: the room stays, joined again from where
+//     its stream stopped.
 //
 // How messages stay complete, ordered and unique:
 //
@@ -35,14 +39,26 @@
 //     into the stored message; the other then finds nothing to do.
 //     Unacked sends are resent after a reconnect with the same client_id,
 //     which the server deduplicates.
+//   - Edits, deletions and reactions arrive as frames of the same stream
+//     and are applied to the message they name (Room.applyEvent); history
+//     pages bring each message in its current state.
+//
+// Threads: a reply (a message with reply_to) whose root is in the room's
+// list shows only in the thread panel, and its root counts it ("3
+// replies"); a reply whose root is older than what is loaded shows in the
+// list with a link to its thread.
 
+import { MentionComplete } from './complete.js';
 import { Connection, socketURL } from './connection.js';
-import { Room } from './room.js';
+import { MembersPanel } from './members.js';
+import { MessageMenu } from './menu.js';
+import { Room, applyEvent } from './room.js';
+import { ThreadPanel } from './thread.js';
 import {
   channelName, compareIds, dmPeer, errorText, maxId, mentionsMe, newClientId, roomLabel,
 } from './util.js';
 import {
-  avatar, h, markSeen, messageEl, nearBottom, scrollToBottom, setGrouped, typingText, updateMessageEl,
+  avatar, h, isSendKey, markSeen, messageEl, msgOf, nearBottom, scrollToBottom, setGrouped, typingText, updateMessageEl,
 } from './view.js';
 
 const PAGE_SIZE = 50;
@@ -57,6 +73,16 @@ const DRAFT_SAVE_MS = 400; // drafts are written to storage this long after the 
 const NOTIFY_BODY_MAX = 140; // characters of a message shown in a desktop notification
 // Error codes after which the same send may succeed later (PROTOCOL.md).
 const RETRYABLE = new Set(['rate_limited', 'unavailable', 'internal']);
+const MEMBERS_FRESH_MS = 60_000; // how long a member list read for @-completion is used
+const NOTICE_REPEAT_MS = 10_000; // a kicked frame and the room_removed event of one removal make one notice
+
+/** A refusal of a frame the client waits on (edit, delete, react), in the server's words. */
+class FrameError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
 
 /** Orders rooms by their newest known message, most recent first; rooms never written to last. */
 function byActivity(a, b) {
@@ -133,6 +159,49 @@ export class Chat {
         this.api.me().catch(() => {});
       },
     });
+
+    const signal = this.events.signal;
+    this.thread = new ThreadPanel({
+      api: this.api, me: this.me, dom: this.dom, showError: this.showError, onToggle: () => this.renderPanel(),
+    });
+    this.membersPanel = new MembersPanel({
+      api: this.api,
+      me: this.me,
+      dom: this.dom,
+      showError: this.showError,
+      clearError: this.clearError,
+      onToggle: () => this.renderPanel(),
+      onRoleKnown: (room) => {
+        if (room === this.open) this.renderRoomHead();
+      },
+      signal,
+    });
+    this.menu = new MessageMenu({
+      me: this.me,
+      permit: (msg, action, where) => this.permit(msg, action, where),
+      onAction: (msg, action, where) => this.messageAction(msg, action, where),
+      onReact: (msg, emoji) => this.toggleReaction(msg, emoji),
+      onEditSave: (msg, text) => this.saveEdit(msg, text),
+      onEditClosed: (msg) => {
+        const box = this.thread.isOpen() && msg.tel && msg.tel.isConnected ? this.dom.threadComposer : this.dom.composer;
+        if (!this.phone.matches) box.focus();
+      },
+      signal,
+    });
+    this.complete = new MentionComplete({
+      input: this.dom.composer,
+      anchor: this.dom.composerForm,
+      names: () => this.mentionNames(this.open),
+      onNeedNames: () => this.needMembers(this.open),
+      signal,
+    });
+    this.threadComplete = new MentionComplete({
+      input: this.dom.threadComposer,
+      anchor: this.dom.threadForm,
+      names: () => this.mentionNames(this.open),
+      onNeedNames: () => this.needMembers(this.open),
+      signal,
+    });
   }
 
   start() {
@@ -184,7 +253,15 @@ export class Chat {
     d.newMessages.hidden = true;
     d.menuDot.hidden = true;
     if (d.switcher.open) d.switcher.close();
-    d.chatView.classList.remove('sidebar-open', 'offline');
+    d.chatView.classList.remove('sidebar-open', 'offline', 'panel-open');
+    this.thread.close();
+    this.membersPanel.close();
+    this.menu.picker.remove();
+    this.membersPanel.menu.remove();
+    this.complete.list.remove();
+    this.threadComplete.list.remove();
+    d.kickedNotice.hidden = true;
+    d.privateToggle.checked = false;
     document.title = 'Redstream';
   }
 
@@ -229,10 +306,19 @@ export class Chat {
       d.composer.focus();
     });
     on(d.composer, 'keydown', (ev) => {
-      // Enter sends, Shift+Enter is a newline; never while an IME is composing.
-      if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
+      if (this.complete.key(ev)) return;
+      if (isSendKey(ev)) {
         ev.preventDefault();
         this.sendComposer();
+        return;
+      }
+      // Up in an empty composer edits our last message, as in most chat apps.
+      if (ev.key === 'ArrowUp' && !d.composer.value && !ev.shiftKey && !ev.altKey && !ev.ctrlKey && !ev.metaKey && this.open) {
+        const last = this.open.lastOwnEditable(this.me);
+        if (last && this.permit(last, 'edit', 'room')) {
+          ev.preventDefault();
+          this.menu.startEdit(last, 'room');
+        }
       }
     });
     on(d.composer, 'keypress', (ev) => {
@@ -251,9 +337,52 @@ export class Chat {
       if (this.open && d.messages.scrollTop < LOAD_OLDER_WITHIN_PX) this.loadOlder(this.open);
       if (this.newBelow && nearBottom(d.messages)) this.setNewBelow(0);
     }, { passive: true });
-    on(d.messages, 'click', (ev) => {
-      const el = ev.target.closest('.msg.failed');
-      if (el) this.retry(el.getAttribute('data-client-id'));
+    on(d.messages, 'click', (ev) => this.listClick(ev));
+    on(d.threadMessages, 'click', (ev) => this.listClick(ev));
+    on(d.threadRoot, 'click', (ev) => this.listClick(ev));
+    this.menu.attach(d.messages, 'room');
+    this.menu.attach(d.threadMessages, 'thread');
+    this.menu.attach(d.threadRoot, 'thread');
+
+    on(d.threadClose, 'click', () => {
+      this.thread.close();
+      if (!this.phone.matches) d.composer.focus();
+    });
+    on(d.threadForm, 'submit', (ev) => {
+      ev.preventDefault();
+      this.sendThreadComposer();
+      d.threadComposer.focus();
+    });
+    on(d.threadComposer, 'keydown', (ev) => {
+      if (this.threadComplete.key(ev)) return;
+      if (isSendKey(ev)) {
+        ev.preventDefault();
+        this.sendThreadComposer();
+      }
+    });
+    on(d.threadComposer, 'keypress', (ev) => {
+      if (ev.key === 'Enter' && !ev.shiftKey) ev.preventDefault(); // as in the composer
+    });
+    on(d.threadComposer, 'input', () => {
+      this.autosize(d.threadComposer);
+      this.noteTyping(d.threadComposer);
+    });
+    on(d.membersToggle, 'click', () => this.toggleMembers());
+    on(d.kickedDismiss, 'click', () => this.hideNotice());
+    on(d.topicEdit, 'click', () => this.editTopic());
+    on(d.topicForm, 'submit', (ev) => {
+      ev.preventDefault();
+      this.saveTopic();
+    });
+    on(d.topicInput, 'keydown', (ev) => {
+      if (ev.key === 'Escape') {
+        ev.preventDefault();
+        ev.stopPropagation();
+        this.closeTopicEditor();
+      }
+    });
+    on(d.topicInput, 'blur', () => {
+      if (!this.topicSaving) this.closeTopicEditor();
     });
     on(d.newMessages, 'click', () => {
       scrollToBottom(d.messages);
@@ -319,7 +448,18 @@ export class Chat {
       this.stepRoom(ev.key === 'ArrowUp' ? -1 : 1, ev.shiftKey);
       return;
     }
-    if (ev.key === 'Escape' && !d.switcher.open) this.toggleSidebar(false);
+    if (ev.key === 'Escape' && !d.switcher.open && !ev.defaultPrevented) {
+      // Esc closes the panel the focus is in (or, on a phone, the one covering the screen).
+      const inPanel = d.panel.contains(document.activeElement) || this.phone.matches;
+      if (inPanel && this.thread.isOpen()) {
+        this.thread.close();
+        d.composer.focus();
+      } else if (inPanel && this.membersPanel.isOpen()) {
+        this.membersPanel.close();
+      } else {
+        this.toggleSidebar(false);
+      }
+    }
   }
 
   /** Opens the room above or below the open one in the sidebar (only rooms with unread messages with unreadOnly). */
@@ -343,8 +483,7 @@ export class Chat {
     d.menuButton.setAttribute('aria-expanded', String(v));
   }
 
-  autosize() {
-    const c = this.dom.composer;
+  autosize(c = this.dom.composer) {
     // CSSOM, not an inline style attribute: allowed by the CSP.
     c.style.height = 'auto';
     // A hidden composer measures 0; leave it at its natural one-row height.
@@ -412,6 +551,7 @@ export class Chat {
     room.kind = r.kind || room.kind;
     room.listGen = Math.max(room.listGen, gen);
     room.topic = r.topic || '';
+    room.role = r.role || '';
     room.serverLastId = r.last_id || null;
     // Until the room is shown its messages only feed the count, and the
     // server's count holds those up to last_id.
@@ -522,11 +662,15 @@ export class Chat {
       return;
     }
     d.createRoomButton.disabled = true;
+    const priv = d.privateToggle.checked;
     try {
-      const r = await this.api.createRoom(name);
+      const r = await this.api.createRoom(name, { private: priv });
       if (this.stopped) return;
-      this.room(r.name, r.kind || 'channel');
+      const room = this.room(r.name, r.kind || (priv ? 'private' : 'channel'));
+      room.kind = r.kind || room.kind;
+      room.role = 'owner';
       d.newRoomInput.value = '';
+      d.privateToggle.checked = false;
       this.renderRoomList();
       this.openRoom(r.name, { focus: true });
     } catch (e) {
@@ -603,10 +747,15 @@ export class Chat {
     if (this.rooms.get(room.name) !== room) return;
     for (const t of room.typing.values()) clearTimeout(t);
     this.rooms.delete(room.name);
-    const label = room.kind === 'direct' ? this.label(room) : `#${room.name}`;
-    if (reason === 'banned') this.showError(`You were banned from ${label}.`);
-    else if (reason === 'removed') this.showError(`You were removed from ${label}.`);
+    if (reason === 'banned' || reason === 'removed') this.noticeRemoved(room, reason);
+    if (this.thread.isOpen(room)) this.thread.close();
+    if (this.membersPanel.isOpen(room)) this.membersPanel.close();
     if (room === this.open) {
+      // What went wrong in the room (a refused send) is moot once it is gone.
+      this.clearError();
+      this.menu.hide(true);
+      this.menu.cancelEdit();
+      this.menu.closePicker();
       this.open = null;
       this.renderOpenRoom();
     }
@@ -628,8 +777,15 @@ export class Chat {
       return;
     }
     this.clearError();
+    this.hideNotice();
     this.saveDraftNow();
+    this.menu.hide(true);
+    this.menu.cancelEdit();
+    this.menu.closePicker();
+    this.closeTopicEditor();
+    if (this.thread.isOpen() && !this.thread.isOpen(room)) this.thread.close();
     this.open = room;
+    this.membersPanel.switchTo(room);
     this.typingSentAt = 0;
     this.dividerFor = room.unread > 0 ? { room, count: room.unread } : null;
     room.unread = 0;
@@ -671,6 +827,7 @@ export class Chat {
         room.loaded = true;
         this.join(room);
         if (room === this.open) {
+          this.syncThreaded(room);
           this.regroupAll(room);
           this.placeDivider();
           this.updateEdge();
@@ -719,7 +876,9 @@ export class Chat {
         if (res && res.kind === 'new') added.push(res.msg);
       }
       if (shown && added.length) {
-        this.regroup(room, [...added, room.after(added[added.length - 1])]);
+        // Roots that came with the page take their replies off the list.
+        this.syncThreaded(room);
+        this.regroupAll(room);
         this.applySearch();
       }
       room.hasMore = Boolean(page.has_more) && msgs.length > 0;
@@ -757,13 +916,16 @@ export class Chat {
     const stick = shown && live && nearBottom(list);
     const res = room.addStored(m, this.me);
     if (!res) return null;
-    updateMessageEl(res.msg);
+    updateMessageEl(res.msg, this.me);
     if (res.kind === 'new' && shown) {
       this.place(room, res.msg, res.index);
       if (live) this.regroup(room, [res.msg, room.after(res.msg)]);
       this.applySearch(res.msg);
-      if (stick) scrollToBottom(list);
-      else if (live && m.user !== this.me) this.setNewBelow(this.newBelow + 1);
+      // A reply shown only in its thread changes nothing in the list.
+      if (!room.inThread(res.msg)) {
+        if (stick) scrollToBottom(list);
+        else if (live && m.user !== this.me) this.setNewBelow(this.newBelow + 1);
+      }
       this.updateEdge();
     }
     return res;
@@ -773,9 +935,17 @@ export class Chat {
   place(room, msg, index) {
     const list = this.dom.messages;
     const el = messageEl(msg, this.me);
+    el.classList.toggle('in-thread', room.inThread(msg));
     const nextMsg = room.confirmed[index + 1] || room.pending[0] || null;
     const next = nextMsg ? messageEl(nextMsg, this.me) : null;
     list.insertBefore(el, next && next.parentNode === list ? next : null);
+  }
+
+  /** Hides from the list the replies whose root it shows, and shows those whose root it does not. */
+  syncThreaded(room) {
+    for (const m of room.confirmed) {
+      if (m.replyTo && m.el) m.el.classList.toggle('in-thread', room.inThread(m));
+    }
   }
 
   /** Recomputes, for each given message, whether it continues the group of the one above it. */
@@ -813,9 +983,9 @@ export class Chat {
   sendPending(room, msg) {
     if (msg.failed) return;
     const ref = this.newRef({ kind: 'send', room: room.name, clientId: msg.clientId });
-    const sent = this.conn.send({
-      type: 'send', room: room.name, text: msg.text, client_id: msg.clientId, ref,
-    });
+    const frame = { type: 'send', room: room.name, text: msg.text, client_id: msg.clientId, ref };
+    if (msg.replyTo) frame.reply_to = msg.replyTo;
+    const sent = this.conn.send(frame);
     if (sent) msg.sentOn = this.conn.generation;
     else this.refs.delete(ref); // goes out from onConnOpen
   }
@@ -832,6 +1002,15 @@ export class Chat {
     if (!msg || !msg.failed) return;
     this.clearError();
     if (!msg.retryable) {
+      if (msg.replyTo) {
+        room.takePending(clientId);
+        this.thread.dropPending(msg);
+        const box = this.dom.threadComposer;
+        box.value = msg.text;
+        this.autosize(box);
+        box.focus();
+        return;
+      }
       const next = room.after(msg);
       room.takePending(clientId);
       if (msg.el) msg.el.remove();
@@ -843,14 +1022,15 @@ export class Chat {
       return;
     }
     msg.failed = false;
-    updateMessageEl(msg);
-    this.regroup(room, [msg, room.after(msg)]);
+    updateMessageEl(msg, this.me);
+    if (msg.replyTo) this.thread.regroup();
+    else this.regroup(room, [msg, room.after(msg)]);
     this.sendPending(room, msg);
   }
 
-  noteTyping() {
+  noteTyping(box = this.dom.composer) {
     const room = this.open;
-    if (!room || !this.dom.composer.value) return;
+    if (!room || !box.value) return;
     const now = Date.now();
     if (now - this.typingSentAt < TYPING_SEND_EVERY_MS) return;
     if (this.conn.send({ type: 'typing', room: room.name })) this.typingSentAt = now;
@@ -870,6 +1050,273 @@ export class Chat {
     const pill = this.dom.newMessages;
     pill.hidden = n === 0;
     if (n > 0) pill.textContent = n === 1 ? '1 new message ↓' : `${n} new messages ↓`;
+  }
+
+  // ---- message actions: edit, delete, react, reply ----------------------
+
+  /** Clicks inside a message list: a reaction toggles, a thread link opens it, a failed send retries. */
+  listClick(ev) {
+    const t = ev.target;
+    const msg = msgOf(t);
+    if (!msg) return;
+    const reaction = t.closest('[data-testid="reaction"]');
+    if (reaction) {
+      this.toggleReaction(msg, reaction.getAttribute('data-emoji'));
+      return;
+    }
+    const add = t.closest('[data-testid="add-reaction"]');
+    if (add) {
+      this.menu.openPicker(msg, add);
+      return;
+    }
+    if (t.closest('[data-testid="thread-link"]')) {
+      this.openThread(msg.id);
+      return;
+    }
+    if (t.closest('[data-testid="thread-of"]')) {
+      this.openThread(msg.replyTo);
+      return;
+    }
+    if (msg.failed && !t.closest('a')) this.retry(msg.clientId);
+  }
+
+  /** Whether the menu offers action on msg: what the server would allow us, as far as we know. */
+  permit(msg, action, where) {
+    const room = this.open;
+    if (!room || !msg.id || msg.pending || msg.deleted) return false;
+    switch (action) {
+      case 'react': return true;
+      case 'reply': return where === 'room';
+      case 'edit': return msg.user === this.me;
+      case 'delete': return msg.user === this.me || room.moderates();
+      default: return false;
+    }
+  }
+
+  messageAction(msg, action, where) {
+    if (action === 'reply') this.openThread(msg.replyTo || msg.id);
+    else if (action === 'edit') this.menu.startEdit(msg, where);
+    else if (action === 'delete') this.deleteMessage(msg);
+  }
+
+  /**
+   * Sends a frame that the server answers with an ack or an error (edit,
+   * delete, react) and resolves with the ack. Refused while offline: a
+   * change to a message is not queued for later, it is retried by hand.
+   */
+  request(frame) {
+    return new Promise((resolve, reject) => {
+      const offline = () => reject(new FrameError('unavailable', 'Not connected. Try again once the connection is back.'));
+      if (!this.conn.connected) {
+        offline();
+        return;
+      }
+      const ref = this.newRef({ kind: frame.type, room: frame.room, resolve, reject });
+      if (!this.conn.send({ ...frame, ref })) {
+        this.refs.delete(ref);
+        offline();
+      }
+    });
+  }
+
+  /** The socket went away: the frames waiting for an answer will not get one. */
+  failRequests() {
+    for (const info of this.refs.values()) {
+      if (info.reject) info.reject(new FrameError('unavailable', 'The connection dropped. Try again.'));
+    }
+    this.refs.clear();
+  }
+
+  /** Saves an edit made in the message's editor; the text shows at once and goes back if refused. */
+  async saveEdit(msg, text) {
+    const room = this.open;
+    if (!room || !msg.id) return;
+    if (!text.trim()) {
+      this.showError('A message needs some text. To remove it, use Delete.');
+      return;
+    }
+    this.clearError();
+    msg.editText = text;
+    this.refreshMessage(room, msg);
+    try {
+      await this.request({ type: 'edit', room: room.name, id: msg.id, text });
+      // Stored: the edit frame confirms it (maybe it already did).
+      if (!msg.deleted && msg.text !== text) {
+        msg.text = text;
+        msg.mentions = undefined;
+        msg.editedTs = msg.editedTs || Date.now();
+      }
+    } catch (e) {
+      // A bare "forbidden" on one's own message is the edit window (CHAT_EDIT_WINDOW).
+      if (!this.stopped) this.showError(e.code === 'forbidden' && /^You do not have access/.test(e.message) ? 'This message can no longer be edited.' : e.message);
+    } finally {
+      delete msg.editText;
+      this.refreshMessage(room, msg);
+    }
+  }
+
+  async deleteMessage(msg) {
+    const room = this.open;
+    if (!room || !msg.id || msg.deleted) return;
+    this.clearError();
+    msg.deleting = true;
+    this.refreshMessage(room, msg);
+    try {
+      await this.request({ type: 'delete', room: room.name, id: msg.id });
+      applyEvent(msg, { type: 'delete' });
+    } catch (e) {
+      if (!this.stopped) this.showError(e.code === 'forbidden' && /^You do not have access/.test(e.message) ? 'You may not delete this message.' : e.message);
+    } finally {
+      msg.deleting = false;
+      this.refreshMessage(room, msg);
+    }
+  }
+
+  /** Adds our reaction, or takes it back if it is there; shown at once, undone if refused. */
+  async toggleReaction(msg, emoji) {
+    const room = this.open;
+    if (!room || !msg.id || msg.deleted || !emoji) return;
+    this.clearError();
+    const on = !(msg.reactions.get(emoji) || []).includes(this.me);
+    applyEvent(msg, { type: 'reaction', emoji, user: this.me, on });
+    this.refreshMessage(room, msg);
+    try {
+      await this.request({ type: 'react', room: room.name, id: msg.id, emoji, on });
+    } catch (e) {
+      applyEvent(msg, { type: 'reaction', emoji, user: this.me, on: !on });
+      this.refreshMessage(room, msg);
+      if (!this.stopped) this.showError(e.message);
+    }
+  }
+
+  // ---- threads and the side panel -----------------------------------------
+
+  /** Opens the thread of rootId in the open room. */
+  openThread(rootId) {
+    const room = this.open;
+    if (!room || !rootId) return;
+    this.membersPanel.close();
+    this.thread.open(room, rootId);
+    if (!this.phone.matches) this.dom.threadComposer.focus();
+  }
+
+  sendThreadComposer() {
+    const room = this.open;
+    const box = this.dom.threadComposer;
+    if (!room || !this.thread.isOpen(room) || !box.value.trim()) return;
+    this.clearError();
+    const msg = room.addPending(box.value, this.me, newClientId(), this.thread.rootId);
+    this.thread.addPending(msg);
+    box.value = '';
+    this.autosize(box);
+    this.typingSentAt = 0;
+    this.sendPending(room, msg);
+  }
+
+  toggleMembers() {
+    const room = this.open;
+    if (!room || room.kind === 'direct') return;
+    if (this.membersPanel.isOpen()) {
+      this.membersPanel.close();
+      return;
+    }
+    this.thread.close();
+    this.membersPanel.open(room);
+  }
+
+  /** The third column: shown while the thread or the members panel is open. */
+  renderPanel() {
+    const d = this.dom;
+    const open = this.thread.isOpen() || this.membersPanel.isOpen();
+    d.chatView.classList.toggle('panel-open', open);
+    d.membersToggle.setAttribute('aria-expanded', String(this.membersPanel.isOpen()));
+    d.membersToggle.classList.toggle('active', this.membersPanel.isOpen());
+  }
+
+  // ---- topic --------------------------------------------------------------
+
+  editTopic() {
+    const d = this.dom;
+    const room = this.open;
+    if (!room || !room.moderates()) return;
+    d.topicInput.value = room.topic;
+    d.topicForm.hidden = false;
+    d.roomTopic.hidden = true;
+    d.topicEdit.hidden = true;
+    d.topicInput.focus();
+    d.topicInput.select();
+  }
+
+  closeTopicEditor() {
+    const d = this.dom;
+    if (d.topicForm.hidden) return;
+    d.topicForm.hidden = true;
+    d.roomTopic.hidden = false;
+    this.renderRoomHead();
+  }
+
+  async saveTopic() {
+    const d = this.dom;
+    const room = this.open;
+    if (!room) return;
+    const topic = d.topicInput.value.trim();
+    if (topic === room.topic) {
+      this.closeTopicEditor();
+      return;
+    }
+    this.clearError();
+    this.topicSaving = true;
+    try {
+      const res = await this.api.setTopic(room.name, topic);
+      room.topic = res.topic ?? topic;
+      this.closeTopicEditor();
+    } catch (e) {
+      if (!this.stopped && e.status !== 401) this.showError(e.message);
+      d.topicInput.focus();
+    } finally {
+      this.topicSaving = false;
+    }
+  }
+
+  // ---- @-completion -------------------------------------------------------
+
+  /** Whom "@" offers in room: its members, who is online, who wrote lately; never ourselves. */
+  mentionNames(room) {
+    if (!room) return [];
+    if (room.kind === 'direct') return [dmPeer(room.name, this.me)].filter((u) => u !== this.me);
+    const names = new Set();
+    if (room.memberList) for (const u of room.memberList.members.keys()) names.add(u);
+    for (const u of room.online) names.add(u);
+    for (let i = room.confirmed.length - 1, n = 0; i >= 0 && n < 300; i--, n++) names.add(room.confirmed[i].user);
+    names.delete(this.me);
+    return [...names];
+  }
+
+  /** Reads the room's members for @-completion unless a recent list is at hand. */
+  async needMembers(room) {
+    if (!room || room.kind === 'direct') return;
+    if (room.memberList && Date.now() - room.memberList.at < MEMBERS_FRESH_MS) return;
+    if (room.membersLoading) return;
+    room.membersLoading = true;
+    try {
+      const res = await this.api.members(room.name, { limit: 1000 });
+      const members = new Map((res.members || []).map((m) => [m.user, { role: m.role, online: m.online }]));
+      const more = Boolean(res.has_more);
+      // The panel may have read more meanwhile; keep the larger list.
+      if (!room.memberList || room.memberList.members.size <= members.size) {
+        const list = res.members || [];
+        room.memberList = { members, more, after: list.length ? list[list.length - 1].user : null, at: Date.now() };
+      }
+      if (room === this.open) {
+        if (this.complete.isOpen || this.complete.token) this.complete.render();
+        if (this.threadComplete.isOpen || this.threadComplete.token) this.threadComplete.render();
+        this.renderRoomHead();
+      }
+    } catch {
+      // completion falls back to who is online and who wrote
+    } finally {
+      room.membersLoading = false;
+    }
   }
 
   // ---- search -----------------------------------------------------------
@@ -898,6 +1345,7 @@ export class Chat {
     let hits = 0;
     let total = 0;
     for (const m of [...room.confirmed, ...room.pending]) {
+      if (room.inThread(m)) continue;
       total++;
       if (match(m)) hits++;
     }
@@ -1036,14 +1484,14 @@ export class Chat {
   }
 
   onConnOpen() {
-    this.refs.clear();
+    this.failRequests();
     for (const room of this.rooms.values()) {
       if (room.joined) this.sendJoin(room);
     }
     // Sends that never went out, or whose ack the old socket took with it.
     const gen = this.conn.generation;
     for (const room of this.rooms.values()) {
-      for (const msg of [...room.pending]) {
+      for (const msg of room.allPending()) {
         if (msg.sentOn !== gen) this.sendPending(room, msg);
       }
     }
@@ -1057,7 +1505,7 @@ export class Chat {
   }
 
   onConnDown() {
-    this.refs.clear();
+    this.failRequests();
     // Typing frames stop with the socket; don't leave stale indicators.
     for (const room of this.rooms.values()) {
       for (const t of room.typing.values()) clearTimeout(t);
@@ -1079,20 +1527,32 @@ export class Chat {
       case 'read': return this.onPeerRead(f);
       case 'error': return this.onError(f, info);
       case 'room_added': return this.onRoomAdded(f);
-      case 'room_removed':
-      case 'kicked': return this.onRoomRemoved(f);
+      case 'room_removed': return this.onRoomRemoved(f, false);
+      case 'kicked': return this.onRoomRemoved(f, true);
       case 'mention': return this.onMention(f);
       case 'room': return this.onTopic(f);
       case 'edit':
       case 'delete':
-      case 'reaction': {
-        // Events of the stream: the next join resumes after them.
-        const room = this.rooms.get(f.room);
-        if (room && typeof f.id === 'string') room.noteStream(f.id);
-        return undefined;
-      }
+      case 'reaction': return this.onMessageEvent(f);
       default: return undefined; // pong, left, authed: nothing to do
     }
+  }
+
+  /** An edit, delete or reaction frame: applied to the message wherever it shows. */
+  onMessageEvent(f) {
+    const room = this.rooms.get(f.room);
+    if (!room || typeof f.id !== 'string') return;
+    // Events of the stream: the next join resumes after them.
+    room.noteStream(f.id);
+    const msg = room.applyEvent(f);
+    if (msg) this.refreshMessage(room, msg);
+  }
+
+  /** Shows a message's new state (text, deletion, reactions, replies) everywhere it is shown. */
+  refreshMessage(room, msg) {
+    updateMessageEl(msg, this.me);
+    if (msg.deleted) this.menu.forget(msg);
+    if (room === this.open && msg.el) this.applySearch(msg);
   }
 
   onMessage(f) {
@@ -1102,6 +1562,7 @@ export class Chat {
     this.stopTyping(room, f.user);
     const res = this.storeMessage(room, f, true);
     if (!res || res.kind !== 'new') return;
+    if (res.msg.replyTo) this.noteReply(room, res.msg, res.fresh);
     const fromOther = f.user !== this.me;
     const personal = fromOther && (room.kind === 'direct' || mentionsMe(f, this.me));
     if (room === this.open) {
@@ -1128,6 +1589,10 @@ export class Chat {
   }
 
   onAck(f, info) {
+    if (info && info.resolve) {
+      info.resolve(f);
+      return;
+    }
     const room = this.rooms.get(f.room);
     const clientId = f.client_id || (info && info.clientId);
     if (!room || !clientId || typeof f.id !== 'string') return;
@@ -1135,22 +1600,35 @@ export class Chat {
     const list = this.dom.messages;
     const stick = shown && nearBottom(list);
     const pending = room.findPending(clientId);
-    const oldNext = pending ? room.after(pending) : null;
+    const reply = Boolean(pending && pending.replyTo);
+    const oldNext = pending && !reply ? room.after(pending) : null;
     const res = room.ack(clientId, f.id);
     if (!res) return;
     if (res.kind === 'dropped') {
       if (res.msg.el) res.msg.el.remove();
-      if (shown) this.regroup(room, [oldNext]);
+      if (res.msg.tel) res.msg.tel.remove();
+      if (shown && !reply) this.regroup(room, [oldNext]);
+      if (reply) this.thread.regroup();
       return;
     }
-    updateMessageEl(res.msg);
+    updateMessageEl(res.msg, this.me);
+    if (reply) this.noteReply(room, res.msg, true);
     if (shown) {
       this.place(room, res.msg, res.index);
       this.regroup(room, [res.msg, room.after(res.msg), oldNext]);
-      if (stick) scrollToBottom(list);
+      if (stick && !reply) scrollToBottom(list);
       this.markRead(room);
       this.updateEdge();
     }
+  }
+
+  /** A reply was stored: its root counts it (unless it came with the root's count), its open thread shows it. */
+  noteReply(room, msg, fresh) {
+    if (fresh) {
+      const root = room.countReply(msg);
+      if (root) updateMessageEl(root, this.me);
+    }
+    if (this.thread.isOpen(room, msg.replyTo)) this.thread.add(msg);
   }
 
   onJoined(f) {
@@ -1164,8 +1642,15 @@ export class Chat {
       room.resetHistory();
       if (room === this.open) this.renderMessages(room);
       this.loadInitial(room);
+      if (this.thread.isOpen(room)) {
+        // Its replies missed events too: read it again.
+        const rootId = this.thread.rootId;
+        this.thread.close();
+        this.openThread(rootId);
+      }
     }
     if (room === this.open) this.renderOnline();
+    if (this.membersPanel.isOpen(room)) this.membersPanel.render();
   }
 
   onPresence(f) {
@@ -1177,6 +1662,7 @@ export class Chat {
       this.stopTyping(room, f.user);
     }
     if (room === this.open) this.renderOnline();
+    if (this.membersPanel.isOpen(room)) this.membersPanel.render();
   }
 
   onTyping(f) {
@@ -1206,11 +1692,60 @@ export class Chat {
     this.addRoom(f.room, f.kind);
   }
 
-  onRoomRemoved(f) {
+  /**
+   * We were removed from a room or banned: a kicked frame (this socket is
+   * out of the room) or a room_removed event (to all our sockets), often
+   * both. A private channel or a ban closes the room to us; a public
+   * channel stays readable, so only our membership ends and the room is
+   * joined again from where its stream stopped.
+   */
+  onRoomRemoved(f, kicked) {
     const room = this.rooms.get(f.room);
     if (!room) return;
+    const reason = f.reason === 'banned' ? 'banned' : 'removed';
+    if (room.kind === 'channel' && reason === 'removed') {
+      room.role = '';
+      if (kicked && room.joined) {
+        room.joined = false;
+        this.join(room);
+      }
+      if (!room.leaving) this.noticeRemoved(room, reason);
+      if (room === this.open) this.renderRoomHead();
+      if (this.membersPanel.isOpen(room)) this.membersPanel.load();
+      return;
+    }
     room.joined = false;
-    this.dropRoom(room, f.reason);
+    this.dropRoom(room, room.leaving ? null : reason);
+  }
+
+  /** Says, in a notice that stays until dismissed, that we were removed from or banned in room. */
+  noticeRemoved(room, reason) {
+    const last = room.lastNotice;
+    if (last && last.reason === reason && Date.now() - last.at < NOTICE_REPEAT_MS) return;
+    room.lastNotice = { reason, at: Date.now() };
+    const label = `#${room.name}`;
+    let title;
+    let detail;
+    if (reason === 'banned') {
+      title = `You were banned from ${label}.`;
+      detail = 'You can no longer read it or write there.';
+    } else if (room.kind === 'channel') {
+      title = `You were removed from the members of ${label}.`;
+      detail = 'It is a public channel: you can still read it.';
+    } else {
+      title = `You were removed from ${label}.`;
+      detail = 'It is a private channel: you can no longer read it.';
+    }
+    const d = this.dom;
+    d.kickedTitle.textContent = title;
+    d.kickedDetail.textContent = detail;
+    d.kickedNotice.setAttribute('data-reason', reason);
+    d.kickedNotice.setAttribute('data-room', room.name);
+    d.kickedNotice.hidden = false;
+  }
+
+  hideNotice() {
+    this.dom.kickedNotice.hidden = true;
   }
 
   /** A message names us in a room this socket has not joined (beyond the per-socket limit). */
@@ -1236,14 +1771,19 @@ export class Chat {
 
   onError(f, info) {
     const text = errorText(f.code, f.message);
+    if (info && info.reject) {
+      info.reject(new FrameError(f.code, text));
+      return;
+    }
     if (info && info.kind === 'send') {
       const room = this.rooms.get(info.room);
       const msg = room && room.findPending(info.clientId);
       if (msg) {
         msg.failed = true;
         msg.retryable = RETRYABLE.has(f.code);
-        updateMessageEl(msg);
-        if (room === this.open) this.regroup(room, [msg, room.after(msg)]);
+        updateMessageEl(msg, this.me);
+        if (msg.replyTo) this.thread.regroup();
+        else if (room === this.open) this.regroup(room, [msg, room.after(msg)]);
       }
     } else if (info && info.kind === 'join') {
       const room = this.rooms.get(info.room);
@@ -1332,6 +1872,19 @@ export class Chat {
     else ui.btn.removeAttribute('aria-current');
     const unread = active ? 0 : room.unread;
     ui.btn.classList.toggle('has-unread', unread > 0);
+    // An "@" before the count: some of the unread messages name us.
+    const mentions = active || room.kind === 'direct' ? 0 : Math.min(room.mentions, unread);
+    if (mentions > 0) {
+      if (!ui.mention) {
+        ui.mention = h('span', { class: 'mention-badge', 'data-testid': 'mention-badge' }, '@');
+        ui.btn.insertBefore(ui.mention, ui.badge || null);
+      }
+      ui.mention.setAttribute('data-count', String(mentions));
+      ui.mention.setAttribute('title', mentions === 1 ? '1 message mentions you' : `${mentions} messages mention you`);
+    } else if (ui.mention) {
+      ui.mention.remove();
+      ui.mention = null;
+    }
     if (unread > 0) {
       if (!ui.badge) {
         ui.badge = h('span', { class: 'badge', 'data-testid': 'unread' });
@@ -1355,10 +1908,13 @@ export class Chat {
     d.chatView.classList.toggle('no-room', !room);
     d.composerForm.hidden = !room;
     d.searchBox.hidden = !room;
+    d.membersToggle.hidden = !room || room.kind === 'direct';
     this.setNewBelow(0);
     if (!room) {
       d.roomTitle.textContent = 'Welcome';
       d.roomTitle.className = 'room-title';
+      d.roomTopic.textContent = '';
+      d.topicEdit.hidden = true;
       d.roomSub.textContent = 'Pick a channel or start a direct message.';
       d.messages.replaceChildren();
       d.typing.textContent = '';
@@ -1381,7 +1937,11 @@ export class Chat {
   renderMessages(room) {
     const frag = document.createDocumentFragment();
     frag.append(this.edge);
-    for (const m of room.confirmed) frag.append(messageEl(m, this.me));
+    for (const m of room.confirmed) {
+      const el = messageEl(m, this.me);
+      el.classList.toggle('in-thread', room.inThread(m));
+      frag.append(el);
+    }
     for (const m of room.pending) frag.append(messageEl(m, this.me));
     this.dom.messages.replaceChildren(frag);
     this.seenMsg = null;
@@ -1428,11 +1988,22 @@ export class Chat {
     const room = this.open;
     if (!room) return;
     if (room.kind === 'direct') {
+      d.roomTopic.textContent = '';
+      d.topicEdit.hidden = true;
       d.roomSub.textContent = room.online.has(dmPeer(room.name, this.me)) ? 'Here now' : 'Direct message';
       return;
     }
-    const online = `${room.online.size} online`;
-    d.roomSub.textContent = room.topic ? `${room.topic} · ${online}` : online;
+    d.roomTitle.className = `room-title ${room.kind}`;
+    if (d.topicForm.hidden) {
+      d.roomTopic.textContent = room.topic;
+      d.roomTopic.title = room.topic;
+      d.topicEdit.hidden = !room.moderates();
+      d.topicEdit.textContent = room.topic ? 'Edit' : 'Add a topic';
+    }
+    d.roomSub.textContent = `${room.online.size} online`;
+    const ml = room.memberList;
+    d.membersCount.textContent = ml ? `${ml.members.size}${ml.more ? '+' : ''}` : 'Members';
+    d.membersToggle.setAttribute('aria-label', ml ? `Members: ${ml.members.size}` : 'Members');
   }
 
   updateEdge() {

@@ -150,6 +150,14 @@ export function errorText(code, message) {
     m = `There is no room named ${match[1]}`;
   } else if (code === 'forbidden' && (match = /^room "?([^"\s]+)"?$/.exec(m))) {
     m = `You do not have access to ${match[1]}`;
+  } else if (code === 'forbidden' && (match = /^room "?([^"\s:]+)"?: (.+)$/.exec(m))) {
+    // "room x: you are muted there": the reason, with the room named in it.
+    const room = match[1].startsWith('dm:') ? 'this conversation' : `#${match[1]}`;
+    m = match[2]
+      .replace(/^it is /, `${room} is `)
+      .replace(/\bfrom it\b/, `from ${room}`)
+      .replace(/\bthere$/, `in ${room}`)
+      .replace(/\bits\b/, room.startsWith('#') ? `${room}'s` : 'its');
   }
   if (!m) m = code ? code.replace(/_/g, ' ') : 'The server refused the request';
   m = m[0].toUpperCase() + m.slice(1);
