@@ -444,7 +444,14 @@ func (s *Store) appendResult(req engine.AppendRequest, vals []any) (engine.Appen
 	case "noreply":
 		return engine.AppendResult{}, "", fmt.Errorf("reply_to %s is not a message of %s: %w", req.ReplyTo, req.Room, engine.ErrNotFound)
 	case "forbidden":
-		return engine.AppendResult{}, "", fmt.Errorf("room %s: %w", req.Room, engine.ErrForbidden)
+		return engine.AppendResult{}, "", fmt.Errorf("room %s: you may not write there now (banned, muted or not a member): %w", req.Room, engine.ErrForbidden)
+	case "notyours":
+		if req.Kind == engine.EntryEdit {
+			return engine.AppendResult{}, "", fmt.Errorf("message %s: only its author may edit it: %w", req.Target, engine.ErrForbidden)
+		}
+		return engine.AppendResult{}, "", fmt.Errorf("message %s: only its author, the room's owners and moderators may delete it: %w", req.Target, engine.ErrForbidden)
+	case "late":
+		return engine.AppendResult{}, "", fmt.Errorf("message %s can no longer be edited (the edit window is %v): %w", req.Target, req.EditWindow, engine.ErrForbidden)
 	case "invalid":
 		return engine.AppendResult{}, "", fmt.Errorf("a message holds at most 50 distinct emoji: %w", engine.ErrInvalid)
 	default:

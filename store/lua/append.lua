@@ -26,7 +26,9 @@
 -- admin '1' (CHAT_ADMINS) skips them. wh_key '' records no webhook, else
 -- the room is added to that pending set (same hash tag in cluster mode).
 -- Returns six values per request:
---   status ('ok' | 'dup' | 'noop' | 'rl' | 'notfound' | 'forbidden' | 'invalid' | 'noreply'),
+--   status ('ok' | 'dup' | 'noop' | 'rl' | 'notfound' | 'forbidden' (banned, muted, not a
+--   member) | 'notyours' (someone else's message) | 'late' (past the edit window) | 'invalid' |
+--   'noreply'),
 --   id (or retry ms for 'rl'), q, n, mentions (space-separated), notice (when not published).
 
 local maxlen, ttl = tonumber(ARGV[1]), ARGV[2]
@@ -286,8 +288,10 @@ while i <= #ARGV do
     local tms = tonumber(string.match(tid, '^(%d+)'))
     if f == nil then
       reply('notfound')
-    elseif f.u ~= user or (window > 0 and nowms - tms > window) then
-      reply('forbidden')
+    elseif f.u ~= user then
+      reply('notyours')
+    elseif window > 0 and nowms - tms > window then
+      reply('late')
     else
       local ments = readable(prefix, r, cands)
       local mtext = table.concat(ments, ' ')
@@ -314,7 +318,7 @@ while i <= #ARGV do
     if f == nil then
       reply('notfound')
     elseif f.u ~= user and admin ~= '1' and (r.kind == 'direct' or (role ~= 'owner' and role ~= 'moderator')) then
-      reply('forbidden')
+      reply('notyours')
     else
       local q = r.q + 1
       local qs = string.format('%d', q)
