@@ -69,12 +69,12 @@ type claims struct {
 	Expires time.Time
 }
 
-// issue signs a new token for user.
-func (s *Server) issue(user string) (string, claims, error) {
+// issue signs a new token for user, valid for ttl.
+func (s *Server) issue(user string, ttl time.Duration) (string, claims, error) {
 	now := s.opts.Now()
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
-	c := claims{User: user, ID: hex.EncodeToString(jti), Issued: now.Truncate(time.Second), Expires: now.Add(s.opts.TokenTTL).Truncate(time.Second)}
+	c := claims{User: user, ID: hex.EncodeToString(jti), Issued: now.Truncate(time.Second), Expires: now.Add(ttl).Truncate(time.Second)}
 	tok, err := jwt.NewBuilder().
 		Subject(user).
 		IssuedAt(c.Issued).
@@ -399,9 +399,11 @@ func (s *Server) login(c echo.Context) error {
 		return errBadCredentials
 	}
 	hash, err := s.opts.Users.PasswordHash(ctx, name)
-	known := err == nil
+	known := err == nil && hash != ""
 	switch {
-	case errors.Is(err, engine.ErrNotFound):
+	case errors.Is(err, engine.ErrNotFound), err == nil && hash == "":
+		// A user made by the server API without a password (a bot) cannot
+		// log in; it is answered like an unknown user.
 		// Spend the time a real check takes, so timing does not tell
 		// unknown users from wrong passwords.
 		hash = s.dummyHash
@@ -420,7 +422,7 @@ func (s *Server) login(c echo.Context) error {
 		s.opts.Observe.authFailure("invalid_credentials")
 		return errBadCredentials
 	}
-	tok, cl, err := s.issue(name)
+	tok, cl, err := s.issue(name, s.opts.TokenTTL)
 	if err != nil {
 		return err
 	}
@@ -495,7 +497,7 @@ func (s *Server) refresh(c echo.Context) error {
 	if err := s.tokenLimit(c, user); err != nil {
 		return err
 	}
-	tok, cl, err := s.issue(user)
+	tok, cl, err := s.issue(user, s.opts.TokenTTL)
 	if err != nil {
 		return err
 	}
