@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -275,4 +277,71 @@ func TestWebhookClusterHints(t *testing.T) {
 	if n, err := other.WebhookSweep(ctx, "b", time.Minute); err != nil || n != 0 {
 		t.Fatalf("second sweep in the period: %d %v, want none", n, err)
 	}
+}
+
+// BenchmarkAppendOutbox: the cost of the webhook outbox's mark on a
+// send's path to its ack. Two stores on one Redis, one recording
+// webhooks and one not, append one message at a time (each waited for)
+// in alternating blocks, so that both see the same machine; it reports
+// the median per-append wall time of each and the Redis time per append
+// script call (INFO commandstats), where the mark is not hidden by the
+// round trip.
+func BenchmarkAppendOutbox(b *testing.B) {
+	srv := storetest.Start(b, storetest.Options{})
+	srv.RequireSingle(b)
+	rdb := srv.Client(b)
+	ctx := context.Background()
+	mk := func(kinds map[engine.EntryKind]bool) *store.Store {
+		return mustStore(b, rdb, func(o *store.Options) { o.Webhooks, o.SendRate, o.SendBurst = kinds, 1e9, 1e9 })
+	}
+	stores := [2]*store.Store{mk(nil), mk(allKinds)}
+	for i, s := range stores {
+		if err := s.CreateRoom(ctx, engine.RoomSpec{Name: fmt.Sprint("bench-", i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	evalUsec := func() float64 {
+		info, err := rdb.Info(ctx, "commandstats").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:"); ok {
+				for _, f := range strings.Split(strings.TrimSpace(rest), ",") {
+					if v, ok := strings.CutPrefix(f, "usec="); ok {
+						us, _ := strconv.ParseFloat(v, 64)
+						return us
+					}
+				}
+			}
+		}
+		return 0
+	}
+	const block = 200
+	var wall, redisUs [2][]float64
+	for b.Loop() {
+		for i, s := range stores {
+			room := fmt.Sprint("bench-", i)
+			u0, t0 := evalUsec(), time.Now()
+			for range block {
+				mustAppend(b, s, engine.AppendRequest{Room: room, User: "alice", Text: "a message of ordinary length, like this one"})
+			}
+			wall[i] = append(wall[i], float64(time.Since(t0).Microseconds())/block)
+			redisUs[i] = append(redisUs[i], (evalUsec()-u0)/block)
+		}
+	}
+	med := func(xs []float64) float64 {
+		xs = slices.Clone(xs)
+		slices.Sort(xs)
+		return xs[len(xs)/2]
+	}
+	b.ReportMetric(med(wall[0]), "off-µs/append")
+	b.ReportMetric(med(wall[1]), "on-µs/append")
+	b.ReportMetric(med(redisUs[0]), "off-redis-µs/append")
+	b.ReportMetric(med(redisUs[1]), "on-redis-µs/append")
+	ratios := make([]float64, len(wall[0]))
+	for i := range ratios {
+		ratios[i] = redisUs[1][i] / redisUs[0][i]
+	}
+	b.ReportMetric(med(ratios), "redis-on/off")
 }

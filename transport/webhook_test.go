@@ -606,3 +606,53 @@ func TestWebhookHandOver(t *testing.T) {
 		t.Errorf("a's outcomes %v after it stopped", out)
 	}
 }
+
+// BenchmarkWebhookDelivery: events/s delivered to a receiver that
+// answers at once, by one instance, from one room (each event waits for
+// the previous one's acknowledgement) and from 20 rooms (delivered side
+// by side). Run with -benchtime Nx: N events are stored first, then
+// timed from the deliverer's start to the last acknowledgement.
+func BenchmarkWebhookDelivery(b *testing.B) {
+	for _, rooms := range []int{1, 20} {
+		b.Run(fmt.Sprint("rooms=", rooms), func(b *testing.B) {
+			srv := storetest.Start(b, storetest.Options{})
+			var acked atomic.Int64
+			all := make(chan struct{})
+			rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				if acked.Add(1) == int64(b.N) {
+					close(all)
+				}
+			}))
+			defer rec.Close()
+			in := startHookInstance(b, srv, "", nil, nil)
+			ctx := context.Background()
+			for i := range rooms {
+				if err := in.Engine.CreateRoom(ctx, "", engine.RoomSpec{Name: fmt.Sprint("bench-", i)}, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var wg sync.WaitGroup
+			for i := range rooms {
+				wg.Go(func() {
+					for j := i; j < b.N; j += rooms {
+						if _, err := in.Engine.Post(ctx, "writer", engine.Write{Kind: engine.EntryMessage, Room: fmt.Sprint("bench-", i), Text: "x", RateExempt: true}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.ResetTimer()
+			began := time.Now()
+			startHooks(b, in.instance, rec.URL, &hookCounts{outcomes: map[string]int{}, dropped: map[string]int{}}, nil)
+			select {
+			case <-all:
+			case <-time.After(5 * time.Minute):
+				b.Fatalf("%d of %d delivered", acked.Load(), b.N)
+			}
+			b.ReportMetric(float64(b.N)/time.Since(began).Seconds(), "events/s")
+		})
+	}
+}
