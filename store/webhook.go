@@ -25,7 +25,7 @@ import (
 // its entry counter, which tells how many entries retention removed
 // before they were delivered).
 //
-// A room leaves its pending set only in webhook_advance.lua, which checks
+// A room leaves its pending set only in webhook.lua's advance, which checks
 // in the same atomic step that the cursor reached the room's newest
 // entry: an entry stored later marks the room again.
 //
@@ -75,18 +75,11 @@ func slotPendingKey(slot int) string { return "chat:{" + slotTags[slot] + "}:whq
 func leaseKey(room string) string  { return roomPrefix(room) + "whl" }
 func cursorKey(room string) string { return roomPrefix(room) + "whc" }
 
-var (
-	webhookTakeScript    = script("webhook_take.lua")
-	webhookAdvanceScript = script("webhook_advance.lua")
-	webhookLeaseScript   = script("webhook_lease.lua")
-	webhookUnhintScript  = script("webhook_unhint.lua")
-)
+var webhookScript = script("webhook.lua")
 
-// The webhook scripts join the set that a NOSCRIPT answer reloads; kept
-// here, beside them, rather than in store.go's list.
-func init() {
-	allScripts = append(allScripts, webhookTakeScript, webhookAdvanceScript, webhookLeaseScript, webhookUnhintScript)
-}
+// The webhook script joins the set that a NOSCRIPT answer reloads; kept
+// here, beside it, rather than in store.go's list.
+func init() { allScripts = append(allScripts, webhookScript) }
 
 // WebhookPending returns up to n rooms that may have undelivered webhook
 // events, oldest first, and for each a time (Unix ms) it has been
@@ -121,7 +114,7 @@ func (s *Store) WebhookPending(ctx context.Context, n int) ([]string, []int64, e
 // held is 0 (on a cluster its hint is dropped then).
 func (s *Store) WebhookTake(ctx context.Context, room, owner string, lease time.Duration) (cursor engine.StreamPos, q uint64, held time.Duration, ok bool, err error) {
 	keys := []string{leaseKey(room), cursorKey(room), s.webhookKey(room), metaKey(room), streamKey(room)}
-	vals, err := s.run(ctx, s.rdb, webhookTakeScript, keys, room, owner, lease.Milliseconds()).StringSlice()
+	vals, err := s.run(ctx, s.rdb, webhookScript, keys, "take", room, owner, lease.Milliseconds()).StringSlice()
 	if err != nil {
 		return cursor, 0, 0, false, wrap("webhook take "+room, err)
 	}
@@ -148,7 +141,7 @@ func (s *Store) WebhookTake(ctx context.Context, room, owner string, lease time.
 			if p, err := engine.ParsePos(vals[1]); err == nil {
 				newest = strconv.FormatUint(p.Ms, 10)
 			}
-			if err := s.run(ctx, s.rdb, webhookUnhintScript, []string{keyWebhookHint}, room, newest).Err(); err != nil {
+			if err := s.run(ctx, s.rdb, webhookScript, []string{keyWebhookHint}, "unhint", room, newest).Err(); err != nil {
 				return cursor, 0, 0, false, wrap("webhook unhint "+room, err)
 			}
 		}
@@ -173,7 +166,7 @@ func (s *Store) WebhookAdvance(ctx context.Context, room, owner string, to engin
 		}
 	}
 	keys := []string{leaseKey(room), cursorKey(room), s.webhookKey(room), metaKey(room), streamKey(room)}
-	res, err := s.run(ctx, s.rdb, webhookAdvanceScript, keys, room, owner, to.String(), q, lease.Milliseconds(), flag(finish)).Text()
+	res, err := s.run(ctx, s.rdb, webhookScript, keys, "advance", room, owner, to.String(), q, lease.Milliseconds(), flag(finish)).Text()
 	if err == nil && finish && res != "done" && s.cluster != nil {
 		err = s.rdb.ZAddArgs(ctx, keyWebhookHint, redis.ZAddArgs{GT: true, Members: []redis.Z{{Score: float64(to.Ms), Member: room}}}).Err()
 	}
@@ -197,7 +190,7 @@ func (s *Store) WebhookRenew(ctx context.Context, owner string, rooms []string, 
 	cmds := make([]*redis.Cmd, len(rooms))
 	_, err := s.pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, r := range rooms {
-			cmds[i] = webhookLeaseScript.EvalSha(ctx, p, []string{leaseKey(r)}, "renew", owner, lease.Milliseconds())
+			cmds[i] = webhookScript.EvalSha(ctx, p, []string{leaseKey(r)}, "renew", owner, lease.Milliseconds())
 		}
 		return nil
 	})
@@ -217,7 +210,7 @@ func (s *Store) WebhookRenew(ctx context.Context, owner string, rooms []string, 
 
 // WebhookRelease gives up owner's lease of room, if owner holds it.
 func (s *Store) WebhookRelease(ctx context.Context, room, owner string) error {
-	return wrap("webhook release "+room, s.run(ctx, s.rdb, webhookLeaseScript, []string{leaseKey(room)}, "release", owner, 0).Err())
+	return wrap("webhook release "+room, s.run(ctx, s.rdb, webhookScript, []string{leaseKey(room)}, "release", owner).Err())
 }
 
 // webhookSweepPerSlot bounds the rooms one sweep takes from one slot's

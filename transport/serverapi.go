@@ -10,7 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/alexedwards/argon2id"
 	"github.com/labstack/echo/v4"
 
 	"github.com/redstream/chat/engine"
@@ -149,28 +148,9 @@ func (s *Server) apiCreateUser(c echo.Context) error {
 			return fmt.Errorf("password must be 8 to 256 characters: %w", engine.ErrInvalid)
 		}
 	}
-	ctx := c.Request().Context()
-	if _, err := s.opts.Users.PasswordHash(ctx, name); err == nil {
-		return errNameTaken(name)
-	} else if !errors.Is(err, engine.ErrNotFound) {
+	if err := s.createUser(c.Request().Context(), name, req.Password, func() {}); err != nil {
 		return err
 	}
-	hash := "" // no password: login refuses the user (see login)
-	if req.Password != "" {
-		if err := s.registerHashes.run(ctx, func() { hash, err = argon2id.CreateHash(req.Password, s.opts.Argon2) }); err != nil {
-			return err
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := s.opts.Users.CreateUser(ctx, name, hash); err != nil {
-		if errors.Is(err, engine.ErrExists) {
-			return errNameTaken(name)
-		}
-		return err
-	}
-	s.opts.Engine.UserRegistered(name)
 	return c.JSON(http.StatusCreated, map[string]string{"username": name})
 }
 

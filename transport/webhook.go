@@ -245,9 +245,9 @@ func NewWebhooks(opts WebhookOptions) (*Webhooks, error) {
 		ctx: ctx, cancel: cancel,
 		rooms: make(map[string]*whRoom), busy: make(map[string]time.Time),
 	}
-	w.goFunc(w.pollLoop)
-	w.goFunc(w.renewLoop)
-	w.goFunc(w.sweepLoop)
+	w.goFunc(func() { w.every(w.opts.Poll, true, w.poll) })
+	w.goFunc(func() { w.every(w.opts.Lease/3, false, w.renew) })
+	w.goFunc(func() { w.every(w.opts.Sweep, false, w.sweep) })
 	return w, nil
 }
 
@@ -313,20 +313,26 @@ func (w *Webhooks) redisCtx(parent context.Context) (context.Context, context.Ca
 	return context.WithTimeout(parent, w.opts.RedisTimeout)
 }
 
-// pollLoop looks for pending rooms every Poll and takes those it can.
-func (w *Webhooks) pollLoop() {
-	t := time.NewTicker(w.opts.Poll)
+// every calls f every d (and first at once if now) until Close. Poll,
+// renew and sweep each have a goroutine of their own, so that a slow
+// poll cannot delay the renewal of leases.
+func (w *Webhooks) every(d time.Duration, now bool, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
+	if now {
+		f()
+	}
 	for {
-		w.poll()
 		select {
 		case <-w.ctx.Done():
 			return
 		case <-t.C:
+			f()
 		}
 	}
 }
 
+// poll looks for pending rooms and takes those it can (every Poll).
 func (w *Webhooks) poll() {
 	now := time.Now()
 	w.mu.Lock()
@@ -401,70 +407,52 @@ func (w *Webhooks) begin(room string, cursor engine.StreamPos, q uint64, sent in
 	w.goFunc(func() { w.deliverRoom(r, cursor, q) })
 }
 
-// renewLoop renews every lease held, every Lease/3, and stops the
-// delivery of rooms whose lease was lost.
-func (w *Webhooks) renewLoop() {
-	t := time.NewTicker(w.opts.Lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.ctx.Done():
-			return
-		case <-t.C:
+// renew renews every lease held (every Lease/3) and stops the delivery
+// of rooms whose lease was lost.
+func (w *Webhooks) renew() {
+	w.mu.Lock()
+	held := make([]*whRoom, 0, len(w.rooms))
+	names := make([]string, 0, len(w.rooms))
+	for name, r := range w.rooms {
+		held = append(held, r)
+		names = append(names, name)
+	}
+	w.mu.Unlock()
+	if len(names) == 0 {
+		return
+	}
+	sent := w.since()
+	ctx, cancel := w.redisCtx(w.ctx)
+	ok, err := w.opts.Outbox.WebhookRenew(ctx, w.owner, names, w.opts.Lease)
+	cancel()
+	if err != nil {
+		// The rooms' deliverers stop by themselves when the leases run
+		// out without renewal (leaseOK).
+		if w.ctx.Err() == nil {
+			w.log.Warn("webhook: renew leases", "rooms", len(names), "err", err)
 		}
-		w.mu.Lock()
-		held := make([]*whRoom, 0, len(w.rooms))
-		names := make([]string, 0, len(w.rooms))
-		for name, r := range w.rooms {
-			held = append(held, r)
-			names = append(names, name)
-		}
-		w.mu.Unlock()
-		if len(names) == 0 {
-			continue
-		}
-		sent := w.since()
-		ctx, cancel := w.redisCtx(w.ctx)
-		ok, err := w.opts.Outbox.WebhookRenew(ctx, w.owner, names, w.opts.Lease)
-		cancel()
-		if err != nil {
-			// The rooms' deliverers stop by themselves when the leases run
-			// out without renewal (leaseOK).
-			if w.ctx.Err() == nil {
-				w.log.Warn("webhook: renew leases", "rooms", len(names), "err", err)
-			}
-			continue
-		}
-		for i, r := range held {
-			if ok[i] {
-				r.leaseUntil.Store(sent + int64(w.opts.Lease))
-			} else {
-				w.log.Warn("webhook: lease lost", "room", r.name)
-				r.cancel()
-			}
+		return
+	}
+	for i, r := range held {
+		if ok[i] {
+			r.leaseUntil.Store(sent + int64(w.opts.Lease))
+		} else {
+			w.log.Warn("webhook: lease lost", "room", r.name)
+			r.cancel()
 		}
 	}
 }
 
-// sweepLoop asks the outbox, every Sweep, to find pending rooms the
-// listing misses (a cluster's lost hints).
-func (w *Webhooks) sweepLoop() {
-	t := time.NewTicker(w.opts.Sweep)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.ctx.Done():
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(w.ctx, max(w.opts.RedisTimeout, 10*time.Second))
-		n, err := w.opts.Outbox.WebhookSweep(ctx, w.owner, w.opts.Sweep)
-		cancel()
-		if err != nil && w.ctx.Err() == nil {
-			w.log.Warn("webhook: sweep", "err", err)
-		} else if n > 0 {
-			w.log.Debug("webhook: sweep", "rooms", n)
-		}
+// sweep asks the outbox (every Sweep) to find pending rooms the listing
+// misses: a cluster's lost hints.
+func (w *Webhooks) sweep() {
+	ctx, cancel := context.WithTimeout(w.ctx, max(w.opts.RedisTimeout, 10*time.Second))
+	n, err := w.opts.Outbox.WebhookSweep(ctx, w.owner, w.opts.Sweep)
+	cancel()
+	if err != nil && w.ctx.Err() == nil {
+		w.log.Warn("webhook: sweep", "err", err)
+	} else if n > 0 {
+		w.log.Debug("webhook: sweep", "rooms", n)
 	}
 }
 
@@ -592,12 +580,8 @@ func (w *Webhooks) send(r *whRoom, e *engine.Entry) bool {
 		wait := min(backoff, max(expires.Sub(w.opts.Now()), 0))
 		w.log.Warn("webhook: delivery failed; retrying", "room", r.name, "pos", e.ID.String(), "outcome", outcome,
 			"detail", detail, "attempt", attempt+1, "retry_in", wait.Round(time.Millisecond))
-		t := time.NewTimer(wait)
-		select {
-		case <-r.ctx.Done():
-			t.Stop()
+		if !sleep(r.ctx, wait) {
 			return false
-		case <-t.C:
 		}
 		backoff = min(2*backoff, w.opts.MaxRetry)
 	}
@@ -710,11 +694,18 @@ func newPause() *pause { return &pause{d: 100 * time.Millisecond} }
 func (p *pause) reset() { p.d = 100 * time.Millisecond }
 
 func (p *pause) wait(ctx context.Context) {
-	t := time.NewTimer(p.d)
+	sleep(ctx, p.d)
+	p.d = min(2*p.d, 2*time.Second)
+}
+
+// sleep waits for d and reports true, or for ctx to end and reports false.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		return false
 	case <-t.C:
+		return true
 	}
-	p.d = min(2*p.d, 2*time.Second)
 }
