@@ -477,6 +477,7 @@ func (w *Webhooks) deliverRoom(r *whRoom, cursor engine.StreamPos, q uint64) {
 		}
 	}()
 	pause := newPause()
+	emptyReads := 0
 	for r.ctx.Err() == nil && w.leaseOK(r) {
 		ctx, cancel := w.redisCtx(r.ctx)
 		ents, err := w.opts.Outbox.Range(ctx, r.name, cursor, readBatch)
@@ -486,14 +487,22 @@ func (w *Webhooks) deliverRoom(r *whRoom, cursor engine.StreamPos, q uint64) {
 			pause.wait(r.ctx)
 			continue
 		}
-		pause.reset()
 		if len(ents) == 0 {
 			var lost bool
 			if done, lost = w.advance(r, cursor, q, true); done || lost {
 				return
 			}
-			continue // stored meanwhile
+			// Usually an entry stored between the read and the check: read
+			// again at once. Again and again means the newest entry is one
+			// this build cannot read (a kind of a newer version): wait for
+			// the next entry without spinning.
+			if emptyReads++; emptyReads > 1 {
+				pause.wait(r.ctx)
+			}
+			continue
 		}
+		pause.reset()
+		emptyReads = 0
 		skipped := false
 		for i := range ents {
 			e := &ents[i]

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/redstream/chat/engine"
 	"github.com/redstream/chat/store"
 	"github.com/redstream/chat/store/storetest"
@@ -655,4 +657,51 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(began).Seconds(), "events/s")
 		})
 	}
+}
+
+// TestWebhookUnreadableNewestEntry: an entry this build cannot read (a
+// kind of a newer version) as a room's newest does not make its deliverer
+// spin; the next entry is delivered.
+func TestWebhookUnreadableNewestEntry(t *testing.T) {
+	t.Parallel()
+	srv := storetest.Start(t, storetest.Options{})
+	srv.RequireSingle(t)
+	rdb := srv.Client(t)
+	rc := startReceiver(t, nil)
+	a := startHookInstance(t, srv, rc.URL, nil, nil)
+	ctx := context.Background()
+	r, err := a.Engine.Post(ctx, "writer", engine.Write{Kind: engine.EntryMessage, Room: "general", Text: "before", RateExempt: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.waitAcked(5*time.Second, []string{"general/" + r.Entry.ID.String()})
+	// What a newer version's script would store: an entry, the room's
+	// newest-entry field, the pending mark.
+	id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: "chat:{general}:s", Values: []string{"k", "Z", "u", "writer", "q", "2"}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb.HSet(ctx, "chat:{general}:m", "le", id, "q", 2)
+	rdb.ZAddNX(ctx, "chat:whq", redis.Z{Score: float64(time.Now().UnixMilli()), Member: "general"})
+	xranges := func() int64 {
+		info, _ := rdb.Info(ctx, "commandstats").Result()
+		for _, line := range strings.Split(info, "\n") {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_xrange:calls="); ok {
+				n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+				return n
+			}
+		}
+		return 0
+	}
+	time.Sleep(200 * time.Millisecond)
+	before := xranges()
+	time.Sleep(2 * time.Second)
+	if n := xranges() - before; n > 20 {
+		t.Errorf("%d reads of the room in 2 s with an unreadable newest entry, want a few", n)
+	}
+	r2, err := a.Engine.Post(ctx, "writer", engine.Write{Kind: engine.EntryMessage, Room: "general", Text: "after", RateExempt: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.waitAcked(5*time.Second, []string{"general/" + r2.Entry.ID.String()})
 }
