@@ -264,12 +264,36 @@ func TestWebhookClusterHints(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := mustStore(t, rdb, func(o *store.Options) { o.Webhooks = allKinds })
+	var primaries []*redis.Client
+	for _, addr := range c.Primaries(t) {
+		nc := c.NodeClient(t, addr)
+		primaries = append(primaries, nc)
+		if err := nc.ConfigResetStat(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	began := time.Now()
 	n, err := s.WebhookSweep(ctx, "a", time.Minute)
 	if err != nil || n != len(rooms)-1 {
 		t.Fatalf("sweep found %d rooms (%v), want %d", n, err, len(rooms)-1)
 	}
-	t.Logf("a sweep of all %d slot sets of %d primaries took %v", store.NumSlots, len(nodes), time.Since(began).Round(time.Millisecond))
+	took := time.Since(began)
+	var calls, usec int64
+	for _, nc := range primaries {
+		info, _ := nc.Info(ctx, "commandstats").Result()
+		for _, line := range strings.Split(info, "\n") {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_zrange:"); ok {
+				var cl, us int64
+				fmt.Sscanf(rest, "calls=%d,usec=%d", &cl, &us)
+				calls, usec = calls+cl, usec+us
+			}
+		}
+	}
+	if calls < store.NumSlots {
+		t.Errorf("the sweep read %d slot sets, want all %d", calls, store.NumSlots)
+	}
+	t.Logf("a sweep of all %d slot sets of %d primaries: %v, %d ZRANGE calls costing %d µs of Redis time in all",
+		store.NumSlots, len(primaries), took.Round(time.Millisecond), calls, usec)
 	for _, r := range rooms[1:] {
 		waitPending(t, other, r, true)
 	}
