@@ -53,18 +53,15 @@ func (e *Engine) CreateRoom(ctx context.Context, user string, spec RoomSpec, byA
 	defer cancel()
 	seen := map[string]bool{}
 	members := spec.Members[:0:0]
-	for i, m := range append([]string{spec.Owner}, spec.Members...) {
-		if m == "" {
+	for _, m := range append([]string{spec.Owner}, spec.Members...) {
+		if m == "" || seen[m] {
 			continue
 		}
+		seen[m] = true
 		n, err := NormalizeUsername(m)
 		if err != nil {
 			return fmt.Errorf("user %q: %w", m, ErrNotFound)
 		}
-		if seen[n] { // the same user named twice, in any case
-			continue
-		}
-		seen[n] = true
 		ok, err := e.userExists(ctx, n)
 		if err != nil {
 			return err
@@ -72,7 +69,7 @@ func (e *Engine) CreateRoom(ctx context.Context, user string, spec RoomSpec, byA
 		if !ok {
 			return fmt.Errorf("user %s: %w", n, ErrNotFound)
 		}
-		if i == 0 {
+		if m == spec.Owner {
 			spec.Owner = n
 		} else {
 			members = append(members, n)
