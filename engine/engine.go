@@ -298,6 +298,9 @@ func (e *Engine) Health() error {
 // Online returns who is online in room, on any instance (the server
 // API's presence route). Errors: ErrNotFound, ErrUnavailable.
 func (e *Engine) Online(ctx context.Context, room string) ([]string, error) {
+	if validRoomName(room) != nil {
+		return nil, fmt.Errorf("room %q: %w", room, ErrNotFound) // no room has that name
+	}
 	ctx, cancel := e.callCtx(ctx)
 	defer cancel()
 	acc, err := e.opts.Directory.Access(ctx, room, "")

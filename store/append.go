@@ -99,6 +99,7 @@ func (s *Store) appendBatch(batch []appendReq) {
 	for i, r := range batch {
 		r.done(results[i].res, results[i].err)
 	}
+	s.hintAppends(batch, results)
 	if s.opts.WaitReplicas > 0 {
 		s.announce(results)
 	}

@@ -92,8 +92,8 @@ type roomReply struct {
 }
 
 func (s *Store) roomOp(ctx context.Context, room, op string, args ...any) (roomReply, error) {
-	pub := s.pubcmd
-	all := append([]any{roomPrefix(room), op, pub, s.webhookKeyFor(room)}, args...)
+	pub, wh := s.pubcmd, s.webhookKeyFor(room)
+	all := append([]any{roomPrefix(room), op, pub, wh}, args...)
 	var vals []string
 	err := s.durable(ctx, streamKey(room), func(c redis.Scripter) error {
 		var err error
@@ -105,6 +105,9 @@ func (s *Store) roomOp(ctx context.Context, room, op string, args ...any) (roomR
 	}
 	if len(vals) != 6 {
 		return roomReply{}, fmt.Errorf("store: %s %s: reply %q: %w", op, room, vals, engine.ErrUnavailable)
+	}
+	if wh != "" && vals[2] != "" {
+		s.hintEntry(room, vals[2])
 	}
 	return roomReply{status: vals[0], detail: vals[1], notice: vals[4], kind: vals[5]}, nil
 }

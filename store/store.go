@@ -121,7 +121,8 @@ type Store struct {
 	wg     sync.WaitGroup
 	queues []chan appendReq
 
-	feed *feed
+	feed  *feed
+	hints webhookHints
 }
 
 var (
@@ -207,6 +208,13 @@ func New(opts Options) (*Store, error) {
 		}()
 	}
 	s.feed = newFeed(s)
+	if s.cluster != nil && len(opts.Webhooks) > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.hintLoop()
+		}()
+	}
 	return s, nil
 }
 

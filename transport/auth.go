@@ -69,12 +69,12 @@ type claims struct {
 	Expires time.Time
 }
 
-// issue signs a new token for user.
-func (s *Server) issue(user string) (string, claims, error) {
+// issue signs a new token for user, valid for ttl.
+func (s *Server) issue(user string, ttl time.Duration) (string, claims, error) {
 	now := s.opts.Now()
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
-	c := claims{User: user, ID: hex.EncodeToString(jti), Issued: now.Truncate(time.Second), Expires: now.Add(s.opts.TokenTTL).Truncate(time.Second)}
+	c := claims{User: user, ID: hex.EncodeToString(jti), Issued: now.Truncate(time.Second), Expires: now.Add(ttl).Truncate(time.Second)}
 	tok, err := jwt.NewBuilder().
 		Subject(user).
 		IssuedAt(c.Issued).
@@ -273,22 +273,38 @@ func (s *Server) register(c echo.Context) error {
 			return err
 		}
 	}
-	// A taken name is answered before the expensive hash; CreateUser still
-	// decides a race between two registrations of one name.
+	if err := s.createUser(ctx, name, req.Password, func() {
+		if counted != nil {
+			s.release(counted) // nothing was registered: not the household's fault
+		}
+	}); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]string{"username": name})
+}
+
+// createUser stores a new user (name normalised) with a hash of
+// password, or with none when password is empty: a user who cannot log
+// in (see login). A taken name is answered before the expensive hash;
+// CreateUser still decides a race between two creations of one name.
+// busy runs when the hash pool turned the request away (nothing was
+// stored). Errors: errNameTaken, errHashBusy, ErrUnavailable.
+func (s *Server) createUser(ctx context.Context, name, password string, busy func()) error {
 	if _, err := s.opts.Users.PasswordHash(ctx, name); err == nil {
 		return errNameTaken(name)
 	} else if !errors.Is(err, engine.ErrNotFound) {
 		return err
 	}
-	var hash string
-	if err := s.registerHashes.run(ctx, func() { hash, err = argon2id.CreateHash(req.Password, s.opts.Argon2) }); err != nil {
-		if counted != nil {
-			s.release(counted) // nothing was registered: not the household's fault
+	hash := ""
+	if password != "" {
+		var err error
+		if perr := s.registerHashes.run(ctx, func() { hash, err = argon2id.CreateHash(password, s.opts.Argon2) }); perr != nil {
+			busy()
+			return perr
 		}
-		return err
-	}
-	if err != nil {
-		return err
+		if err != nil {
+			return err
+		}
 	}
 	if err := s.opts.Users.CreateUser(ctx, name, hash); err != nil {
 		if errors.Is(err, engine.ErrExists) {
@@ -296,7 +312,10 @@ func (s *Server) register(c echo.Context) error {
 		}
 		return err
 	}
-	return c.JSON(http.StatusCreated, map[string]string{"username": name})
+	// A cached "no such user" here must not outlive the user's creation
+	// (mentions, direct rooms).
+	s.opts.Engine.UserRegistered(name)
+	return nil
 }
 
 func errNameTaken(name string) error {
@@ -399,9 +418,11 @@ func (s *Server) login(c echo.Context) error {
 		return errBadCredentials
 	}
 	hash, err := s.opts.Users.PasswordHash(ctx, name)
-	known := err == nil
+	known := err == nil && hash != ""
 	switch {
-	case errors.Is(err, engine.ErrNotFound):
+	case errors.Is(err, engine.ErrNotFound), err == nil && hash == "":
+		// A user made by the server API without a password (a bot) cannot
+		// log in; it is answered like an unknown user.
 		// Spend the time a real check takes, so timing does not tell
 		// unknown users from wrong passwords.
 		hash = s.dummyHash
@@ -420,7 +441,7 @@ func (s *Server) login(c echo.Context) error {
 		s.opts.Observe.authFailure("invalid_credentials")
 		return errBadCredentials
 	}
-	tok, cl, err := s.issue(name)
+	tok, cl, err := s.issue(name, s.opts.TokenTTL)
 	if err != nil {
 		return err
 	}
@@ -495,7 +516,7 @@ func (s *Server) refresh(c echo.Context) error {
 	if err := s.tokenLimit(c, user); err != nil {
 		return err
 	}
-	tok, cl, err := s.issue(user)
+	tok, cl, err := s.issue(user, s.opts.TokenTTL)
 	if err != nil {
 		return err
 	}

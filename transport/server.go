@@ -81,6 +81,9 @@ type Options struct {
 	Web http.Handler
 	// Observe receives events for metrics; nil fields are skipped.
 	Observe Observer
+	// APIKeys are the keys of the server API (/api/server), each at least
+	// 32 bytes. None turns the server API off: its routes answer 404.
+	APIKeys []string
 	// Metrics serves /metrics. Nil means 404.
 	Metrics http.Handler
 	// Pprof mounts /debug/pprof.
@@ -114,7 +117,8 @@ type Observer struct {
 	// ErrorFrame counts error frames by wire code.
 	ErrorFrame func(code string)
 	// AuthFailure counts refused logins and tokens: "invalid_credentials",
-	// "too_many_attempts", "invalid_token", "revoked", "expired".
+	// "too_many_attempts", "invalid_token", "revoked", "expired", and
+	// refused server API calls: "api_key".
 	AuthFailure func(reason string)
 	// RateLimited counts limit hits: "send", "login", "register",
 	// "refresh" (refreshes and logouts), "conns_per_user",
@@ -213,6 +217,9 @@ func New(opts Options) (*Server, error) {
 	auth.POST("/refresh", s.refresh)
 	auth.GET("/me", s.me)
 	s.roomRoutes(auth)
+	if err := s.serverRoutes(api); err != nil {
+		return nil, err
+	}
 	api.Any("/*", func(c echo.Context) error {
 		return newAPIError(http.StatusNotFound, wire.CodeNotFound, "no such API route")
 	})

@@ -26,7 +26,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,10 +127,17 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	rdb.AddHook(redisHook{met})
+	var hookKinds map[engine.EntryKind]bool // nil: webhooks off, no entry is recorded for them
+	if cfg.WebhookURL != "" {
+		if hookKinds, err = transport.WebhookKinds(cfg.WebhookEvents); err != nil {
+			stopServing()
+			return err
+		}
+	}
 	st, err := store.New(store.Options{
 		Client: rdb, Instance: cfg.Instance, MaxLen: cfg.HistoryMaxLen, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst,
 		Timeout: cfg.RedisTimeout, PresenceTTL: cfg.PresenceTTL, WaitReplicas: cfg.RedisWaitReplicas, WaitTimeout: cfg.RedisWaitTimeout,
-		Logger: log.WithGroup("store"), Hooks: []redis.Hook{redisHook{met}},
+		Webhooks: hookKinds, Logger: log.WithGroup("store"), Hooks: []redis.Hook{redisHook{met}},
 	})
 	if err != nil {
 		stopServing()
@@ -172,13 +178,31 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		LoginHashes: cfg.LoginHashes, RegisterHashes: cfg.RegisterHashes, HashQueue: cfg.HashQueue, HashWait: cfg.HashWait,
 		WriteTimeout: cfg.WriteTimeout, PingInterval: cfg.PingInterval, Timeout: cfg.RedisTimeout,
 		TrustedProxies: proxies, Ready: readiness(st, eng), Web: web.Handler(), Metrics: met.handler(), Observe: obs,
-		Pprof: cfg.Pprof, Logger: log.WithGroup("http"),
+		APIKeys: cfg.APIKeys, Pprof: cfg.Pprof, Logger: log.WithGroup("http"),
 	})
 	if err != nil {
 		stopServing()
 		return err
 	}
 	met.watch(eng, srv)
+	// Webhooks run beside the server and never in its way: readiness does
+	// not depend on the receiver, and nothing a client waits for waits
+	// for delivery.
+	var hooks *transport.Webhooks
+	if hookKinds != nil {
+		hooks, err = transport.NewWebhooks(transport.WebhookOptions{
+			Outbox: st, URL: cfg.WebhookURL, Secret: []byte(cfg.WebhookSecret), Kinds: hookKinds,
+			Instance: cfg.Instance, MaxAge: cfg.WebhookMaxAge, RedisTimeout: cfg.RedisTimeout,
+			Observe: met.webhookObserver(), Logger: log.WithGroup("webhook"),
+		})
+		if err != nil {
+			stopServing()
+			return err
+		}
+		defer hooks.Close()
+		met.watchWebhooks(hooks)
+		log.Info("webhooks on", "events", strings.Join(cfg.WebhookEvents, ","), "max_age", cfg.WebhookMaxAge)
+	}
 	boot.run(srv)
 	log.Info("chatd serving")
 	if ready != nil {
@@ -201,6 +225,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = hs.Close()
 	}
 	<-serveErr
+	if hooks != nil {
+		_ = hooks.Close() // releases its rooms: another instance goes on at once
+	}
 	_ = eng.Close()
 	_ = st.Close()
 	log.Info("stopped")
@@ -329,10 +356,6 @@ func unwired(cfg config.Config) []string {
 	}{
 		{"CHAT_FRAME_RATE", cfg.FrameRate != d.FrameRate},
 		{"CHAT_FRAME_BURST", cfg.FrameBurst != d.FrameBurst},
-		{"CHAT_API_KEYS", len(cfg.APIKeys) > 0},
-		{"CHAT_WEBHOOK_URL", cfg.WebhookURL != ""},
-		{"CHAT_WEBHOOK_EVENTS", !slices.Equal(cfg.WebhookEvents, d.WebhookEvents)},
-		{"CHAT_WEBHOOK_MAX_AGE", cfg.WebhookMaxAge != d.WebhookMaxAge},
 	} {
 		if s.set {
 			names = append(names, s.name)

@@ -30,6 +30,11 @@ type metrics struct {
 	closes      *prometheus.CounterVec
 	redisErrs   prometheus.Counter
 	redisDials  prometheus.Counter
+
+	hookAttempts *prometheus.CounterVec
+	hookSeconds  prometheus.Histogram
+	hookRetries  prometheus.Counter
+	hookDropped  *prometheus.CounterVec
 }
 
 // latencyBuckets span 250 µs to 10 s.
@@ -55,9 +60,40 @@ func newMetrics() *metrics {
 		Help: "Redis commands that failed (not counting empty replies)."})
 	m.redisDials = prometheus.NewCounter(prometheus.CounterOpts{Name: "chat_redis_dials_total",
 		Help: "Connections dialled to Redis; growth after startup means reconnects."})
+	m.hookAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chat_webhook_deliveries_total",
+		Help: "Webhook POSTs by outcome: delivered (2xx), redirect (3xx), rejected (4xx), failed (other status), timeout, network."}, []string{"outcome"})
+	m.hookSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chat_webhook_post_seconds",
+		Help: "Time a webhook POST took, whatever its outcome.", Buckets: latencyBuckets})
+	m.hookRetries = prometheus.NewCounter(prometheus.CounterOpts{Name: "chat_webhook_retries_total",
+		Help: "Webhook POSTs made after a failed one of the same event."})
+	m.hookDropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chat_webhook_dropped_total",
+		Help: "Webhook events given up: max_age (retried until CHAT_WEBHOOK_MAX_AGE), trimmed (removed by retention before delivery)."}, []string{"reason"})
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.ack, m.delivery, m.stored, m.errorFrames, m.authFail, m.limited, m.closes, m.redisErrs, m.redisDials)
+		m.ack, m.delivery, m.stored, m.errorFrames, m.authFail, m.limited, m.closes, m.redisErrs, m.redisDials,
+		m.hookAttempts, m.hookSeconds, m.hookRetries, m.hookDropped)
 	return m
+}
+
+// webhookObserver feeds the webhook deliverer's events into the registry.
+func (m *metrics) webhookObserver() transport.WebhookObserver {
+	return transport.WebhookObserver{
+		Attempt: func(outcome string, took time.Duration) {
+			m.hookAttempts.WithLabelValues(outcome).Inc()
+			m.hookSeconds.Observe(took.Seconds())
+		},
+		Retry:   func() { m.hookRetries.Inc() },
+		Dropped: func(reason string, n int) { m.hookDropped.WithLabelValues(reason).Add(float64(n)) },
+	}
+}
+
+// watchWebhooks registers the gauges read from the webhook deliverer.
+func (m *metrics) watchWebhooks(w *transport.Webhooks) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chat_webhook_oldest_pending_seconds",
+		Help: "Age of the oldest webhook event this instance knows to be undelivered (0: none)."},
+		func() float64 { return w.OldestPending().Seconds() }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chat_webhook_rooms_delivering",
+		Help: "Rooms whose webhook events this instance delivers now (it holds their lease)."},
+		func() float64 { return float64(w.Delivering()) }))
 }
 
 // observer feeds transport's events into the registry.
