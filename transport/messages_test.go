@@ -1,0 +1,656 @@
+package transport_test
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redstream/chat/engine"
+	"github.com/redstream/chat/store"
+	"github.com/redstream/chat/store/storetest"
+)
+
+// Black-box tests of issue 15, "Messages people can fix, answer and react
+// to": the edit, delete and react frames and their REST twins, replies,
+// mentions, since and history with events, the edit window and the emoji
+// rules, each across two instances on one Redis.
+
+// frameWant checks the fields of an event frame.
+func checkEvent(tb testing.TB, who string, f xframe, typ, room, id, target, user string) {
+	tb.Helper()
+	if f.Type != typ || f.Room != room || f.ID != id || f.Target != target || f.User != user {
+		tb.Errorf("%s got %s, want %s of %s in %s by %s with id %s", who, f, typ, target, room, user, id)
+	}
+	p, err := engine.ParsePos(f.ID)
+	if err != nil || f.TS != int64(p.Ms) {
+		tb.Errorf("%s: %s: ts %d is not the time of its id", who, f, f.TS)
+	}
+}
+
+// TestEditDeleteReactFrames: each of the frames edit, delete and react,
+// sent on one instance, reaches a member on the other as its event frame,
+// in order, acked with the event's own id; every wrong use gets the error
+// PROTOCOL.md names and leaves the socket open.
+func TestEditDeleteReactFrames(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob", "dave")
+	const room = "lounge"
+	mustCreate(t, w.A.URL, tok["dave"], room, false) // dave owns it; alice and bob are plain members
+	a := mustConnect(t, w.A.URL, "alice", tok["alice"])
+	b := mustConnect(t, w.B.URL, "bob", tok["bob"])
+	a.join(room, "")
+	b.join(room, "")
+
+	ack := a.sendMsg(room, "helo", "client_id", "c1")
+	m1 := ack.ID
+	for _, p := range []*peer{a, b} {
+		if m := p.nextOf("message", room); m.ID != m1 || m.Text != "helo" {
+			t.Fatalf("%s got %s, want message %s", p.name, m, m1)
+		}
+	}
+
+	// Edit: the author's edit is acked with the event's id and reaches both.
+	ed := a.ok(map[string]any{"type": "edit", "room": room, "id": m1, "text": "hello"}, "ack")
+	if ed.ID == "" || ed.ID == m1 || ed.Room != room || ed.has("client_id") {
+		t.Errorf("ack of edit: %s, want the event's own id and no client_id", ed)
+	}
+	for _, p := range []*peer{a, b} {
+		f := p.nextOf("edit", room)
+		checkEvent(t, p.name, f, "edit", room, ed.ID, m1, "alice")
+		if f.Text != "hello" {
+			t.Errorf("%s: edit frame text %q, want hello", p.name, f.Text)
+		}
+	}
+
+	// Wrong edits: each an error, and the socket stays open.
+	long := strings.Repeat("x", 4001)
+	for _, c := range []struct {
+		who  *peer
+		v    map[string]any
+		code string
+	}{
+		{b, map[string]any{"type": "edit", "room": room, "id": m1, "text": "mine now"}, "forbidden"},
+		{a, map[string]any{"type": "edit", "room": room, "id": "1-0", "text": "x"}, "not_found"},
+		{a, map[string]any{"type": "edit", "room": room, "id": ed.ID, "text": "x"}, "not_found"}, // an event, not a message
+		{a, map[string]any{"type": "edit", "room": room, "id": "junk", "text": "x"}, "invalid"},
+		{a, map[string]any{"type": "edit", "room": room, "text": "x"}, "invalid"},
+		{a, map[string]any{"type": "edit", "room": room, "id": m1, "text": ""}, "invalid"},
+		{a, map[string]any{"type": "edit", "room": room, "id": m1}, "invalid"},
+		{a, map[string]any{"type": "edit", "room": room, "id": m1, "text": long}, "too_large"},
+		{a, map[string]any{"type": "edit", "id": m1, "text": "x"}, "invalid"},
+		{a, map[string]any{"type": "edit", "room": "nosuchroom", "id": m1, "text": "x"}, "not_found"},
+		{a, map[string]any{"type": "edit", "room": "Bad Name", "id": m1, "text": "x"}, "invalid"},
+	} {
+		c.who.refused(c.v, c.code)
+	}
+
+	// React: an ack with the event's id and a reaction frame; the same
+	// again changes nothing: an ack without id, and no frame.
+	r1 := b.ok(map[string]any{"type": "react", "room": room, "id": m1, "emoji": "👍"}, "ack")
+	if r1.ID == "" {
+		t.Fatalf("ack of react: %s, want an id", r1)
+	}
+	for _, p := range []*peer{a, b} {
+		f := p.nextOf("reaction", room)
+		checkEvent(t, p.name, f, "reaction", room, r1.ID, m1, "bob")
+		if f.Emoji != "👍" || f.On == nil || !*f.On {
+			t.Errorf("%s: %s, want 👍 on", p.name, f)
+		}
+	}
+	if again := b.ok(map[string]any{"type": "react", "room": room, "id": m1, "emoji": "👍", "on": true}, "ack"); again.has("id") {
+		t.Errorf("ack of a reaction already there: %s, want no id", again)
+	}
+	r2 := b.ok(map[string]any{"type": "react", "room": room, "id": m1, "emoji": "👍", "on": false}, "ack")
+	if r2.ID == "" {
+		t.Fatalf("ack of unreact: %s", r2)
+	}
+	if again := b.ok(map[string]any{"type": "react", "room": room, "id": m1, "emoji": "👍", "on": false}, "ack"); again.has("id") {
+		t.Errorf("ack of removing a reaction not there: %s, want no id", again)
+	}
+	// The no-ops stored nothing: the next reaction frame is the removal.
+	for _, p := range []*peer{a, b} {
+		f := p.nextOf("reaction", room)
+		checkEvent(t, p.name, f, "reaction", room, r2.ID, m1, "bob")
+		if f.On == nil || *f.On {
+			t.Errorf("%s: %s, want on false", p.name, f)
+		}
+	}
+	for _, c := range []struct {
+		v    map[string]any
+		code string
+	}{
+		{map[string]any{"type": "react", "room": room, "id": m1}, "invalid"},
+		{map[string]any{"type": "react", "room": room, "id": m1, "emoji": ""}, "invalid"},
+		{map[string]any{"type": "react", "room": room, "id": m1, "emoji": "a b"}, "invalid"},
+		{map[string]any{"type": "react", "room": room, "id": m1, "emoji": strings.Repeat("x", 33)}, "invalid"},
+		{map[string]any{"type": "react", "room": room, "emoji": "x"}, "invalid"},
+		{map[string]any{"type": "react", "room": room, "id": "2-0", "emoji": "x"}, "not_found"},
+		{map[string]any{"type": "react", "room": room, "id": r1.ID, "emoji": "x"}, "not_found"},
+	} {
+		b.refused(c.v, c.code)
+	}
+
+	// Delete: not by a plain member; by the author, reaching both.
+	b.refused(map[string]any{"type": "delete", "room": room, "id": m1}, "forbidden")
+	a.refused(map[string]any{"type": "delete", "room": room, "id": "3-0"}, "not_found")
+	a.refused(map[string]any{"type": "delete", "room": room}, "invalid")
+	del := a.ok(map[string]any{"type": "delete", "room": room, "id": m1}, "ack")
+	if del.ID == "" || del.ID == m1 {
+		t.Fatalf("ack of delete: %s", del)
+	}
+	for _, p := range []*peer{a, b} {
+		checkEvent(t, p.name, p.nextOf("delete", room), "delete", room, del.ID, m1, "alice")
+	}
+	// A deleted message is gone for every action.
+	a.refused(map[string]any{"type": "delete", "room": room, "id": m1}, "not_found")
+	a.refused(map[string]any{"type": "edit", "room": room, "id": m1, "text": "back"}, "not_found")
+	b.refused(map[string]any{"type": "react", "room": room, "id": m1, "emoji": "x"}, "not_found")
+	b.refused(map[string]any{"type": "send", "room": room, "text": "re", "reply_to": m1}, "not_found")
+
+	got := mustMessage(t, w.B.URL, tok["bob"], room, m1)
+	if !got.Deleted || got.Text != "" || got.Mentions != nil || got.Reactions != nil || got.User != "alice" {
+		t.Errorf("deleted message reads %+v", got)
+	}
+	// Every error left both sockets open, and nothing else reached them.
+	a.alive()
+	b.alive()
+	for _, p := range []*peer{a, b} {
+		p.none(200*time.Millisecond, "a frame after the delete", func(f xframe) bool { return isEntry(f, room) })
+	}
+}
+
+// TestMessageRoutes: GET, PATCH and DELETE of a message and PUT and
+// DELETE of a reaction, on one instance, are delivered live on the other
+// exactly like their frames, and fail as the frames do.
+func TestMessageRoutes(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob", "dave")
+	const room = "lounge"
+	mustCreate(t, w.A.URL, tok["dave"], room, false)
+	b := mustConnect(t, w.B.URL, "bob", tok["bob"])
+	b.join(room, "")
+	A, B, alice, bob := w.A.URL, w.B.URL, tok["alice"], tok["bob"]
+
+	m := mustPost(t, A, alice, room, "helo @bob", "client_id", "r1")
+	if f := b.nextOf("message", room); f.ID != m.ID || f.Text != "helo @bob" || f.ClientID != "r1" || !slices.Equal(f.Mentions, []string{"bob"}) {
+		t.Fatalf("bob got %s, want %+v", f, m)
+	}
+
+	// PATCH answers with the message in its current state and is an edit
+	// frame for everyone joined.
+	a := restCall(t, A, "PATCH", msgPath(room, m.ID), alice, map[string]string{"text": "hello @dave"})
+	var edited struct{ Message msgState }
+	if a.Status != http.StatusOK {
+		t.Fatalf("PATCH: %s", a)
+	}
+	a.decode(t, &edited)
+	if e := edited.Message; e.ID != m.ID || e.Text != "hello @dave" || e.EditedTS == 0 || e.User != "alice" || !slices.Equal(e.Mentions, []string{"dave"}) {
+		t.Errorf("PATCH answered %+v", e)
+	}
+	f := b.nextOf("edit", room)
+	if f.Target != m.ID || f.Text != "hello @dave" || f.User != "alice" || f.ID == "" {
+		t.Errorf("bob got %s after PATCH", f)
+	}
+	if edited.Message.EditedTS != f.TS {
+		t.Errorf("edited_ts %d, edit frame ts %d", edited.Message.EditedTS, f.TS)
+	}
+	editID := f.ID
+
+	long := strings.Repeat("é", 4001)
+	for _, c := range []struct {
+		what, method, path, tok string
+		body                    any
+		status                  int
+		code                    string
+	}{
+		{"someone else's", "PATCH", msgPath(room, m.ID), bob, map[string]string{"text": "x"}, 403, "forbidden"},
+		{"no such id", "PATCH", msgPath(room, "1-0"), alice, map[string]string{"text": "x"}, 404, "not_found"},
+		{"an event's id", "PATCH", msgPath(room, editID), alice, map[string]string{"text": "x"}, 404, "not_found"},
+		{"no text", "PATCH", msgPath(room, m.ID), alice, map[string]string{}, 400, "invalid"},
+		{"empty text", "PATCH", msgPath(room, m.ID), alice, map[string]string{"text": " "}, 400, "invalid"},
+		{"long text", "PATCH", msgPath(room, m.ID), alice, map[string]string{"text": long}, 413, "too_large"},
+		{"not JSON", "PATCH", msgPath(room, m.ID), alice, []byte("{"), 400, "invalid"},
+		{"no such room", "PATCH", msgPath("nosuchroom", m.ID), alice, map[string]string{"text": "x"}, 404, "not_found"},
+		{"no token", "PATCH", msgPath(room, m.ID), "", map[string]string{"text": "x"}, 401, "unauthorized"},
+		{"no such id", "GET", msgPath(room, "1-0"), bob, nil, 404, "not_found"},
+		{"an event's id", "GET", msgPath(room, editID), bob, nil, 404, "not_found"},
+		{"no such room", "GET", msgPath("nosuchroom", m.ID), bob, nil, 404, "not_found"},
+		{"no token", "GET", msgPath(room, m.ID), "", nil, 401, "unauthorized"},
+		{"someone else's", "DELETE", msgPath(room, m.ID), bob, nil, 403, "forbidden"},
+		{"no such id", "DELETE", msgPath(room, "1-0"), alice, nil, 404, "not_found"},
+		{"bad emoji", "PUT", reactionPath(room, m.ID, "a b"), bob, nil, 400, "invalid"},
+		{"long emoji", "PUT", reactionPath(room, m.ID, strings.Repeat("x", 33)), bob, nil, 400, "invalid"},
+		{"control emoji", "PUT", reactionPath(room, m.ID, "\x07"), bob, nil, 400, "invalid"},
+		{"not UTF-8 emoji", "PUT", msgPath(room, m.ID) + "/reactions/%FF", bob, nil, 400, "invalid"},
+		{"no such id", "PUT", reactionPath(room, "1-0", "x"), bob, nil, 404, "not_found"},
+		{"no such id", "DELETE", reactionPath(room, "1-0", "x"), bob, nil, 404, "not_found"},
+	} {
+		wantStatus(t, c.method+" "+c.what, restCall(t, A, c.method, c.path, c.tok, c.body), c.status, c.code)
+	}
+	for _, bad := range []string{"junk", "1-x", "-1"} {
+		for _, method := range []string{"GET", "PATCH", "DELETE"} {
+			a := restCall(t, B, method, msgPath(room, bad), alice, map[string]string{"text": "x"})
+			if a.Status != 404 && a.Status != 400 {
+				t.Errorf("%s a malformed id %q: %s, want 404 or 400", method, bad, a)
+			}
+		}
+	}
+
+	// Reactions: PUT adds (204), a second PUT changes nothing, DELETE
+	// removes; the emoji is path-escaped, "/" and "%" included.
+	for _, emoji := range []string{"👍", "a/b", "%", "?#"} {
+		wantStatus(t, "PUT "+emoji, restCall(t, A, "PUT", reactionPath(room, m.ID, emoji), alice, nil), 204, "")
+		f := b.nextOf("reaction", room)
+		if f.Target != m.ID || f.Emoji != emoji || f.User != "alice" || f.On == nil || !*f.On {
+			t.Errorf("bob got %s after PUT %s", f, emoji)
+		}
+	}
+	wantStatus(t, "PUT again", restCall(t, B, "PUT", reactionPath(room, m.ID, "👍"), alice, nil), 204, "")
+	wantStatus(t, "PUT by bob", restCall(t, B, "PUT", reactionPath(room, m.ID, "👍"), bob, nil), 204, "")
+	wantStatus(t, "DELETE a/b", restCall(t, A, "DELETE", reactionPath(room, m.ID, "a/b"), alice, nil), 204, "")
+	wantStatus(t, "DELETE a/b again", restCall(t, A, "DELETE", reactionPath(room, m.ID, "a/b"), alice, nil), 204, "")
+	f = b.nextOf("reaction", room)
+	if f.Emoji != "👍" || f.User != "bob" || !*f.On {
+		t.Errorf("after a PUT that changed nothing, bob got %s, want his own 👍", f)
+	}
+	f = b.nextOf("reaction", room)
+	if f.Emoji != "a/b" || f.User != "alice" || *f.On {
+		t.Errorf("bob got %s, want a/b removed", f)
+	}
+	got := mustMessage(t, B, bob, room, m.ID)
+	want := map[string][]string{"👍": {"alice", "bob"}, "%": {"alice"}, "?#": {"alice"}}
+	if !mapsEqual(got.Reactions, want) || got.Text != "hello @dave" || got.EditedTS != edited.Message.EditedTS {
+		t.Errorf("GET message: %+v, want reactions %v", got, want)
+	}
+
+	// DELETE: 204 and a delete frame; then the message is gone for edits,
+	// reactions and deletions, and reads as deleted.
+	wantStatus(t, "DELETE", restCall(t, B, "DELETE", msgPath(room, m.ID), alice, nil), 204, "")
+	if f := b.nextOf("delete", room); f.Target != m.ID || f.User != "alice" {
+		t.Errorf("bob got %s after DELETE", f)
+	}
+	for _, c := range []struct{ method, path string }{
+		{"DELETE", msgPath(room, m.ID)},
+		{"PATCH", msgPath(room, m.ID)},
+		{"PUT", reactionPath(room, m.ID, "x")},
+		{"DELETE", reactionPath(room, m.ID, "👍")},
+	} {
+		wantStatus(t, c.method+" on a deleted message", restCall(t, A, c.method, c.path, alice, map[string]string{"text": "x"}), 404, "not_found")
+	}
+	wantStatus(t, "reply to a deleted message", restCall(t, A, "POST", msgPath(room), bob, map[string]string{"text": "x", "reply_to": m.ID}), 404, "not_found")
+	del := restCall(t, A, "GET", msgPath(room, m.ID), bob, nil)
+	fields := del.fields(t)
+	var msg struct{ Message map[string]any }
+	del.decode(t, &msg)
+	if del.Status != 200 || msg.Message["deleted"] != true || msg.Message["text"] != "" || msg.Message["mentions"] != nil || msg.Message["reactions"] != nil || fields["message"] == nil {
+		t.Errorf("GET deleted message: %s", del)
+	}
+	hist := mustPage(t, A, bob, room, "")
+	if len(hist.Messages) != 1 || !hist.Messages[0].Deleted || hist.Messages[0].ID != m.ID {
+		t.Errorf("history after the delete: %+v, want the message marked deleted", hist.Messages)
+	}
+	b.none(200*time.Millisecond, "a frame of a refused or no-op request", func(f xframe) bool { return isEntry(f, room) })
+}
+
+func mapsEqual(a, b map[string][]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !slices.Equal(v, b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestReplies: send with reply_to, on a socket and over REST, answers a
+// message of the same room; the thread route pages the replies oldest
+// first and the root counts them; a reply to anything else is not_found.
+func TestReplies(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob")
+	A, B, alice, bob := w.A.URL, w.B.URL, tok["alice"], tok["bob"]
+	const room, other = "general", "tech"
+	a := mustConnect(t, w.A.URL, "alice", alice)
+	b := mustConnect(t, w.B.URL, "bob", bob)
+	a.join(room, "")
+	b.join(room, "")
+
+	root := a.sendMsg(room, "who is in?").ID
+	elsewhere := mustPost(t, B, bob, other, "in another room").ID
+	var replies []string
+	for i := range 5 {
+		var id string
+		if i%2 == 0 {
+			id = b.sendMsg(room, fmt.Sprintf("me %d", i), "reply_to", root).ID
+		} else {
+			id = mustPost(t, A, alice, room, fmt.Sprintf("me %d", i), "reply_to", root).ID
+			if got := mustMessage(t, A, alice, room, id); got.ReplyTo != root {
+				t.Errorf("REST reply reads %+v, want reply_to %s", got, root)
+			}
+		}
+		replies = append(replies, id)
+		a.sendMsg(room, fmt.Sprintf("chatter %d", i)) // not in the thread
+	}
+	for _, p := range []*peer{a, b} {
+		n := 0
+		for _, f := range p.settle(300 * time.Millisecond) {
+			if f.Type == "message" && slices.Contains(replies, f.ID) {
+				n++
+				if f.ReplyTo != root {
+					t.Errorf("%s: reply frame %s lacks reply_to %s", p.name, f, root)
+				}
+			} else if f.Type == "message" && f.has("reply_to") {
+				t.Errorf("%s: %s has reply_to", p.name, f)
+			}
+		}
+		if n != len(replies) {
+			t.Errorf("%s got %d reply frames, want %d", p.name, n, len(replies))
+		}
+	}
+
+	type thread struct {
+		Room     string     `json:"room"`
+		Root     msgState   `json:"root"`
+		Messages []msgState `json:"messages"`
+		HasMore  bool       `json:"has_more"`
+	}
+	read := func(base, query string) thread {
+		t.Helper()
+		a := restCall(t, base, "GET", msgPath(room, root)+"/replies"+query, bob, nil)
+		if a.Status != 200 {
+			t.Fatalf("replies%s: %s", query, a)
+		}
+		var th thread
+		a.decode(t, &th)
+		if th.Room != room || th.Root.ID != root || th.Root.ReplyCount != len(replies) || !strings.HasPrefix(th.Root.Text, "who is in") {
+			t.Errorf("replies%s: root %+v, want %s with reply_count %d", query, th.Root, root, len(replies))
+		}
+		return th
+	}
+	ids := func(ms []msgState) []string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.ID)
+			if m.ReplyTo != root {
+				t.Errorf("thread holds %+v, not a reply to %s", m, root)
+			}
+		}
+		return out
+	}
+	if th := read(A, ""); !slices.Equal(ids(th.Messages), replies) || th.HasMore {
+		t.Errorf("all replies: %v has_more %v, want %v", ids(th.Messages), th.HasMore, replies)
+	}
+	th := read(B, "?limit=2")
+	if !slices.Equal(ids(th.Messages), replies[:2]) || !th.HasMore {
+		t.Errorf("first 2 replies: %v has_more %v", ids(th.Messages), th.HasMore)
+	}
+	th = read(A, "?limit=2&after="+replies[1])
+	if !slices.Equal(ids(th.Messages), replies[2:4]) || !th.HasMore {
+		t.Errorf("replies 3-4: %v has_more %v", ids(th.Messages), th.HasMore)
+	}
+	th = read(B, "?limit=2&after="+replies[3])
+	if !slices.Equal(ids(th.Messages), replies[4:]) || th.HasMore {
+		t.Errorf("last reply: %v has_more %v", ids(th.Messages), th.HasMore)
+	}
+	if th := read(A, "?after="+replies[4]); len(th.Messages) != 0 || th.HasMore {
+		t.Errorf("after the last reply: %v", ids(th.Messages))
+	}
+	// The root counts its replies in history and single reads too.
+	if m := mustMessage(t, B, bob, room, root); m.ReplyCount != len(replies) {
+		t.Errorf("root reads %+v, want reply_count %d", m, len(replies))
+	}
+	for _, m := range mustPage(t, A, alice, room, "").Messages {
+		want := 0
+		if m.ID == root {
+			want = len(replies)
+		}
+		if m.ReplyCount != want {
+			t.Errorf("history: %s has reply_count %d, want %d", m.ID, m.ReplyCount, want)
+		}
+	}
+	// An edited and a deleted reply stay in the thread in their current state.
+	a.ok(map[string]any{"type": "edit", "room": room, "id": replies[1], "text": "me, edited"}, "ack")
+	b.ok(map[string]any{"type": "delete", "room": room, "id": replies[0]}, "ack")
+	th = read(B, "")
+	if len(th.Messages) != 5 || !th.Messages[0].Deleted || th.Messages[1].Text != "me, edited" {
+		t.Errorf("thread after an edit and a delete: %+v", th.Messages)
+	}
+
+	// Replies to anything but a live message of the room are not_found.
+	edit := a.ok(map[string]any{"type": "edit", "room": room, "id": root, "text": "who is in now?"}, "ack").ID
+	for _, c := range []struct {
+		what, to, code string
+	}{
+		{"another room's message", elsewhere, "not_found"},
+		{"no message", "1-0", "not_found"},
+		{"an edit event", edit, "not_found"},
+		{"a deleted message", replies[0], "not_found"},
+		{"a malformed id", "junk", "invalid"},
+		{"zero", "0-0", "invalid"},
+	} {
+		b.refused(map[string]any{"type": "send", "room": room, "text": "re " + c.what, "reply_to": c.to}, c.code)
+		status := map[string]int{"not_found": 404, "invalid": 400}[c.code]
+		wantStatus(t, "REST reply to "+c.what, restCall(t, A, "POST", msgPath(room), alice, map[string]string{"text": "re", "reply_to": c.to}), status, c.code)
+	}
+	for _, c := range []struct {
+		what, path string
+		status     int
+		code       string
+	}{
+		{"no such root", msgPath(room, "1-0") + "/replies", 404, "not_found"},
+		{"another room's root", msgPath(room, elsewhere) + "/replies", 404, "not_found"},
+		{"an event as root", msgPath(room, edit) + "/replies", 404, "not_found"},
+		{"no such room", msgPath("nosuchroom", root) + "/replies", 404, "not_found"},
+		{"limit 0", msgPath(room, root) + "/replies?limit=0", 400, "invalid"},
+		{"limit 201", msgPath(room, root) + "/replies?limit=201", 400, "invalid"},
+		{"bad after", msgPath(room, root) + "/replies?after=x", 400, "invalid"},
+	} {
+		wantStatus(t, "GET replies of "+c.what, restCall(t, B, "GET", c.path, bob, nil), c.status, c.code)
+	}
+	// Nothing refused was stored.
+	if th := read(A, ""); len(th.Messages) != 5 {
+		t.Errorf("thread holds %d messages after refused replies, want 5", len(th.Messages))
+	}
+	a.alive()
+	b.alive()
+}
+
+// entryOp is one write of TestSinceReplaysEventsInOrder and what its
+// replay frame must be.
+type entryOp struct {
+	id, typ, user string
+}
+
+// TestSinceReplaysEventsInOrder: a member who was away rejoins with since
+// on the other instance and gets every message, edit, deletion and
+// reaction stored meanwhile by two users on two instances, in stream
+// order, once each, and then the live tail.
+func TestSinceReplaysEventsInOrder(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob", "carol")
+	const room = "general"
+	b := mustConnect(t, w.B.URL, "bob", tok["bob"])
+	b.join(room, "")
+	first := b.sendMsg(room, "back soon").ID
+	b.nextOf("message", room)
+	b.close()
+
+	a := mustConnect(t, w.A.URL, "alice", tok["alice"])
+	c := mustConnect(t, w.B.URL, "carol", tok["carol"])
+	var ops []entryOp
+	own := map[*peer][]string{}
+	anchor := map[*peer]string{a: a.sendMsg(room, "alice's anchor").ID, c: c.sendMsg(room, "carol's anchor").ID}
+	ops = append(ops, entryOp{anchor[a], "message", "alice"}, entryOp{anchor[c], "message", "carol"})
+	other := map[*peer]*peer{a: c, c: a}
+	for round := range 12 {
+		// Both users pipeline a few writes each round, so the two
+		// instances store them concurrently.
+		type sent struct {
+			p   *peer
+			ref string
+			typ string
+		}
+		var batch []sent
+		for _, p := range []*peer{a, c} {
+			fire := func(typ string, v map[string]any) {
+				batch = append(batch, sent{p, p.fire(v), typ})
+			}
+			fire("message", map[string]any{"type": "send", "room": room, "text": fmt.Sprintf("%s %d", p.name, round)})
+			fire("reaction", map[string]any{"type": "react", "room": room, "id": anchor[other[p]], "emoji": "👍", "on": round%2 == 0})
+			if n := len(own[p]); n >= 1 {
+				fire("edit", map[string]any{"type": "edit", "room": room, "id": own[p][n-1], "text": fmt.Sprintf("%s %d, edited", p.name, round-1)})
+			}
+			if n := len(own[p]); n >= 2 && round%3 == 0 {
+				fire("delete", map[string]any{"type": "delete", "room": room, "id": own[p][n-2]})
+				own[p] = slices.Delete(own[p], n-2, n-1)
+			}
+			fire("message", map[string]any{"type": "send", "room": room, "text": "re", "reply_to": anchor[p]})
+		}
+		for _, s := range batch {
+			ack := s.p.await(s.ref)
+			if ack.Type != "ack" || ack.ID == "" {
+				t.Fatalf("%s: %s: %s", s.p.name, s.typ, ack)
+			}
+			ops = append(ops, entryOp{ack.ID, s.typ, s.p.name})
+			if s.typ == "message" {
+				own[s.p] = append(own[s.p], ack.ID)
+			}
+		}
+	}
+	slices.SortFunc(ops, func(x, y entryOp) int { return mustPos(t, x.id).Compare(mustPos(t, y.id)) })
+
+	// replay rejoins with since on instance A and checks it gets exactly
+	// want, then a live message (which joins ops).
+	replay := func(since string, want []entryOp) {
+		t.Helper()
+		b := mustConnect(t, w.A.URL, "bob", tok["bob"])
+		j := b.join(room, since)
+		if j.Recovered == nil || !*j.Recovered {
+			t.Errorf("join since %s: %s, want recovered true", since, j)
+		}
+		for i, op := range want {
+			f := b.next(10*time.Second, "replayed entry", func(f xframe) bool { return isEntry(f, room) })
+			if f.ID != op.id || f.Type != op.typ || f.User != op.user {
+				t.Fatalf("since %s: entry %d of %d is %s, want %s %s by %s", since, i, len(want), f, op.typ, op.id, op.user)
+			}
+		}
+		live := a.sendMsg(room, "live after since "+since).ID
+		if f := b.next(10*time.Second, "live message", func(f xframe) bool { return isEntry(f, room) }); f.ID != live {
+			t.Fatalf("since %s: after the replay got %s, want the live message %s", since, f, live)
+		}
+		b.none(200*time.Millisecond, "an entry twice", func(f xframe) bool { return isEntry(f, room) })
+		b.close()
+		ops = append(ops, entryOp{live, "message", "alice"})
+	}
+	replay(first, slices.Clone(ops))
+	// From an event in the middle (since need not be a message's id).
+	i := len(ops) / 2
+	for ops[i].typ == "message" {
+		i++
+	}
+	replay(ops[i].id, slices.Clone(ops[i+1:]))
+	replay("0", append([]entryOp{{first, "message", "bob"}}, ops...))
+}
+
+func mustPos(tb testing.TB, id string) engine.StreamPos {
+	tb.Helper()
+	p, err := engine.ParsePos(id)
+	if err != nil {
+		tb.Fatalf("id %q: %v", id, err)
+	}
+	return p
+}
+
+// TestHistoryPagesCountMessagesOnly: with thousands of events between two
+// messages (more than one scan of the store reads), every history page
+// still holds exactly limit messages, in their current state, and
+// has_more is right in both directions.
+func TestHistoryPagesCountMessagesOnly(t *testing.T) {
+	t.Parallel()
+	fast := func(o *store.Options) { o.SendRate, o.SendBurst = 1e6, 1e6 }
+	w := startPair(t, instanceOpts{Store: fast}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob")
+	A, B, alice, bob := w.A.URL, w.B.URL, tok["alice"], tok["bob"]
+	const room = "general"
+	a := mustConnect(t, A, "alice", alice)
+	var m []string
+	post := func() { m = append(m, a.sendMsg(room, fmt.Sprintf("m%d", len(m))).ID) }
+	post()
+	post()
+	post()
+	// 4,201 reactions on m2 toggle 👍 on and off: it ends on.
+	const events = 4201
+	refs := make([]string, 0, events)
+	for i := range events {
+		refs = append(refs, a.fire(map[string]any{"type": "react", "room": room, "id": m[2], "emoji": "👍", "on": i%2 == 0}))
+	}
+	for _, ref := range refs {
+		if ack := a.await(ref); ack.Type != "ack" || ack.ID == "" {
+			t.Fatalf("react: %s", ack)
+		}
+	}
+	post() // m3
+	post() // m4
+	for i := range 3 {
+		wantStatus(t, "PATCH m4", restCall(t, B, "PATCH", msgPath(room, m[4]), alice, map[string]string{"text": fmt.Sprintf("m4 v%d", i+2)}), 200, "")
+	}
+	post() // m5
+	post() // m6
+	wantStatus(t, "DELETE m5", restCall(t, B, "DELETE", msgPath(room, m[5]), alice, nil), 204, "")
+	wantStatus(t, "PUT on m0", restCall(t, A, "PUT", reactionPath(room, m[0], "🎉"), bob, nil), 204, "")
+
+	check := func(query string, want []int, more bool) {
+		t.Helper()
+		for _, base := range []string{A, B} {
+			p := mustPage(t, base, bob, room, query)
+			var wantIDs []string
+			for _, i := range want {
+				wantIDs = append(wantIDs, m[i])
+			}
+			if !slices.Equal(p.ids(), wantIDs) || p.HasMore != more || p.Room != room {
+				t.Errorf("GET messages%s: %v has_more %v, want %v has_more %v", query, p.ids(), p.HasMore, wantIDs, more)
+			}
+			for _, msg := range p.Messages {
+				i := slices.Index(m, msg.ID)
+				switch {
+				case i == 2 && !mapsEqual(msg.Reactions, map[string][]string{"👍": {"alice"}}):
+					t.Errorf("m2 reads %+v, want 👍 by alice", msg)
+				case i == 4 && (msg.Text != "m4 v4" || msg.EditedTS == 0):
+					t.Errorf("m4 reads %+v, want its third edit", msg)
+				case i == 5 && (!msg.Deleted || msg.Text != ""):
+					t.Errorf("m5 reads %+v, want deleted", msg)
+				case i == 0 && !mapsEqual(msg.Reactions, map[string][]string{"🎉": {"bob"}}):
+					t.Errorf("m0 reads %+v, want 🎉 by bob", msg)
+				case (i == 1 || i == 3 || i == 6) && (msg.Text != fmt.Sprintf("m%d", i) || msg.Reactions != nil || msg.EditedTS != 0):
+					t.Errorf("m%d reads %+v, want it as sent", i, msg)
+				}
+			}
+		}
+	}
+	check("?limit=3", []int{4, 5, 6}, true)
+	check("?limit=3&before="+m[4], []int{1, 2, 3}, true) // across the events, backwards
+	check("?limit=3&before="+m[1], []int{0}, false)
+	check("?limit=1&before="+m[3], []int{2}, true)
+	check("?limit=2&before="+m[3], []int{1, 2}, true)
+	check("?after=0&limit=3", []int{0, 1, 2}, true)
+	check("?after=0-0&limit=3", []int{0, 1, 2}, true)
+	check("?limit=3&after="+m[2], []int{3, 4, 5}, true) // across the events, forwards
+	check("?limit=1&after="+m[2], []int{3}, true)
+	check("?limit=3&after="+m[5], []int{6}, false)
+	check("?limit=3&after="+m[6], nil, false)
+	check("", []int{0, 1, 2, 3, 4, 5, 6}, false)
+	check("?limit=7", []int{0, 1, 2, 3, 4, 5, 6}, false)
+	check("?limit=6", []int{1, 2, 3, 4, 5, 6}, true)
+	for _, q := range []string{"?limit=0", "?limit=201", "?limit=x", "?before=x", "?after=1-x", "?before=" + m[3] + "&after=" + m[1]} {
+		wantStatus(t, "GET messages"+q, restCall(t, A, "GET", msgPath(room)+q, bob, nil), 400, "invalid")
+	}
+}
