@@ -654,3 +654,51 @@ func TestHistoryPagesCountMessagesOnly(t *testing.T) {
 		wantStatus(t, "GET messages"+q, restCall(t, A, "GET", msgPath(room)+q, bob, nil), 400, "invalid")
 	}
 }
+
+// TestEventsCountAgainstSendRate: edit, delete and react count against
+// the per-user send rate like send, on every instance and over REST; past
+// it the frame gets rate_limited and nothing is stored.
+func TestEventsCountAgainstSendRate(t *testing.T) {
+	t.Parallel()
+	slow := func(o *store.Options) { o.SendRate, o.SendBurst = 0.2, 4 }
+	w := startPair(t, instanceOpts{Store: slow}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob")
+	const room = "general"
+	a := mustConnect(t, w.A.URL, "alice", tok["alice"])
+	m := a.sendMsg(room, "one").ID                                                                                       // 1
+	a.ok(map[string]any{"type": "edit", "room": room, "id": m, "text": "one, edited"}, "ack")                            // 2
+	a.ok(map[string]any{"type": "react", "room": room, "id": m, "emoji": "👍"}, "ack")                                    // 3
+	wantStatus(t, "PUT a reaction", restCall(t, w.B.URL, "PUT", reactionPath(room, m, "🎉"), tok["alice"], nil), 204, "") // 4
+	// The burst is spent, on both instances and for every kind of write.
+	for _, v := range []map[string]any{
+		{"type": "send", "room": room, "text": "two"},
+		{"type": "edit", "room": room, "id": m, "text": "one, edited twice"},
+		{"type": "react", "room": room, "id": m, "emoji": "🙂"},
+		{"type": "delete", "room": room, "id": m},
+	} {
+		a.refused(v, "rate_limited")
+	}
+	for _, c := range []struct{ method, path string }{
+		{"PATCH", msgPath(room, m)},
+		{"PUT", reactionPath(room, m, "🙂")},
+		{"DELETE", reactionPath(room, m, "👍")},
+		{"DELETE", msgPath(room, m)},
+		{"POST", msgPath(room)},
+	} {
+		r := restCall(t, w.B.URL, c.method, c.path, tok["alice"], map[string]string{"text": "x"})
+		wantStatus(t, c.method+" "+c.path+" past the rate", r, 429, "rate_limited")
+		if r.Status == 429 && r.Header.Get("Retry-After") == "" {
+			t.Errorf("%s %s: 429 without Retry-After", c.method, c.path)
+		}
+	}
+	// Nothing refused was stored; another user is not slowed down.
+	got := mustMessage(t, w.A.URL, tok["bob"], room, m)
+	if got.Deleted || got.Text != "one, edited" || !mapsEqual(got.Reactions, map[string][]string{"👍": {"alice"}, "🎉": {"alice"}}) {
+		t.Errorf("after refused writes the message reads %+v", got)
+	}
+	if n := len(mustPage(t, w.A.URL, tok["bob"], room, "").Messages); n != 1 {
+		t.Errorf("history holds %d messages, want 1", n)
+	}
+	wantStatus(t, "bob reacts", restCall(t, w.A.URL, "PUT", reactionPath(room, m, "🙂"), tok["bob"], nil), 204, "")
+	a.alive()
+}
