@@ -702,3 +702,388 @@ func TestEventsCountAgainstSendRate(t *testing.T) {
 	wantStatus(t, "bob reacts", restCall(t, w.A.URL, "PUT", reactionPath(room, m, "🙂"), tok["bob"], nil), 204, "")
 	a.alive()
 }
+
+// TestCurrentStateSurvivesRestart: every instance and Redis (append-only)
+// restart; history, single reads and threads then show each message in
+// the state it had: edits, deletions, reactions, replies and mentions.
+func TestCurrentStateSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	srv := storetest.Start(t, storetest.Options{AppendOnly: true})
+	srv.RequireReal(t)
+	srv.RequireSingle(t)
+	A, B := startInstance(t, srv, instanceOpts{}), startInstance(t, srv, instanceOpts{})
+	tok := mustUsers(t, A.URL, "alice", "bob", "dave", "erin")
+	alice, bob := tok["alice"], tok["bob"]
+	const room = "lounge"
+	mustCreate(t, A.URL, alice, room, false)
+	// A ban and a mute are kept as well.
+	wantStatus(t, "ban dave", restCall(t, A.URL, "POST", "/api/rooms/"+room+"/bans", alice, map[string]any{"user": "dave"}), 201, "")
+	wantStatus(t, "mute erin", restCall(t, A.URL, "POST", "/api/rooms/"+room+"/mutes", alice, map[string]any{"user": "erin", "seconds": 3600}), 201, "")
+	a := mustConnect(t, A.URL, "alice", alice)
+	b := mustConnect(t, B.URL, "bob", bob)
+	root := a.sendMsg(room, "plans @bob?").ID
+	gone := a.sendMsg(room, "typo").ID
+	reply := b.sendMsg(room, "yes @alice", "reply_to", root, "client_id", "k1").ID
+	a.ok(map[string]any{"type": "edit", "room": room, "id": root, "text": "plans for friday, @bob?"}, "ack")
+	a.ok(map[string]any{"type": "delete", "room": room, "id": gone}, "ack")
+	b.ok(map[string]any{"type": "react", "room": room, "id": root, "emoji": "👍"}, "ack")
+	a.ok(map[string]any{"type": "react", "room": room, "id": root, "emoji": "👍"}, "ack")
+	a.ok(map[string]any{"type": "react", "room": room, "id": reply, "emoji": "🎉"}, "ack")
+
+	snapshot := func(base string) string {
+		t.Helper()
+		var out []string
+		for _, path := range []string{msgPath(room), msgPath(room, root), msgPath(room, gone), msgPath(room, reply), msgPath(room, root) + "/replies"} {
+			r := restCall(t, base, "GET", path, bob, nil)
+			if r.Status != 200 {
+				t.Fatalf("GET %s: %s", path, r)
+			}
+			out = append(out, string(r.Body))
+		}
+		return strings.Join(out, "\n")
+	}
+	before := snapshot(A.URL)
+	m := mustMessage(t, B.URL, bob, room, root)
+	if m.Text != "plans for friday, @bob?" || m.EditedTS == 0 || m.ReplyCount != 1 || !slices.Equal(m.Mentions, []string{"bob"}) ||
+		!mapsEqual(m.Reactions, map[string][]string{"👍": {"bob", "alice"}}) {
+		t.Fatalf("root before the restart: %+v", m)
+	}
+
+	a.close()
+	b.close()
+	A.Stop()
+	B.Stop()
+	if err := srv.Proc.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	A, B = startInstance(t, srv, instanceOpts{}), startInstance(t, srv, instanceOpts{})
+	if after := snapshot(B.URL); after != before {
+		t.Errorf("after the restart:\n%s\nbefore:\n%s", after, before)
+	}
+	// The state goes on from where it was: a new edit, a retried send.
+	b = mustConnect(t, B.URL, "bob", login(t, B.URL, "bob"))
+	if ack := b.sendMsg(room, "yes @alice", "reply_to", root, "client_id", "k1"); ack.ID != reply {
+		t.Errorf("retry of an acked send after the restart: %s, want id %s", ack, reply)
+	}
+	b.ok(map[string]any{"type": "react", "room": room, "id": root, "emoji": "👍", "on": false}, "ack")
+	m = mustMessage(t, A.URL, alice, room, root)
+	if !mapsEqual(m.Reactions, map[string][]string{"👍": {"alice"}}) || m.ReplyCount != 1 {
+		t.Errorf("root after the restart and an unreact: %+v", m)
+	}
+	wantStatus(t, "banned dave posts", restCall(t, A.URL, "POST", msgPath(room), tok["dave"], map[string]string{"text": "hi"}), 403, "forbidden")
+	wantStatus(t, "banned dave reads", restCall(t, B.URL, "GET", msgPath(room), tok["dave"], nil), 403, "forbidden")
+	wantStatus(t, "muted erin posts", restCall(t, B.URL, "POST", msgPath(room), tok["erin"], map[string]string{"text": "hi"}), 403, "forbidden")
+	wantStatus(t, "muted erin reads", restCall(t, A.URL, "GET", msgPath(room), tok["erin"], nil), 200, "")
+}
+
+// roomsOf returns the caller's GET /api/rooms by name, with mentions and
+// roles.
+func roomsOf(tb testing.TB, base, token string) map[string]roomEntry {
+	tb.Helper()
+	out := map[string]roomEntry{}
+	after := ""
+	for {
+		a := restCall(tb, base, "GET", "/api/rooms?limit=500&after="+after, token, nil)
+		if a.Status != 200 {
+			tb.Fatalf("GET /api/rooms: %s", a)
+		}
+		var res struct {
+			Rooms   []roomEntry `json:"rooms"`
+			HasMore bool        `json:"has_more"`
+		}
+		a.decode(tb, &res)
+		for _, r := range res.Rooms {
+			out[r.Name] = r
+			after = r.Name
+		}
+		if !res.HasMore {
+			return out
+		}
+	}
+}
+
+type roomEntry struct {
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	LastID   string `json:"last_id"`
+	Unread   int64  `json:"unread"`
+	Mentions int64  `json:"mentions"`
+	Topic    string `json:"topic"`
+	Role     string `json:"role"`
+}
+
+// TestMentions: @name names a user who can read the room, once, ignoring
+// case; the message carries mentions; the named user's sockets not
+// joined to the room get a mention event on any instance; GET /api/rooms
+// counts unread mentions until the user reads. Nobody outside a room
+// hears of a mention in it.
+func TestMentions(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob", "carol", "dave", "b.o-b_2")
+	A, B := w.A.URL, w.B.URL
+	const room = "general"
+	a := mustConnect(t, A, "alice", tok["alice"])
+	bJoined := mustConnect(t, B, "bob", tok["bob"])
+	bAway := mustConnect(t, B, "bob-away", tok["bob"])
+	bAwayA := mustConnect(t, A, "bob-away-A", tok["bob"])
+	c := mustConnect(t, A, "carol", tok["carol"])
+	bJoined.join(room, "")
+	a.join(room, "")
+
+	text := "hi @Bob and @carol, @nobody, mail@dave.com, (@B.O-B_2) and @bob again, @alice"
+	ack := a.sendMsg(room, text)
+	want := []string{"alice", "b.o-b_2", "bob", "carol"}
+	for _, p := range []*peer{a, bJoined} {
+		f := p.nextOf("message", room)
+		if f.ID != ack.ID || !slices.Equal(sortedCopy(f.Mentions), want) {
+			t.Errorf("%s got %s, want mentions %v", p.name, f, want)
+		}
+	}
+	if m := mustMessage(t, B, tok["dave"], room, ack.ID); !slices.Equal(sortedCopy(m.Mentions), want) {
+		t.Errorf("GET message: mentions %v, want %v", m.Mentions, want)
+	}
+	// Sockets of the named users that have not joined the room get a
+	// mention event, on both instances; the joined one does not, and the
+	// sender gets none for naming herself.
+	for _, p := range []*peer{bAway, bAwayA, c} {
+		f := p.nextOf("mention", room)
+		if f.ID != ack.ID || f.User != "alice" || f.Text != text {
+			t.Errorf("%s got %s", p.name, f)
+		}
+	}
+	bJoined.none(300*time.Millisecond, "a mention event on a joined socket", func(f xframe) bool { return f.Type == "mention" })
+	a.none(0, "a mention event for naming herself", func(f xframe) bool { return f.Type == "mention" })
+
+	// Unread mentions: bob joined before, so the message is unread and
+	// mentions him; carol never joined, so her position starts at her
+	// first join and nothing is unread for her.
+	checkFor(t, 5*time.Second, func() error {
+		r := roomsOf(t, A, tok["bob"])[room]
+		if r.Unread != 1 || r.Mentions != 1 {
+			return fmt.Errorf("bob's %s: unread %d mentions %d, want 1 and 1", room, r.Unread, r.Mentions)
+		}
+		return nil
+	})
+	a.sendMsg(room, "no names here")
+	a.sendMsg(room, "@BOB once more")
+	checkFor(t, 5*time.Second, func() error {
+		r := roomsOf(t, B, tok["bob"])[room]
+		if r.Unread != 3 || r.Mentions != 2 {
+			return fmt.Errorf("bob's %s: unread %d mentions %d, want 3 and 2", room, r.Unread, r.Mentions)
+		}
+		return nil
+	})
+	// An edit that drops the name drops the unread mention.
+	a.ok(map[string]any{"type": "edit", "room": room, "id": ack.ID, "text": "hi all"}, "ack")
+	checkFor(t, 5*time.Second, func() error {
+		r := roomsOf(t, B, tok["bob"])[room]
+		if r.Unread != 3 || r.Mentions != 1 {
+			return fmt.Errorf("bob's %s after the edit: unread %d mentions %d, want 3 and 1", room, r.Unread, r.Mentions)
+		}
+		return nil
+	})
+	if m := mustMessage(t, A, tok["bob"], room, ack.ID); m.Mentions != nil {
+		t.Errorf("after an edit without names: mentions %v", m.Mentions)
+	}
+	last := mustPage(t, A, tok["bob"], room, "?limit=1").Messages[0].ID
+	if f, ok := bJoined.quiet(map[string]any{"type": "read", "room": room, "id": last}); !ok {
+		t.Fatalf("read: %s", f)
+	}
+	checkFor(t, 5*time.Second, func() error {
+		r := roomsOf(t, A, tok["bob"])[room]
+		if r.Unread != 0 || r.Mentions != 0 {
+			return fmt.Errorf("bob's %s after reading: unread %d mentions %d, want 0 and 0", room, r.Unread, r.Mentions)
+		}
+		return nil
+	})
+
+	// A private channel: only members can be named; nobody else hears.
+	mustCreate(t, A, tok["alice"], "hush", true)
+	mustAdd(t, A, tok["alice"], "hush", "bob")
+	bJoined.join("hush", "")
+	ack = a.sendMsg("hush", "@carol @bob @dave look")
+	if f := bJoined.nextOf("message", "hush"); !slices.Equal(f.Mentions, []string{"bob"}) {
+		t.Errorf("in a private channel: %s, want mentions [bob]", f)
+	}
+	if f := bAway.nextOf("mention", "hush"); f.ID != ack.ID {
+		t.Errorf("bob's away socket got %s", f)
+	}
+	// A direct room: only its two users.
+	dm := mustDM(t, A, tok["alice"], "dave")
+	ack = a.sendMsg(dm, "@carol said @dave should know")
+	if m := mustMessage(t, A, tok["dave"], dm, ack.ID); !slices.Equal(m.Mentions, []string{"dave"}) {
+		t.Errorf("in a direct room: mentions %v, want [dave]", m.Mentions)
+	}
+	c.none(500*time.Millisecond, "a mention in a room closed to her", func(f xframe) bool {
+		return f.Type == "mention" || f.Room == "hush" || f.Room == dm
+	})
+	if r, ok := roomsOf(t, B, tok["carol"])["hush"]; ok {
+		t.Errorf("carol's rooms list hush: %+v", r)
+	}
+}
+
+// TestMentionsAtMost50: a message names at most 50 users.
+func TestMentionsAtMost50(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	var names []string
+	for i := range 55 {
+		names = append(names, fmt.Sprintf("user%02d", i))
+	}
+	tok := mustUsers(t, w.A.URL, append(names, "alice")...)
+	text := "@" + strings.Join(names, " @")
+	m := mustPost(t, w.B.URL, tok["alice"], "general", text)
+	if len(m.Mentions) != 50 {
+		t.Errorf("a message naming 55 users mentions %d: %v", len(m.Mentions), m.Mentions)
+	}
+	for _, n := range m.Mentions {
+		if !slices.Contains(names, n) {
+			t.Errorf("mentions %q", n)
+		}
+	}
+}
+
+// TestRoomAddedOnNewDM: opening a direct room, by POST /api/dms or by
+// sending to its name, tells both users' sockets on every instance at
+// once; opening it again tells nobody.
+func TestRoomAddedOnNewDM(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "carol", "dave")
+	a := mustConnect(t, w.A.URL, "alice", tok["alice"])
+	c := mustConnect(t, w.B.URL, "carol", tok["carol"])
+	c2 := mustConnect(t, w.A.URL, "carol-2", tok["carol"])
+	d := mustConnect(t, w.B.URL, "dave", tok["dave"])
+	room := mustDM(t, w.A.URL, tok["alice"], "Carol")
+	if room != "dm:alice:carol" {
+		t.Fatalf("dm is %s", room)
+	}
+	for _, p := range []*peer{a, c, c2} {
+		if f := p.nextOf("room_added", room); f.Kind != "direct" {
+			t.Errorf("%s got %s, want kind direct", p.name, f)
+		}
+	}
+	if again := mustDM(t, w.B.URL, tok["carol"], "alice"); again != room {
+		t.Errorf("carol's dm with alice is %s", again)
+	}
+	// Opened by a send to its name, from the other user's side.
+	ack := d.sendMsg("dm:carol:dave", "hi carol")
+	for _, p := range []*peer{c, c2, d} {
+		if f := p.nextOf("room_added", "dm:carol:dave"); f.Kind != "direct" {
+			t.Errorf("%s got %s", p.name, f)
+		}
+	}
+	if r, ok := roomsOf(t, w.A.URL, tok["carol"])["dm:carol:dave"]; !ok || r.Kind != "direct" || r.LastID != ack.ID || r.Unread != 1 {
+		t.Errorf("carol's rooms: dm:carol:dave %+v (listed %v), want direct, unread 1", r, ok)
+	}
+	for _, p := range []*peer{a, c, c2, d} {
+		p.none(300*time.Millisecond, "room_added twice", func(f xframe) bool { return f.Type == "room_added" })
+	}
+	// A user who is not in it hears nothing.
+	d.none(0, "another pair's room_added", func(f xframe) bool { return f.Room == room })
+}
+
+// TestEditWindow: with CHAT_EDIT_WINDOW set, the author may edit only
+// within the window, on every instance and over REST; deleting and
+// reacting are not limited by it.
+func TestEditWindow(t *testing.T) {
+	t.Parallel()
+	const window = 1500 * time.Millisecond
+	w := startPair(t, instanceOpts{Engine: func(o *engine.Options) { o.EditWindow = window }}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob")
+	const room = "general"
+	a := mustConnect(t, w.A.URL, "alice", tok["alice"])
+	m1 := a.sendMsg(room, "one").ID
+	m2 := a.sendMsg(room, "two").ID
+	sent := time.UnixMilli(int64(mustPos(t, m2).Ms))
+	a.ok(map[string]any{"type": "edit", "room": room, "id": m1, "text": "one, edited in time"}, "ack")
+	wantStatus(t, "PATCH in time", restCall(t, w.B.URL, "PATCH", msgPath(room, m2), tok["alice"], map[string]string{"text": "two, edited in time"}), 200, "")
+	time.Sleep(time.Until(sent.Add(window + 200*time.Millisecond)))
+
+	a.refused(map[string]any{"type": "edit", "room": room, "id": m1, "text": "one, too late"}, "forbidden")
+	b := mustConnect(t, w.B.URL, "alice-B", tok["alice"])
+	b.refused(map[string]any{"type": "edit", "room": room, "id": m2, "text": "two, too late"}, "forbidden")
+	wantStatus(t, "PATCH too late", restCall(t, w.A.URL, "PATCH", msgPath(room, m2), tok["alice"], map[string]string{"text": "too late"}), 403, "forbidden")
+	// Someone else's message stays forbidden, a missing one not_found.
+	wantStatus(t, "PATCH by bob", restCall(t, w.A.URL, "PATCH", msgPath(room, m2), tok["bob"], map[string]string{"text": "x"}), 403, "forbidden")
+	a.refused(map[string]any{"type": "edit", "room": room, "id": "1-0", "text": "x"}, "not_found")
+	for _, m := range []struct{ id, text string }{{m1, "one, edited in time"}, {m2, "two, edited in time"}} {
+		if got := mustMessage(t, w.B.URL, tok["bob"], room, m.id); got.Text != m.text {
+			t.Errorf("%s reads %q, want %q", m.id, got.Text, m.text)
+		}
+	}
+	b.ok(map[string]any{"type": "react", "room": room, "id": m1, "emoji": "⏰"}, "ack")
+	b.ok(map[string]any{"type": "delete", "room": room, "id": m1}, "ack")
+	wantStatus(t, "DELETE after the window", restCall(t, w.A.URL, "DELETE", msgPath(room, m2), tok["alice"], nil), 204, "")
+	// A new message can be edited again.
+	m3 := a.sendMsg(room, "three").ID
+	a.ok(map[string]any{"type": "edit", "room": room, "id": m3, "text": "three, edited"}, "ack")
+}
+
+// TestEmojiRules: an emoji is 1–32 bytes of UTF-8 without whitespace or
+// control characters, on the socket and in the REST path; a message holds
+// at most 50 distinct emoji, however many users react with each.
+func TestEmojiRules(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob", "carol")
+	const room = "general"
+	a := mustConnect(t, w.A.URL, "alice", tok["alice"])
+	m := a.sendMsg(room, "react to me").ID
+	good := []string{"👍", "a", strings.Repeat("x", 32), "👨‍👩‍👧‍👦", "🇫🇷", ":+1:", "❤️", "日本", "1", "+", "é"}
+	bad := []string{"", strings.Repeat("x", 33), strings.Repeat("é", 17), "a b", " a", "a\t", "\n", "\u00a0", "\u3000", "\u2028",
+		"\x00", "\x7f", "\u0085", "\x1b[31m"}
+	for i, e := range good {
+		if i%2 == 0 {
+			a.ok(map[string]any{"type": "react", "room": room, "id": m, "emoji": e}, "ack")
+		} else {
+			wantStatus(t, "PUT "+e, restCall(t, w.B.URL, "PUT", reactionPath(room, m, e), tok["alice"], nil), 204, "")
+		}
+	}
+	for _, e := range bad {
+		a.refused(map[string]any{"type": "react", "room": room, "id": m, "emoji": e}, "invalid")
+		a.refused(map[string]any{"type": "react", "room": room, "id": m, "emoji": e, "on": false}, "invalid")
+		if e != "" {
+			wantStatus(t, fmt.Sprintf("PUT %q", e), restCall(t, w.B.URL, "PUT", reactionPath(room, m, e), tok["alice"], nil), 400, "invalid")
+			wantStatus(t, fmt.Sprintf("DELETE %q", e), restCall(t, w.A.URL, "DELETE", reactionPath(room, m, e), tok["alice"], nil), 400, "invalid")
+		}
+	}
+	got := mustMessage(t, w.A.URL, tok["bob"], room, m)
+	if len(got.Reactions) != len(good) {
+		t.Errorf("reactions %v, want exactly %q", got.Reactions, good)
+	}
+	for _, e := range good {
+		if !slices.Equal(got.Reactions[e], []string{"alice"}) {
+			t.Errorf("reaction %q: %v", e, got.Reactions[e])
+		}
+	}
+
+	// Up to 50 distinct emoji; then a new one is invalid, while more users
+	// may still react with those there.
+	for i := len(good); i < 50; i++ {
+		e := fmt.Sprintf("e%02d", i)
+		if i%2 == 0 {
+			a.ok(map[string]any{"type": "react", "room": room, "id": m, "emoji": e}, "ack")
+		} else {
+			wantStatus(t, "PUT "+e, restCall(t, w.B.URL, "PUT", reactionPath(room, m, e), tok["bob"], nil), 204, "")
+		}
+	}
+	a.refused(map[string]any{"type": "react", "room": room, "id": m, "emoji": "🆕"}, "invalid")
+	wantStatus(t, "PUT a 51st emoji", restCall(t, w.B.URL, "PUT", reactionPath(room, m, "🆕"), tok["carol"], nil), 400, "invalid")
+	wantStatus(t, "PUT a 51st emoji, other instance", restCall(t, w.A.URL, "PUT", reactionPath(room, m, "🆒"), tok["bob"], nil), 400, "invalid")
+	wantStatus(t, "PUT an emoji already there", restCall(t, w.B.URL, "PUT", reactionPath(room, m, "👍"), tok["carol"], nil), 204, "")
+	if f := a.ok(map[string]any{"type": "react", "room": room, "id": m, "emoji": "🆕", "on": false}, "ack"); f.has("id") {
+		t.Errorf("removing an emoji that is not there: %s, want an ack without id", f)
+	}
+	// Removing the last user of one frees its place for another.
+	a.ok(map[string]any{"type": "react", "room": room, "id": m, "emoji": "a", "on": false}, "ack")
+	wantStatus(t, "PUT a new emoji after one left", restCall(t, w.B.URL, "PUT", reactionPath(room, m, "🆕"), tok["carol"], nil), 204, "")
+	wantStatus(t, "PUT yet another", restCall(t, w.A.URL, "PUT", reactionPath(room, m, "🆒"), tok["carol"], nil), 400, "invalid")
+	got = mustMessage(t, w.B.URL, tok["bob"], room, m)
+	if len(got.Reactions) != 50 || got.Reactions["🆕"] == nil || got.Reactions["a"] != nil ||
+		!slices.Equal(got.Reactions["👍"], []string{"alice", "carol"}) {
+		t.Errorf("after the limit: %d emoji %v", len(got.Reactions), got.Reactions)
+	}
+	a.alive()
+}
