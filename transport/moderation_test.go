@@ -1,0 +1,332 @@
+package transport_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/redstream/chat/engine"
+	"github.com/redstream/chat/store/storetest"
+)
+
+// Black-box tests of issue 16, "Rooms teams can run": the table "who may
+// do what in a room" on every path, private channels, kicks and bans
+// across instances, timed bans and mutes, paging, and the errors of the
+// members, roles, bans and mutes routes.
+
+// The actors of the table, by their part in each channel. In the direct
+// room "dm:member:writer" only member (and writer) belong.
+var actors = []string{"owner", "mod", "member", "outsider", "banned", "muted", "admin"}
+
+// Kinds of action, as the columns of PROTOCOL.md's table group them.
+const (
+	actRead        = "read"         // read, join (and typing, read receipts, members)
+	actWrite       = "write"        // send, react, reply
+	actEditOwn     = "edit own"     // edit: the author
+	actEditOther   = "edit other's" // nobody
+	actDeleteOwn   = "delete own"   // the author
+	actDeleteOther = "delete other's"
+	actManage      = "manage" // topic, members, bans, mutes
+	actRoles       = "roles"
+	actAddSelf     = "add self" // POST members with oneself
+)
+
+// allowed is PROTOCOL.md's table: may actor do act in a room of kind?
+func allowed(kind, actor, act string) bool {
+	if kind == "direct" {
+		switch act {
+		case actRead, actWrite, actEditOwn, actDeleteOwn:
+			return actor == "member"
+		}
+		return false
+	}
+	if actor == "banned" || (kind == "private" && actor == "outsider") {
+		return false
+	}
+	manager := actor == "owner" || actor == "mod" || actor == "admin"
+	switch act {
+	case actRead, actDeleteOwn:
+		return true
+	case actAddSelf: // in a private channel only its managers add anyone
+		return kind == "channel" || actor == "owner" || actor == "mod" || actor == "admin"
+	case actWrite, actEditOwn:
+		return actor != "muted"
+	case actEditOther:
+		return false
+	case actDeleteOther, actManage:
+		return manager
+	case actRoles:
+		return actor == "owner" || actor == "admin"
+	}
+	panic(act)
+}
+
+// tableRoom is one room of TestWhoMayDoWhat and what its cases use.
+type tableRoom struct {
+	name, kind string
+	shared     string                       // writer's message: read, react, reply to, edit
+	own        map[string][]string          // actor's messages: edit, delete (socket), delete (REST)
+	others     map[string][]string          // writer's messages each actor may delete: socket, REST
+	fresh      map[string]map[string]string // actor → purpose → a user for the manage routes
+}
+
+// TestWhoMayDoWhat: the whole table of PROTOCOL.md, "who may do what in
+// a room", for a public channel, a private channel and a direct room, as
+// owner, moderator, member, non-member, banned, muted and admin, on every
+// path (REST and WebSocket), each actor on one instance and the room's
+// state made on both. Every refusal is 403 forbidden (an error frame
+// forbidden on the socket).
+func TestWhoMayDoWhat(t *testing.T) {
+	t.Parallel()
+	admins := func(o *engine.Options) { o.Admins = []string{"admin"} }
+	w := startPair(t, instanceOpts{Engine: admins}, storetest.Options{})
+	bases := []string{w.A.URL, w.B.URL}
+	purposes := []string{"add", "remove", "role", "ban", "unban", "mute", "unmute"}
+	names := append(slices.Clone(actors), "writer")
+	for _, room := range []string{"pub", "priv"} {
+		for _, actor := range actors {
+			for _, p := range purposes {
+				names = append(names, fmt.Sprintf("%s-%s-%s", room, actor, p))
+			}
+		}
+	}
+	tok := mustUsers(t, w.A.URL, names...)
+	owner := tok["owner"]
+
+	rooms := []*tableRoom{{name: "pub", kind: "channel"}, {name: "priv", kind: "private"}, {name: "dm:member:writer", kind: "direct"}}
+	for i, r := range rooms {
+		base := bases[i%2]
+		r.own, r.others, r.fresh = map[string][]string{}, map[string][]string{}, map[string]map[string]string{}
+		if r.kind != "direct" {
+			mustCreate(t, base, owner, r.name, r.kind == "private")
+			for _, u := range []string{"mod", "member", "banned", "muted", "writer"} {
+				mustAdd(t, bases[(i+1)%2], owner, r.name, u)
+			}
+			if r.kind == "private" {
+				mustAdd(t, base, owner, r.name, "outsider") // removed below: a former member
+			}
+			wantStatus(t, "make mod", restCall(t, base, "PUT", "/api/rooms/"+r.name+"/members/mod", owner, map[string]string{"role": "moderator"}), 200, "")
+		}
+		r.shared = mustPost(t, base, tok["writer"], r.name, "shared").ID
+		for _, actor := range actors {
+			if r.kind != "direct" || actor == "member" {
+				for k := range 3 {
+					r.own[actor] = append(r.own[actor], mustPost(t, bases[k%2], tok[actor], r.name, fmt.Sprintf("own %s %d", actor, k)).ID)
+				}
+			}
+			for k := range 2 {
+				r.others[actor] = append(r.others[actor], mustPost(t, bases[k%2], tok["writer"], r.name, fmt.Sprintf("for %s %d", actor, k)).ID)
+			}
+			if r.kind == "direct" {
+				continue
+			}
+			f := map[string]string{}
+			for _, p := range purposes {
+				f[p] = fmt.Sprintf("%s-%s-%s", r.name, actor, p)
+			}
+			r.fresh[actor] = f
+			mustAdd(t, base, owner, r.name, f["remove"])
+			mustAdd(t, base, owner, r.name, f["role"])
+			wantStatus(t, "setup ban", restCall(t, base, "POST", "/api/rooms/"+r.name+"/bans", owner, map[string]string{"user": f["unban"]}), 201, "")
+			wantStatus(t, "setup mute", restCall(t, base, "POST", "/api/rooms/"+r.name+"/mutes", owner, map[string]string{"user": f["unmute"]}), 201, "")
+		}
+		if r.kind != "direct" {
+			other := bases[(i+1)%2]
+			wantStatus(t, "ban", restCall(t, other, "POST", "/api/rooms/"+r.name+"/bans", tok["mod"], map[string]string{"user": "banned"}), 201, "")
+			wantStatus(t, "mute", restCall(t, other, "POST", "/api/rooms/"+r.name+"/mutes", tok["mod"], map[string]string{"user": "muted"}), 201, "")
+			if r.kind == "private" {
+				wantStatus(t, "remove", restCall(t, other, "DELETE", "/api/rooms/"+r.name+"/members/outsider", owner, nil), 204, "")
+			}
+		}
+	}
+
+	// outcome turns an answer into "ok", "forbidden" or itself.
+	type outcome = string
+	restOut := func(a restAnswer, okStatus int) outcome {
+		switch {
+		case a.Status == okStatus:
+			return "ok"
+		case a.Status == 403 && a.Code == "forbidden":
+			return "forbidden"
+		}
+		return a.String()
+	}
+	wsOut := func(f xframe, okType string) outcome {
+		switch {
+		case f.Type == okType:
+			return "ok"
+		case f.Type == "error" && f.Code == "forbidden":
+			return "forbidden"
+		}
+		return f.String()
+	}
+	quietOut := func(f xframe, ok bool) outcome {
+		if ok {
+			return "ok"
+		}
+		return wsOut(f, "")
+	}
+	type path struct {
+		name, act string
+		do        func(r *tableRoom, actor, base string, p *peer) outcome
+	}
+	paths := []path{
+		{"GET messages", actRead, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "GET", msgPath(r.name), tok[actor], nil), 200)
+		}},
+		{"GET message", actRead, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "GET", msgPath(r.name, r.shared), tok[actor], nil), 200)
+		}},
+		{"GET replies", actRead, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "GET", msgPath(r.name, r.shared)+"/replies", tok[actor], nil), 200)
+		}},
+		{"GET members", actRead, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "GET", "/api/rooms/"+esc(r.name)+"/members", tok[actor], nil), 200)
+		}},
+		{"join", actRead, func(r *tableRoom, actor, base string, p *peer) outcome {
+			out := wsOut(p.call(map[string]any{"type": "join", "room": r.name}), "joined")
+			if out == "ok" {
+				p.ok(map[string]any{"type": "leave", "room": r.name}, "left")
+			}
+			return out
+		}},
+		{"join since", actRead, func(r *tableRoom, actor, base string, p *peer) outcome {
+			out := wsOut(p.call(map[string]any{"type": "join", "room": r.name, "since": r.shared}), "joined")
+			if out == "ok" {
+				p.ok(map[string]any{"type": "leave", "room": r.name}, "left")
+			}
+			return out
+		}},
+		{"typing", actRead, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return quietOut(p.quiet(map[string]any{"type": "typing", "room": r.name}))
+		}},
+		{"read", actRead, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return quietOut(p.quiet(map[string]any{"type": "read", "room": r.name, "id": r.shared}))
+		}},
+		{"send", actWrite, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return wsOut(p.call(map[string]any{"type": "send", "room": r.name, "text": "hi from " + actor}), "ack")
+		}},
+		{"POST message", actWrite, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "POST", msgPath(r.name), tok[actor], map[string]string{"text": "hi from " + actor}), 201)
+		}},
+		{"send reply", actWrite, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return wsOut(p.call(map[string]any{"type": "send", "room": r.name, "text": "re", "reply_to": r.shared}), "ack")
+		}},
+		{"POST reply", actWrite, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "POST", msgPath(r.name), tok[actor], map[string]string{"text": "re", "reply_to": r.shared}), 201)
+		}},
+		{"react", actWrite, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return wsOut(p.call(map[string]any{"type": "react", "room": r.name, "id": r.shared, "emoji": "ws-" + actor}), "ack")
+		}},
+		{"PUT reaction", actWrite, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "PUT", reactionPath(r.name, r.shared, "rest-"+actor), tok[actor], nil), 204)
+		}},
+		{"DELETE reaction", actWrite, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "DELETE", reactionPath(r.name, r.shared, "rest-"+actor), tok[actor], nil), 204)
+		}},
+		{"edit own", actEditOwn, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return wsOut(p.call(map[string]any{"type": "edit", "room": r.name, "id": r.own[actor][0], "text": "edited"}), "ack")
+		}},
+		{"PATCH own", actEditOwn, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "PATCH", msgPath(r.name, r.own[actor][0]), tok[actor], map[string]string{"text": "edited"}), 200)
+		}},
+		{"edit other's", actEditOther, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return wsOut(p.call(map[string]any{"type": "edit", "room": r.name, "id": r.shared, "text": "edited"}), "ack")
+		}},
+		{"PATCH other's", actEditOther, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "PATCH", msgPath(r.name, r.shared), tok[actor], map[string]string{"text": "edited"}), 200)
+		}},
+		{"delete own", actDeleteOwn, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return wsOut(p.call(map[string]any{"type": "delete", "room": r.name, "id": r.own[actor][1]}), "ack")
+		}},
+		{"DELETE own", actDeleteOwn, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "DELETE", msgPath(r.name, r.own[actor][2]), tok[actor], nil), 204)
+		}},
+		{"delete other's", actDeleteOther, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return wsOut(p.call(map[string]any{"type": "delete", "room": r.name, "id": r.others[actor][0]}), "ack")
+		}},
+		{"DELETE other's", actDeleteOther, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "DELETE", msgPath(r.name, r.others[actor][1]), tok[actor], nil), 204)
+		}},
+		{"topic", actManage, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "PATCH", "/api/rooms/"+esc(r.name), tok[actor], map[string]string{"topic": "set by " + actor}), 200)
+		}},
+		{"add member", actManage, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "POST", "/api/rooms/"+esc(r.name)+"/members", tok[actor], map[string]string{"user": r.target(actor, "add")}), 201)
+		}},
+		{"add self", actAddSelf, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "POST", "/api/rooms/"+esc(r.name)+"/members", tok[actor], map[string]string{"user": actor}), 201)
+		}},
+		{"remove member", actManage, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "DELETE", "/api/rooms/"+esc(r.name)+"/members/"+r.target(actor, "remove"), tok[actor], nil), 204)
+		}},
+		{"set role", actRoles, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "PUT", "/api/rooms/"+esc(r.name)+"/members/"+r.target(actor, "role"), tok[actor], map[string]string{"role": "moderator"}), 200)
+		}},
+		{"ban", actManage, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "POST", "/api/rooms/"+esc(r.name)+"/bans", tok[actor], map[string]any{"user": r.target(actor, "ban"), "seconds": 60}), 201)
+		}},
+		{"list bans", actManage, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "GET", "/api/rooms/"+esc(r.name)+"/bans", tok[actor], nil), 200)
+		}},
+		{"unban", actManage, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "DELETE", "/api/rooms/"+esc(r.name)+"/bans/"+r.target(actor, "unban"), tok[actor], nil), 204)
+		}},
+		{"mute", actManage, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "POST", "/api/rooms/"+esc(r.name)+"/mutes", tok[actor], map[string]any{"user": r.target(actor, "mute")}), 201)
+		}},
+		{"unmute", actManage, func(r *tableRoom, actor, base string, p *peer) outcome {
+			return restOut(restCall(t, base, "DELETE", "/api/rooms/"+esc(r.name)+"/mutes/"+r.target(actor, "unmute"), tok[actor], nil), 204)
+		}},
+	}
+
+	// GET /api/rooms lists a channel for those who may read it, with their
+	// role; a private channel only for its members.
+	for _, actor := range actors {
+		listed := roomsOf(t, bases[0], tok[actor])
+		for _, r := range rooms {
+			e, ok := listed[r.name]
+			want := allowed(r.kind, actor, actRead)
+			if r.kind == "private" && actor == "admin" {
+				want = false // not a member: admins read it but it is not theirs
+			}
+			if ok != want || (ok && e.Kind != r.kind) {
+				t.Errorf("%s's rooms: %s listed %v (%+v), want %v", actor, r.name, ok, e, want)
+			}
+			wantRole := map[string]string{"owner": "owner", "mod": "moderator", "member": "member", "muted": "member"}[actor]
+			if ok && r.kind != "direct" && e.Role != wantRole {
+				t.Errorf("%s's rooms: %s role %q, want %q", actor, r.name, e.Role, wantRole)
+			}
+		}
+	}
+
+	for i, r := range rooms {
+		for j, actor := range actors {
+			// Each actor acts on one instance, the next actor on the other.
+			base := bases[(i+j)%2]
+			p := mustConnect(t, base, actor, tok[actor])
+			for _, pa := range paths {
+				if (pa.act == actEditOwn || pa.act == actDeleteOwn) && r.own[actor] == nil {
+					continue // no message of theirs in the room
+				}
+				want := "forbidden"
+				if allowed(r.kind, actor, pa.act) {
+					want = "ok"
+				}
+				if got := pa.do(r, actor, base, p); got != want {
+					t.Errorf("%s %s: %s as %s: %s, want %s", r.kind, r.name, pa.name, actor, got, want)
+				}
+			}
+			p.alive()
+		}
+	}
+}
+
+// target is the fresh user actor's case for purpose acts on; in the
+// direct room, which has nothing to manage, the other user.
+func (r *tableRoom) target(actor, purpose string) string {
+	if f := r.fresh[actor]; f != nil {
+		return f[purpose]
+	}
+	return "writer"
+}
