@@ -2,8 +2,11 @@ package transport_test
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/redstream/chat/engine"
 	"github.com/redstream/chat/store/storetest"
@@ -329,4 +332,182 @@ func (r *tableRoom) target(actor, purpose string) string {
 		return f[purpose]
 	}
 	return "writer"
+}
+
+// TestPrivateChannelInvisible: to a non-member, a private channel is a
+// room that exists and is closed to them on every path, REST and socket,
+// on both instances: 403 forbidden with nothing that tells it apart from
+// someone else's direct room, however the request is made (real or made-up
+// message ids). It is absent from their rooms list, and nothing of it
+// (messages, presence, typing, reads, topic, user events) reaches them.
+func TestPrivateChannelInvisible(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob", "carol", "dave")
+	alice, carol := tok["alice"], tok["carol"]
+	const room = "hush"
+	mustCreate(t, w.A.URL, alice, room, true)
+	closedDM := mustDM(t, w.B.URL, alice, "bob") // closed to carol too
+	m := mustPost(t, w.A.URL, alice, room, "secret plans").ID
+	dmMsg := mustPost(t, w.A.URL, alice, closedDM, "dm plans").ID
+
+	// Carol watches from both instances with a socket not joined anywhere
+	// and one joined to a public channel.
+	var cs []*peer
+	for i, base := range []string{w.A.URL, w.B.URL} {
+		idle := mustConnect(t, base, fmt.Sprintf("carol-idle-%d", i), carol)
+		busy := mustConnect(t, base, fmt.Sprintf("carol-general-%d", i), carol)
+		busy.join("general", "")
+		cs = append(cs, idle, busy)
+	}
+	// The members act while carol tries.
+	a := mustConnect(t, w.A.URL, "alice", alice)
+	a.join(room, "")
+	mustAdd(t, w.B.URL, alice, room, "bob")
+	b := mustConnect(t, w.B.URL, "bob", tok["bob"])
+	b.join(room, "")
+
+	type probe struct {
+		what string
+		do   func(base, name string, p *peer) string // the refusal, as "status code message"
+	}
+	restProbe := func(method, suffix string, body any) func(base, name string, p *peer) string {
+		return func(base, name string, p *peer) string {
+			id := m
+			if name == closedDM {
+				id = dmMsg
+			}
+			path := strings.ReplaceAll(strings.ReplaceAll(suffix, "{room}", esc(name)), "{id}", id)
+			a := restCall(t, base, method, path, carol, body)
+			return fmt.Sprintf("%d %s %s", a.Status, a.Code, strings.ReplaceAll(a.Message, name, "<room>"))
+		}
+	}
+	wsProbe := func(v map[string]any) func(base, name string, p *peer) string {
+		return func(base, name string, p *peer) string {
+			w := map[string]any{"room": name}
+			for k, x := range v {
+				if x == "{id}" {
+					x = m
+					if name == closedDM {
+						x = dmMsg
+					}
+				}
+				w[k] = x
+			}
+			var f xframe
+			if w["type"] == "typing" || w["type"] == "read" {
+				got, ok := p.quiet(w)
+				if ok {
+					return "accepted"
+				}
+				f = got
+			} else {
+				f = p.call(w)
+			}
+			return fmt.Sprintf("%s %s %s", f.Type, f.Code, strings.ReplaceAll(f.Message, name, "<room>"))
+		}
+	}
+	probes := []probe{
+		{"GET messages", restProbe("GET", "/api/rooms/{room}/messages", nil)},
+		{"GET messages after=0", restProbe("GET", "/api/rooms/{room}/messages?after=0", nil)},
+		{"GET messages before", restProbe("GET", "/api/rooms/{room}/messages?before={id}&limit=5", nil)},
+		{"GET a real message", restProbe("GET", "/api/rooms/{room}/messages/{id}", nil)},
+		{"GET a made-up message", restProbe("GET", "/api/rooms/{room}/messages/1-0", nil)},
+		{"GET replies", restProbe("GET", "/api/rooms/{room}/messages/{id}/replies", nil)},
+		{"GET replies of a made-up message", restProbe("GET", "/api/rooms/{room}/messages/1-0/replies", nil)},
+		{"POST message", restProbe("POST", "/api/rooms/{room}/messages", map[string]string{"text": "hi"})},
+		{"POST reply", restProbe("POST", "/api/rooms/{room}/messages", map[string]string{"text": "hi", "reply_to": "1-0"})},
+		{"PATCH a real message", restProbe("PATCH", "/api/rooms/{room}/messages/{id}", map[string]string{"text": "x"})},
+		{"PATCH a made-up message", restProbe("PATCH", "/api/rooms/{room}/messages/1-0", map[string]string{"text": "x"})},
+		{"DELETE a real message", restProbe("DELETE", "/api/rooms/{room}/messages/{id}", nil)},
+		{"DELETE a made-up message", restProbe("DELETE", "/api/rooms/{room}/messages/1-0", nil)},
+		{"PUT reaction", restProbe("PUT", "/api/rooms/{room}/messages/{id}/reactions/x", nil)},
+		{"PUT reaction on a made-up message", restProbe("PUT", "/api/rooms/{room}/messages/1-0/reactions/x", nil)},
+		{"DELETE reaction", restProbe("DELETE", "/api/rooms/{room}/messages/{id}/reactions/x", nil)},
+		{"GET members", restProbe("GET", "/api/rooms/{room}/members", nil)},
+		{"GET members paged", restProbe("GET", "/api/rooms/{room}/members?after=a&limit=1", nil)},
+		{"add self", restProbe("POST", "/api/rooms/{room}/members", map[string]string{"user": "carol"})},
+		{"add someone", restProbe("POST", "/api/rooms/{room}/members", map[string]string{"user": "dave"})},
+		{"add nobody", restProbe("POST", "/api/rooms/{room}/members", map[string]string{"user": "nobody"})},
+		{"remove a member", restProbe("DELETE", "/api/rooms/{room}/members/bob", nil)},
+		{"remove a non-member", restProbe("DELETE", "/api/rooms/{room}/members/dave", nil)},
+		{"leave", restProbe("DELETE", "/api/rooms/{room}/members/carol", nil)},
+		{"set a role", restProbe("PUT", "/api/rooms/{room}/members/bob", map[string]string{"role": "owner"})},
+		{"set own role", restProbe("PUT", "/api/rooms/{room}/members/carol", map[string]string{"role": "owner"})},
+		{"topic", restProbe("PATCH", "/api/rooms/{room}", map[string]string{"topic": "mine"})},
+		{"ban", restProbe("POST", "/api/rooms/{room}/bans", map[string]string{"user": "bob"})},
+		{"list bans", restProbe("GET", "/api/rooms/{room}/bans", nil)},
+		{"unban", restProbe("DELETE", "/api/rooms/{room}/bans/bob", nil)},
+		{"mute", restProbe("POST", "/api/rooms/{room}/mutes", map[string]string{"user": "bob"})},
+		{"unmute", restProbe("DELETE", "/api/rooms/{room}/mutes/bob", nil)},
+		{"join", wsProbe(map[string]any{"type": "join"})},
+		{"join since 0", wsProbe(map[string]any{"type": "join", "since": "0"})},
+		{"join since a message", wsProbe(map[string]any{"type": "join", "since": "{id}"})},
+		{"send", wsProbe(map[string]any{"type": "send", "text": "hi"})},
+		{"send with client_id", wsProbe(map[string]any{"type": "send", "text": "hi", "client_id": "x1"})},
+		{"send a reply", wsProbe(map[string]any{"type": "send", "text": "hi", "reply_to": "{id}"})},
+		{"send a reply to a made-up message", wsProbe(map[string]any{"type": "send", "text": "hi", "reply_to": "1-0"})},
+		{"edit", wsProbe(map[string]any{"type": "edit", "id": "{id}", "text": "x"})},
+		{"edit a made-up message", wsProbe(map[string]any{"type": "edit", "id": "1-0", "text": "x"})},
+		{"delete", wsProbe(map[string]any{"type": "delete", "id": "{id}"})},
+		{"delete a made-up message", wsProbe(map[string]any{"type": "delete", "id": "1-0"})},
+		{"react", wsProbe(map[string]any{"type": "react", "id": "{id}", "emoji": "x"})},
+		{"react to a made-up message", wsProbe(map[string]any{"type": "react", "id": "1-0", "emoji": "x"})},
+		{"typing", wsProbe(map[string]any{"type": "typing"})},
+		{"read", wsProbe(map[string]any{"type": "read", "id": "{id}"})},
+		{"read a made-up position", wsProbe(map[string]any{"type": "read", "id": "1-0"})},
+	}
+	for i, base := range []string{w.A.URL, w.B.URL} {
+		p := cs[2*i]
+		for _, pr := range probes {
+			got, closed := pr.do(base, room, p), pr.do(base, closedDM, p)
+			if !strings.HasPrefix(got, "403 forbidden ") && !strings.HasPrefix(got, "error forbidden ") {
+				t.Errorf("instance %d: %s of a private channel: %s, want forbidden", i, pr.what, got)
+			}
+			// The refusal is word for word the one of someone else's
+			// direct room (but for the room's name).
+			if got != closed {
+				t.Errorf("instance %d: %s: the refusal of a private channel is %q, of a closed direct room %q", i, pr.what, got, closed)
+			}
+		}
+	}
+
+	// Meanwhile the members talk, type, read, set the topic and are
+	// added and removed; carol names herself in vain.
+	a.sendMsg(room, "@carol cannot hear this")
+	a.quiet(map[string]any{"type": "typing", "room": room})
+	a.quiet(map[string]any{"type": "read", "room": room, "id": m})
+	wantStatus(t, "topic", restCall(t, w.B.URL, "PATCH", "/api/rooms/"+room, alice, map[string]string{"topic": "quiet please"}), 200, "")
+	mustAdd(t, w.A.URL, alice, room, "dave")
+	wantStatus(t, "remove dave", restCall(t, w.A.URL, "DELETE", "/api/rooms/"+room+"/members/dave", alice, nil), 204, "")
+	b.close()
+	a.nextOf("room", room)
+	for _, p := range cs {
+		p.none(500*time.Millisecond, "something of the private channel", func(f xframe) bool {
+			return f.Room == room || strings.Contains(string(f.raw), room)
+		})
+		p.alive()
+	}
+	for _, base := range []string{w.A.URL, w.B.URL} {
+		for _, q := range []string{"", "?limit=1&after=general", "?after=hus", "?limit=500"} {
+			a := restCall(t, base, "GET", "/api/rooms"+q, carol, nil)
+			if a.Status != 200 || strings.Contains(string(a.Body), `"`+room+`"`) {
+				t.Errorf("carol's GET /api/rooms%s: %s", q, a)
+			}
+		}
+	}
+	// Nothing carol tried was stored.
+	p := mustPage(t, w.A.URL, alice, room, "")
+	if len(p.Messages) != 2 {
+		t.Errorf("the channel holds %d messages, want 2", len(p.Messages))
+	}
+	if mm := mustMessage(t, w.B.URL, alice, room, m); mm.Reactions != nil || mm.Text != "secret plans" {
+		t.Errorf("the message reads %+v", mm)
+	}
+	var ms struct{ Members []struct{ User, Role string } }
+	restCall(t, w.A.URL, "GET", "/api/rooms/"+room+"/members", alice, nil).decode(t, &ms)
+	if len(ms.Members) != 2 || ms.Members[0].User != "alice" || ms.Members[0].Role != "owner" || ms.Members[1].User != "bob" || ms.Members[1].Role != "member" {
+		t.Errorf("members: %+v", ms.Members)
+	}
+	_ = http.StatusOK
 }
