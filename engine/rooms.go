@@ -364,6 +364,11 @@ func (e *Engine) Lift(ctx context.Context, user, room, target string, mute bool)
 		err = e.opts.Directory.Unban(ctx, room, n)
 	}
 	e.access.drop(room, n)
+	if err == nil {
+		// Other instances cached the ban or mute; a lifted one must not
+		// refuse the user there for the cache's lifetime.
+		e.tell(UserEvent{Kind: UserAccess, User: n, Room: room})
+	}
 	return unavailable(err)
 }
 

@@ -511,3 +511,164 @@ func TestPrivateChannelInvisible(t *testing.T) {
 	}
 	_ = http.StatusOK
 }
+
+// TestKickAndBanWithin100ms: a removal or a ban made on one instance
+// takes effect on the other within 100 ms: the user's joined sockets get
+// kicked (and nothing more of the room), all their sockets room_removed,
+// and every path to the room refuses them (a ban), even on an instance
+// that has no socket joined to the room.
+func TestKickAndBanWithin100ms(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	var victims []string
+	for i := range 6 {
+		victims = append(victims, fmt.Sprintf("vic%d", i))
+	}
+	tok := mustUsers(t, w.A.URL, append(victims, "alice", "bob")...)
+	alice := tok["alice"]
+	const room, quiet = "club", "quiet" // nobody on B joins quiet
+	mustCreate(t, w.A.URL, alice, room, false)
+	mustCreate(t, w.A.URL, alice, quiet, true)
+	watcher := mustConnect(t, w.B.URL, "bob", tok["bob"])
+	watcher.join(room, "")
+
+	for i, v := range victims {
+		ban := i%2 == 0
+		mustAdd(t, w.A.URL, alice, quiet, v)
+		if !ban {
+			mustAdd(t, w.B.URL, alice, room, v) // only a member can be removed
+		}
+		joined := mustConnect(t, w.B.URL, v, tok[v])
+		idle := mustConnect(t, w.B.URL, v+"-idle", tok[v])
+		idleA := mustConnect(t, w.A.URL, v+"-idle-A", tok[v])
+		joined.join(room, "")
+		// The idle socket on B used both rooms a moment ago.
+		for _, r := range []string{room, quiet} {
+			if f, ok := idle.quiet(map[string]any{"type": "typing", "room": r}); !ok {
+				t.Fatalf("%s typing in %s: %s", v, r, f)
+			}
+		}
+		watcher.drop()
+
+		start := time.Now()
+		var a, aq restAnswer
+		reason := "removed"
+		if ban {
+			reason = "banned"
+			a = restCall(t, w.A.URL, "POST", "/api/rooms/"+room+"/bans", alice, map[string]string{"user": v})
+			aq = restCall(t, w.A.URL, "POST", "/api/rooms/"+quiet+"/bans", alice, map[string]string{"user": v})
+		} else {
+			a = restCall(t, w.A.URL, "DELETE", "/api/rooms/"+room+"/members/"+v, alice, nil)
+			aq = restCall(t, w.A.URL, "DELETE", "/api/rooms/"+quiet+"/members/"+v, alice, nil)
+		}
+		answered := time.Now()
+		if a.Status/100 != 2 || aq.Status/100 != 2 {
+			t.Fatalf("%s %s: %s, %s", reason, v, a, aq)
+		}
+		k := joined.nextOf("kicked", room)
+		if k.Reason != reason {
+			t.Errorf("%s got %s, want reason %s", v, k, reason)
+		}
+		if d := k.at.Sub(answered); d > 100*time.Millisecond {
+			t.Errorf("%s: kicked %v after the answer (%v after the request), want within 100 ms", v, d, k.at.Sub(start))
+		}
+		for _, p := range []*peer{joined, idle, idleA} {
+			for _, r := range []string{room, quiet} {
+				f := p.nextOf("room_removed", r)
+				if f.Reason != reason {
+					t.Errorf("%s got %s", p.name, f)
+				}
+				if d := f.at.Sub(answered); d > 100*time.Millisecond {
+					t.Errorf("%s: room_removed of %s %v after the answer, want within 100 ms", p.name, r, d)
+				}
+			}
+		}
+		// Within 100 ms of the answer every path refuses a banned user, on
+		// the instance that watches the room and on one that does not.
+		for _, r := range []string{room, quiet} {
+			if !ban && r == room {
+				continue // a public channel takes back a removed user
+			}
+			deadline := answered.Add(100 * time.Millisecond)
+			for _, v2 := range []map[string]any{
+				{"type": "typing", "room": r},
+				{"type": "read", "room": r, "id": "1-0"},
+			} {
+				f, ok := idle.quiet(v2)
+				for ok && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond)
+					f, ok = idle.quiet(v2)
+				}
+				if ok || f.Code != "forbidden" {
+					t.Errorf("%s %v %v after the %s: %s, want forbidden within 100 ms", v, v2, time.Since(answered), reason, f)
+				}
+			}
+			idle.refused(map[string]any{"type": "join", "room": r}, "forbidden")
+			idle.refused(map[string]any{"type": "send", "room": r, "text": "still here?"}, "forbidden")
+			wantStatus(t, v+" reads "+r, restCall(t, w.B.URL, "GET", msgPath(r), tok[v], nil), 403, "forbidden")
+		}
+		// Nothing more of the room reached the kicked socket; the room goes
+		// on for the others.
+		ack := mustPost(t, w.A.URL, alice, room, "after "+v)
+		if f := watcher.nextOf("message", room); f.ID != ack.ID {
+			t.Errorf("bob got %s, want %s", f, ack.ID)
+		}
+		joined.none(100*time.Millisecond, "a frame of the room after kicked", func(f xframe) bool { return f.Room == room && f.at.After(k.at) })
+		if !ban {
+			// Removed from a public channel, one may come back.
+			joined.join(room, "")
+			joined.ok(map[string]any{"type": "leave", "room": room}, "left")
+		}
+	}
+}
+
+// within retries try until it reports true or d has passed since from,
+// and reports whether it did.
+func within(from time.Time, d time.Duration, try func() bool) bool {
+	for {
+		if try() {
+			return true
+		}
+		if time.Since(from) > d {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestLiftAndAddWithin100ms: adding a user to a private channel, lifting
+// a ban and lifting a mute on one instance let the user in on the other
+// within 100 ms, though a moment before that instance refused them.
+func TestLiftAndAddWithin100ms(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "carol", "dave", "erin")
+	alice := tok["alice"]
+	mustCreate(t, w.A.URL, alice, "hush", true)
+	mustCreate(t, w.A.URL, alice, "club", false)
+	carol := mustConnect(t, w.B.URL, "carol", tok["carol"])
+	dave := mustConnect(t, w.B.URL, "dave", tok["dave"])
+	erin := mustConnect(t, w.B.URL, "erin", tok["erin"])
+	wantStatus(t, "ban dave", restCall(t, w.A.URL, "POST", "/api/rooms/club/bans", alice, map[string]string{"user": "dave"}), 201, "")
+	wantStatus(t, "mute erin", restCall(t, w.A.URL, "POST", "/api/rooms/club/mutes", alice, map[string]string{"user": "erin"}), 201, "")
+	dave.nextOf("room_removed", "club")
+	carol.refused(map[string]any{"type": "join", "room": "hush"}, "forbidden")
+	dave.refused(map[string]any{"type": "join", "room": "club"}, "forbidden")
+	erin.refused(map[string]any{"type": "send", "room": "club", "text": "hm"}, "forbidden")
+
+	mustAdd(t, w.A.URL, alice, "hush", "carol")
+	added := carol.nextOf("room_added", "hush")
+	if !within(added.at, 100*time.Millisecond, func() bool { return carol.call(map[string]any{"type": "join", "room": "hush"}).Type == "joined" }) {
+		t.Errorf("carol could not join hush within 100 ms of room_added")
+	}
+	wantStatus(t, "unban dave", restCall(t, w.A.URL, "DELETE", "/api/rooms/club/bans/dave", alice, nil), 204, "")
+	if !within(time.Now(), 100*time.Millisecond, func() bool { return dave.call(map[string]any{"type": "join", "room": "club"}).Type == "joined" }) {
+		t.Errorf("dave could not join club within 100 ms of the unban")
+	}
+	wantStatus(t, "unmute erin", restCall(t, w.A.URL, "DELETE", "/api/rooms/club/mutes/erin", alice, nil), 204, "")
+	if !within(time.Now(), 100*time.Millisecond, func() bool {
+		return erin.call(map[string]any{"type": "send", "room": "club", "text": "back"}).Type == "ack"
+	}) {
+		t.Errorf("erin could not send within 100 ms of the unmute")
+	}
+}
