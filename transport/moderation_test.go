@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redstream/chat/engine"
+	"github.com/redstream/chat/store"
 	"github.com/redstream/chat/store/storetest"
 )
 
@@ -671,4 +672,186 @@ func TestLiftAndAddWithin100ms(t *testing.T) {
 	}) {
 		t.Errorf("erin could not send within 100 ms of the unmute")
 	}
+}
+
+// TestBanCutsOffMessagesInFlight: while messages pour into a room from
+// the other instance, a banned (or removed) member's socket gets every
+// message stored before the ban, in order, then kicked, and not one
+// message stored after it, though those were already being fanned out.
+func TestBanCutsOffMessagesInFlight(t *testing.T) {
+	t.Parallel()
+	fast := func(o *store.Options) { o.SendRate, o.SendBurst = 1e6, 1e6 }
+	w := startPair(t, instanceOpts{Store: fast}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob", "vic0", "vic1")
+	const room = "flood"
+	mustCreate(t, w.A.URL, tok["alice"], room, false)
+	for i, v := range []string{"vic0", "vic1"} {
+		ban := i == 0
+		if !ban {
+			mustAdd(t, w.A.URL, tok["alice"], room, v)
+		}
+		victim := mustConnect(t, w.B.URL, v, tok[v])
+		start := victim.join(room, "")
+		a := mustConnect(t, w.A.URL, "alice", tok["alice"])
+		b := mustConnect(t, w.A.URL, "bob", tok["bob"])
+		// Fire 400 sends from two users, and once the first 100 are
+		// acked, the rest on their way, ban or remove the victim.
+		var refs []string
+		peerOf := func(k int) *peer {
+			if k%2 == 1 {
+				return b
+			}
+			return a
+		}
+		for k := range 400 {
+			refs = append(refs, peerOf(k).fire(map[string]any{"type": "send", "room": room, "text": fmt.Sprintf("%s %d", v, k)}))
+		}
+		for k, ref := range refs {
+			if ack := peerOf(k).await(ref); ack.Type != "ack" {
+				t.Fatalf("send: %s", ack)
+			}
+			if k != 100 {
+				continue
+			}
+			var r restAnswer
+			if ban {
+				r = restCall(t, w.A.URL, "POST", "/api/rooms/"+room+"/bans", tok["alice"], map[string]string{"user": v})
+			} else {
+				r = restCall(t, w.A.URL, "DELETE", "/api/rooms/"+room+"/members/"+v, tok["alice"], nil)
+			}
+			if r.Status/100 != 2 {
+				t.Fatalf("%s: %s", v, r)
+			}
+		}
+		var got []string
+		kicked := false
+		for !kicked {
+			f := victim.next(10*time.Second, "kicked", func(f xframe) bool { return f.Type == "message" || f.Type == "kicked" })
+			if f.Type == "kicked" {
+				kicked = true
+			} else {
+				got = append(got, f.ID)
+			}
+		}
+		victim.none(300*time.Millisecond, "a message after kicked", func(f xframe) bool { return isEntry(f, room) })
+
+		// What the stream holds between the join and the ban (read from
+		// the store: no route shows member changes).
+		from := mustPos(t, start.LastID)
+		ents, err := w.A.Store.Range(t.Context(), room, from, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before []string
+		after, found := 0, false
+		for _, e := range ents {
+			switch {
+			case e.Kind == engine.EntryMember && e.Member == v && e.Change != engine.ChangeAdded:
+				found = true
+			case e.Kind == engine.EntryMessage && !found:
+				before = append(before, e.ID.String())
+			case e.Kind == engine.EntryMessage:
+				after++
+			}
+		}
+		if !found {
+			t.Fatalf("%s: no member entry in the stream", v)
+		}
+		if !slices.Equal(got, before) {
+			t.Errorf("%s got %d messages before kicked, want the %d stored before the change, in order (got %v, want %v)", v, len(got), len(before), got, before)
+		}
+		if after == 0 {
+			t.Errorf("%s: no message was stored after the change; the test proves nothing", v)
+		}
+		t.Logf("%s: %d messages before the change, %d after", v, len(before), after)
+	}
+}
+
+// TestTimedBansAndMutesExpire: a ban or mute with seconds answers its
+// end as until, is listed until then, and ends by itself on every
+// instance: the user reads, joins and sends again, and can be added
+// back to a private channel; one without seconds has no until and lasts.
+func TestTimedBansAndMutesExpire(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob", "carol", "dave")
+	alice := tok["alice"]
+	mustCreate(t, w.A.URL, alice, "club", false)
+	mustCreate(t, w.B.URL, alice, "hush", true)
+	mustAdd(t, w.A.URL, alice, "hush", "bob")
+	mustAdd(t, w.A.URL, alice, "club", "carol")
+	own := mustPost(t, w.B.URL, tok["carol"], "club", "before the mute").ID
+
+	restrict := func(kind, room, user string, seconds int) time.Time {
+		t.Helper()
+		a := restCall(t, w.A.URL, "POST", "/api/rooms/"+room+"/"+kind, alice, map[string]any{"user": user, "seconds": seconds})
+		var res struct {
+			User  string `json:"user"`
+			Until string `json:"until"`
+		}
+		if a.Status != 201 {
+			t.Fatalf("%s %s in %s: %s", kind, user, room, a)
+		}
+		a.decode(t, &res)
+		until, err := time.Parse(time.RFC3339, res.Until)
+		want := time.Now().Add(time.Duration(seconds) * time.Second)
+		if res.User != user || err != nil || until.Before(want.Add(-2*time.Second)) || until.After(want.Add(time.Second)) {
+			t.Fatalf("%s %s for %ds: %s, want until about %v", kind, user, seconds, a, want.UTC())
+		}
+		return want
+	}
+	banEnd := restrict("bans", "club", "bob", 1)
+	hushEnd := restrict("bans", "hush", "bob", 2)
+	muteEnd := restrict("mutes", "club", "carol", 1)
+	wantStatus(t, "ban dave for good", restCall(t, w.B.URL, "POST", "/api/rooms/club/bans", alice, map[string]any{"user": "dave"}), 201, "")
+	if f := restCall(t, w.B.URL, "POST", "/api/rooms/club/mutes", alice, map[string]any{"user": "dave"}).fields(t); f["until"] != nil {
+		t.Errorf("a mute without seconds answers until %s", f["until"])
+	}
+
+	var bans struct {
+		Bans []struct {
+			User  string `json:"user"`
+			Until string `json:"until"`
+		} `json:"bans"`
+	}
+	restCall(t, w.B.URL, "GET", "/api/rooms/club/bans", alice, nil).decode(t, &bans)
+	if len(bans.Bans) != 2 || bans.Bans[0].User != "bob" || bans.Bans[0].Until == "" || bans.Bans[1].User != "dave" || bans.Bans[1].Until != "" {
+		t.Errorf("bans of club: %+v, want bob until a time and dave for good", bans.Bans)
+	}
+
+	bob := mustConnect(t, w.B.URL, "bob", tok["bob"])
+	carol := mustConnect(t, w.A.URL, "carol", tok["carol"])
+	bob.refused(map[string]any{"type": "join", "room": "club"}, "forbidden")
+	bob.refused(map[string]any{"type": "join", "room": "hush"}, "forbidden")
+	wantStatus(t, "add banned bob", restCall(t, w.A.URL, "POST", "/api/rooms/hush/members", alice, map[string]string{"user": "bob"}), 409, "banned")
+	carol.join("club", "")
+	carol.refused(map[string]any{"type": "send", "room": "club", "text": "muted?"}, "forbidden")
+	carol.refused(map[string]any{"type": "react", "room": "club", "id": own, "emoji": "x"}, "forbidden")
+	carol.refused(map[string]any{"type": "edit", "room": "club", "id": own, "text": "x"}, "forbidden")
+	wantStatus(t, "muted carol reads", restCall(t, w.B.URL, "GET", msgPath("club"), tok["carol"], nil), 200, "")
+
+	// The ends pass by themselves.
+	eventually := func(end time.Time, what string, try func() bool) {
+		t.Helper()
+		time.Sleep(time.Until(end))
+		if !within(end, 2*time.Second, try) {
+			t.Errorf("%s: still refused 2 s after the end", what)
+		}
+	}
+	eventually(banEnd, "bob joins club", func() bool { return bob.call(map[string]any{"type": "join", "room": "club"}).Type == "joined" })
+	eventually(muteEnd, "carol sends", func() bool {
+		return carol.call(map[string]any{"type": "send", "room": "club", "text": "free"}).Type == "ack"
+	})
+	carol.ok(map[string]any{"type": "edit", "room": "club", "id": own, "text": "after the mute"}, "ack")
+	eventually(hushEnd, "bob is added back to hush", func() bool {
+		return restCall(t, w.A.URL, "POST", "/api/rooms/hush/members", alice, map[string]string{"user": "bob"}).Status == 201
+	})
+	bob.join("hush", "")
+	bob.sendMsg("club", "back")
+	restCall(t, w.A.URL, "GET", "/api/rooms/club/bans", alice, nil).decode(t, &bans)
+	if len(bans.Bans) != 1 || bans.Bans[0].User != "dave" {
+		t.Errorf("bans of club after the end: %+v, want only dave", bans.Bans)
+	}
+	dave := mustConnect(t, w.B.URL, "dave", tok["dave"])
+	dave.refused(map[string]any{"type": "join", "room": "club"}, "forbidden")
 }
