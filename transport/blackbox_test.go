@@ -611,3 +611,35 @@ func (p *peer) await(ref string) xframe {
 	want := `"` + ref + `"`
 	return p.next(20*time.Second, "reply to "+ref, func(f xframe) bool { return string(f.Ref) == want })
 }
+
+// userEventsLive waits until user events reach each of ps (sockets of
+// user): an instance subscribes to a user's events only after the user's
+// first socket there connected, and user events are at most once, so one
+// published in between is lost by contract. It posts mentions of user
+// (from senderTok, in a public channel of its own) until every socket has
+// heard one.
+func userEventsLive(tb testing.TB, base, senderTok, user string, ps ...*peer) {
+	tb.Helper()
+	room := "probe-" + strings.NewReplacer(".", "-").Replace(user)
+	if a := restCall(tb, base, "POST", "/api/rooms", senderTok, map[string]any{"name": room}); a.Status != 201 && a.Code != "room_exists" {
+		tb.Fatalf("create %s: %s", room, a)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	pending := slices.Clone(ps)
+	for len(pending) > 0 {
+		if time.Now().After(deadline) {
+			tb.Fatalf("user events of %s do not reach %d sockets", user, len(pending))
+		}
+		if a := restCall(tb, base, "POST", msgPath(room), senderTok, map[string]string{"text": "@" + user}); a.Status != 201 {
+			tb.Fatalf("probe: %s", a)
+		}
+		pending = slices.DeleteFunc(pending, func(p *peer) bool {
+			_, ok := p.poll(50*time.Millisecond, func(f xframe) bool { return f.Type == "mention" && f.Room == room })
+			return ok
+		})
+	}
+	// Later probes may still arrive; they are of no interest.
+	for _, p := range ps {
+		p.held = slices.DeleteFunc(p.held, func(f xframe) bool { return f.Room == room })
+	}
+}

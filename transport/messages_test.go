@@ -828,6 +828,8 @@ func TestMentions(t *testing.T) {
 	bAway := mustConnect(t, B, "bob-away", tok["bob"])
 	bAwayA := mustConnect(t, A, "bob-away-A", tok["bob"])
 	c := mustConnect(t, A, "carol", tok["carol"])
+	userEventsLive(t, B, tok["dave"], "bob", bJoined, bAway, bAwayA)
+	userEventsLive(t, B, tok["dave"], "carol", c)
 	bJoined.join(room, "")
 	a.join(room, "")
 
@@ -852,8 +854,8 @@ func TestMentions(t *testing.T) {
 			t.Errorf("%s got %s", p.name, f)
 		}
 	}
-	bJoined.none(300*time.Millisecond, "a mention event on a joined socket", func(f xframe) bool { return f.Type == "mention" })
-	a.none(0, "a mention event for naming herself", func(f xframe) bool { return f.Type == "mention" })
+	bJoined.none(300*time.Millisecond, "a mention event on a joined socket", func(f xframe) bool { return f.Type == "mention" && f.Room == room })
+	a.none(0, "a mention event for naming herself", func(f xframe) bool { return f.Type == "mention" && f.Room == room })
 
 	// Unread mentions: bob joined before, so the message is unread and
 	// mentions him; carol never joined, so her position starts at her
@@ -916,7 +918,7 @@ func TestMentions(t *testing.T) {
 		t.Errorf("in a direct room: mentions %v, want [dave]", m.Mentions)
 	}
 	c.none(500*time.Millisecond, "a mention in a room closed to her", func(f xframe) bool {
-		return f.Type == "mention" || f.Room == "hush" || f.Room == dm
+		return f.Room == "hush" || f.Room == dm
 	})
 	if r, ok := roomsOf(t, B, tok["carol"])["hush"]; ok {
 		t.Errorf("carol's rooms list hush: %+v", r)
@@ -955,6 +957,9 @@ func TestRoomAddedOnNewDM(t *testing.T) {
 	c := mustConnect(t, w.B.URL, "carol", tok["carol"])
 	c2 := mustConnect(t, w.A.URL, "carol-2", tok["carol"])
 	d := mustConnect(t, w.B.URL, "dave", tok["dave"])
+	userEventsLive(t, w.A.URL, tok["dave"], "alice", a)
+	userEventsLive(t, w.A.URL, tok["alice"], "carol", c, c2)
+	userEventsLive(t, w.A.URL, tok["alice"], "dave", d)
 	room := mustDM(t, w.A.URL, tok["alice"], "Carol")
 	if room != "dm:alice:carol" {
 		t.Fatalf("dm is %s", room)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -543,6 +544,7 @@ func TestKickAndBanWithin100ms(t *testing.T) {
 		idle := mustConnect(t, w.B.URL, v+"-idle", tok[v])
 		idleA := mustConnect(t, w.A.URL, v+"-idle-A", tok[v])
 		joined.join(room, "")
+		userEventsLive(t, w.A.URL, tok["bob"], v, joined, idle, idleA)
 		// The idle socket on B used both rooms a moment ago.
 		for _, r := range []string{room, quiet} {
 			if f, ok := idle.quiet(map[string]any{"type": "typing", "room": r}); !ok {
@@ -650,6 +652,8 @@ func TestLiftAndAddWithin100ms(t *testing.T) {
 	carol := mustConnect(t, w.B.URL, "carol", tok["carol"])
 	dave := mustConnect(t, w.B.URL, "dave", tok["dave"])
 	erin := mustConnect(t, w.B.URL, "erin", tok["erin"])
+	userEventsLive(t, w.A.URL, alice, "carol", carol)
+	userEventsLive(t, w.A.URL, alice, "dave", dave)
 	wantStatus(t, "ban dave", restCall(t, w.A.URL, "POST", "/api/rooms/club/bans", alice, map[string]string{"user": "dave"}), 201, "")
 	wantStatus(t, "mute erin", restCall(t, w.A.URL, "POST", "/api/rooms/club/mutes", alice, map[string]string{"user": "erin"}), 201, "")
 	dave.nextOf("room_removed", "club")
@@ -854,4 +858,386 @@ func TestTimedBansAndMutesExpire(t *testing.T) {
 	}
 	dave := mustConnect(t, w.B.URL, "dave", tok["dave"])
 	dave.refused(map[string]any{"type": "join", "room": "club"}, "forbidden")
+}
+
+// parallel runs f(i) for i in [0, n) on 48 goroutines and fails tb on
+// the first error.
+func parallel(tb testing.TB, n int, f func(i int) error) {
+	tb.Helper()
+	errs := make(chan error, 1)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range 48 {
+		wg.Go(func() {
+			for i := range next {
+				if err := f(i); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// TestRoomsPagingOver10000: GET /api/rooms pages 10,000 public channels,
+// the caller's private channels and direct rooms by name, on both
+// instances: every room once, in order, has_more until the last page,
+// and nothing of rooms the caller is not in.
+func TestRoomsPagingOver10000(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob", "carol")
+	ctx := t.Context()
+	start := time.Now()
+	const channels = 10000
+	parallel(t, channels, func(i int) error {
+		spec := engine.RoomSpec{Name: fmt.Sprintf("c%05d", i), Owner: "bob"}
+		switch {
+		case i%500 == 7: // private, with alice
+			spec.Private, spec.Members = true, []string{"alice"}
+		case i%500 == 8: // private, without her
+			spec.Private = true
+		}
+		return w.A.Store.CreateRoom(ctx, spec)
+	})
+	t.Logf("created %d rooms in %v", channels, time.Since(start))
+	mustDM(t, w.A.URL, tok["alice"], "bob")
+	mustDM(t, w.B.URL, tok["carol"], "alice")
+	mustDM(t, w.B.URL, tok["carol"], "bob") // not hers
+
+	want := []string{"general", "support", "tech", "dm:alice:bob", "dm:alice:carol"}
+	for i := range channels {
+		if i%500 != 8 {
+			want = append(want, fmt.Sprintf("c%05d", i))
+		}
+	}
+	slices.Sort(want)
+
+	for _, limit := range []int{500, 137} {
+		var got []string
+		after, pages := "", 0
+		start := time.Now()
+		for {
+			base := []string{w.A.URL, w.B.URL}[pages%2]
+			a := restCall(t, base, "GET", fmt.Sprintf("/api/rooms?limit=%d&after=%s", limit, esc(after)), tok["alice"], nil)
+			var res struct {
+				Rooms   []roomEntry `json:"rooms"`
+				HasMore bool        `json:"has_more"`
+			}
+			if a.Status != 200 {
+				t.Fatalf("page %d: %s", pages, a)
+			}
+			a.decode(t, &res)
+			pages++
+			for _, r := range res.Rooms {
+				got = append(got, r.Name)
+				wantKind := "channel"
+				switch {
+				case strings.HasPrefix(r.Name, "dm:"):
+					wantKind = "direct"
+				case strings.HasSuffix(r.Name, "07") && r.Name[3] == '0' || strings.HasSuffix(r.Name, "07") && r.Name[3] == '5':
+					wantKind = "private"
+				}
+				if r.Kind != wantKind {
+					t.Errorf("%s is %s, want %s", r.Name, r.Kind, wantKind)
+				}
+			}
+			if len(got) < len(want) && (!res.HasMore || len(res.Rooms) != limit) {
+				t.Fatalf("page %d after %q: %d rooms, has_more %v, with %d of %d listed", pages, after, len(res.Rooms), res.HasMore, len(got), len(want))
+			}
+			if !res.HasMore {
+				break
+			}
+			after = res.Rooms[len(res.Rooms)-1].Name
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("limit %d: %d rooms listed, want %d (first difference at %d)", limit, len(got), len(want), firstDiff(got, want))
+		}
+		t.Logf("limit %d: %d pages in %v", limit, pages, time.Since(start))
+	}
+	// The default page is 200; a name that is not a room is a fine cursor.
+	var res struct {
+		Rooms   []roomEntry `json:"rooms"`
+		HasMore bool        `json:"has_more"`
+	}
+	restCall(t, w.A.URL, "GET", "/api/rooms", tok["alice"], nil).decode(t, &res)
+	if len(res.Rooms) != 200 || !res.HasMore || res.Rooms[0].Name != want[0] {
+		t.Errorf("default page: %d rooms from %s, has_more %v", len(res.Rooms), res.Rooms[0].Name, res.HasMore)
+	}
+	restCall(t, w.B.URL, "GET", "/api/rooms?limit=3&after=c04999z", tok["alice"], nil).decode(t, &res)
+	if names := []string{res.Rooms[0].Name, res.Rooms[1].Name, res.Rooms[2].Name}; !slices.Equal(names, []string{"c05000", "c05001", "c05002"}) || !res.HasMore {
+		t.Errorf("after c04999z: %v", names)
+	}
+	restCall(t, w.B.URL, "GET", "/api/rooms?after=zzz", tok["alice"], nil).decode(t, &res)
+	if len(res.Rooms) != 0 || res.HasMore {
+		t.Errorf("after the last: %+v", res)
+	}
+	for _, q := range []string{"limit=0", "limit=501", "limit=-1", "limit=x", "limit="} {
+		wantStatus(t, "GET /api/rooms?"+q, restCall(t, w.A.URL, "GET", "/api/rooms?"+q, tok["alice"], nil), 400, "invalid")
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// TestMembersPagingOver10000: GET /api/rooms/{room}/members pages a room
+// of 10,001 members by name on both instances, with roles and online.
+func TestMembersPagingOver10000(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob")
+	const room, n = "big", 10000
+	mustCreate(t, w.A.URL, tok["alice"], room, true)
+	ctx := t.Context()
+	parallel(t, n, func(i int) error {
+		_, err := w.B.Store.AddMember(ctx, room, fmt.Sprintf("u%05d", i), "alice")
+		return err
+	})
+	mustAdd(t, w.A.URL, tok["alice"], room, "bob")
+	wantStatus(t, "make bob moderator", restCall(t, w.B.URL, "PUT", "/api/rooms/"+room+"/members/bob", tok["alice"], map[string]string{"role": "moderator"}), 200, "")
+	b := mustConnect(t, w.B.URL, "bob", tok["bob"])
+	b.join(room, "")
+
+	want := []string{"alice", "bob"}
+	for i := range n {
+		want = append(want, fmt.Sprintf("u%05d", i))
+	}
+	for _, limit := range []int{1000, 333} {
+		var got []string
+		after, pages := "", 0
+		for {
+			base := []string{w.A.URL, w.B.URL}[pages%2]
+			a := restCall(t, base, "GET", fmt.Sprintf("/api/rooms/%s/members?limit=%d&after=%s", room, limit, after), tok["bob"], nil)
+			var res struct {
+				Members []struct {
+					User   string `json:"user"`
+					Role   string `json:"role"`
+					Online bool   `json:"online"`
+				} `json:"members"`
+				HasMore bool `json:"has_more"`
+			}
+			if a.Status != 200 {
+				t.Fatalf("page %d: %s", pages, a)
+			}
+			a.decode(t, &res)
+			pages++
+			for _, m := range res.Members {
+				got = append(got, m.User)
+				role := map[string]string{"alice": "owner", "bob": "moderator"}[m.User]
+				if role == "" {
+					role = "member"
+				}
+				if m.Role != role || m.Online != (m.User == "bob") {
+					t.Errorf("member %+v, want role %s, online only bob", m, role)
+				}
+			}
+			if len(got) < len(want) && (!res.HasMore || len(res.Members) != limit) {
+				t.Fatalf("page %d: %d members, has_more %v, %d of %d listed", pages, len(res.Members), res.HasMore, len(got), len(want))
+			}
+			if !res.HasMore {
+				break
+			}
+			after = res.Members[len(res.Members)-1].User
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("limit %d: %d members listed, want %d (first difference at %d)", limit, len(got), len(want), firstDiff(got, want))
+		}
+	}
+	var res struct {
+		Members []struct{ User string } `json:"members"`
+		HasMore bool                    `json:"has_more"`
+	}
+	restCall(t, w.A.URL, "GET", "/api/rooms/"+room+"/members", tok["bob"], nil).decode(t, &res)
+	if len(res.Members) != 200 || !res.HasMore {
+		t.Errorf("default page: %d members, has_more %v", len(res.Members), res.HasMore)
+	}
+	for _, q := range []string{"limit=0", "limit=1001", "limit=x"} {
+		wantStatus(t, "GET members?"+q, restCall(t, w.A.URL, "GET", "/api/rooms/"+room+"/members?"+q, tok["bob"], nil), 400, "invalid")
+	}
+}
+
+// TestModerationErrors: the failures of the rooms, members, roles, bans
+// and mutes routes: bad input is 400, unknown users and rooms 404, a
+// banned user 409, and an action on an owner or admin or one that would
+// leave a room without an owner 403.
+func TestModerationErrors(t *testing.T) {
+	t.Parallel()
+	admins := func(o *engine.Options) { o.Admins = []string{"root"} }
+	w := startPair(t, instanceOpts{Engine: admins}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob", "carol", "dave", "root")
+	A, B, alice := w.A.URL, w.B.URL, tok["alice"]
+	mustCreate(t, A, alice, "club", false)
+	mustCreate(t, B, alice, "hush", true)
+	for _, r := range []string{"club", "hush"} {
+		mustAdd(t, A, alice, r, "bob")
+		mustAdd(t, B, alice, r, "carol")
+		wantStatus(t, "make bob moderator", restCall(t, A, "PUT", "/api/rooms/"+r+"/members/bob", alice, map[string]string{"role": "moderator"}), 200, "")
+	}
+	wantStatus(t, "ban dave", restCall(t, B, "POST", "/api/rooms/club/bans", tok["bob"], map[string]string{"user": "dave"}), 201, "")
+	wantStatus(t, "ban dave from hush", restCall(t, B, "POST", "/api/rooms/hush/bans", tok["bob"], map[string]string{"user": "dave"}), 201, "")
+
+	type c struct {
+		what, base, method, path, tok string
+		body                          any
+		status                        int
+		code                          string
+	}
+	cases := []c{
+		// seconds: 1 s to 1 year, a whole number.
+		{"ban for 0 s", A, "POST", "/api/rooms/club/bans", alice, map[string]any{"user": "carol", "seconds": 0}, 400, "invalid"},
+		{"ban for -1 s", B, "POST", "/api/rooms/club/bans", alice, map[string]any{"user": "carol", "seconds": -1}, 400, "invalid"},
+		{"ban for a year and a second", A, "POST", "/api/rooms/club/bans", alice, map[string]any{"user": "carol", "seconds": 31536001}, 400, "invalid"},
+		{"ban for 1e12 s", A, "POST", "/api/rooms/club/bans", alice, map[string]any{"user": "carol", "seconds": 1e12}, 400, "invalid"},
+		{"ban for 1.5 s", B, "POST", "/api/rooms/club/bans", alice, map[string]any{"user": "carol", "seconds": 1.5}, 400, "invalid"},
+		{"ban for \"10\" s", A, "POST", "/api/rooms/club/bans", alice, map[string]any{"user": "carol", "seconds": "10"}, 400, "invalid"},
+		{"mute for 0 s", A, "POST", "/api/rooms/club/mutes", alice, map[string]any{"user": "carol", "seconds": 0}, 400, "invalid"},
+		{"mute for a year and a second", B, "POST", "/api/rooms/hush/mutes", alice, map[string]any{"user": "carol", "seconds": 31536001}, 400, "invalid"},
+		// Adding a banned user.
+		{"add banned dave", A, "POST", "/api/rooms/club/members", alice, map[string]string{"user": "dave"}, 409, "banned"},
+		{"add banned dave to hush", B, "POST", "/api/rooms/hush/members", tok["bob"], map[string]string{"user": "DAVE"}, 409, "banned"},
+		// Owners and admins cannot be banned, muted or removed by others.
+		{"moderator bans the owner", A, "POST", "/api/rooms/club/bans", tok["bob"], map[string]string{"user": "alice"}, 403, "forbidden"},
+		{"owner bans herself", B, "POST", "/api/rooms/club/bans", alice, map[string]string{"user": "alice"}, 403, "forbidden"},
+		{"moderator mutes the owner", A, "POST", "/api/rooms/hush/mutes", tok["bob"], map[string]string{"user": "alice"}, 403, "forbidden"},
+		{"owner bans an admin", B, "POST", "/api/rooms/club/bans", alice, map[string]string{"user": "root"}, 403, "forbidden"},
+		{"owner mutes an admin", A, "POST", "/api/rooms/club/mutes", alice, map[string]string{"user": "root"}, 403, "forbidden"},
+		{"moderator removes the owner", B, "DELETE", "/api/rooms/hush/members/alice", tok["bob"], nil, 403, "forbidden"},
+		{"moderator makes himself owner", A, "PUT", "/api/rooms/club/members/bob", tok["bob"], map[string]string{"role": "owner"}, 403, "forbidden"},
+		{"member removes the moderator", A, "DELETE", "/api/rooms/club/members/bob", tok["carol"], nil, 403, "forbidden"},
+		// A room keeps an owner.
+		{"the only owner leaves", A, "DELETE", "/api/rooms/club/members/alice", alice, nil, 403, "forbidden"},
+		{"the only owner steps down", B, "PUT", "/api/rooms/hush/members/alice", alice, map[string]string{"role": "member"}, 403, "forbidden"},
+		{"the only owner becomes moderator", A, "PUT", "/api/rooms/club/members/alice", alice, map[string]string{"role": "moderator"}, 403, "forbidden"},
+		// Unknown users, rooms, members.
+		{"add nobody", A, "POST", "/api/rooms/club/members", alice, map[string]string{"user": "nobody"}, 404, "not_found"},
+		{"add a bad name", B, "POST", "/api/rooms/club/members", alice, map[string]string{"user": "no body"}, 404, "not_found"},
+		{"ban nobody", A, "POST", "/api/rooms/club/bans", alice, map[string]string{"user": "nobody"}, 404, "not_found"},
+		{"mute nobody", B, "POST", "/api/rooms/club/mutes", alice, map[string]string{"user": "nobody"}, 404, "not_found"},
+		{"remove nobody", A, "DELETE", "/api/rooms/club/members/nobody", alice, nil, 404, "not_found"},
+		{"remove a non-member", B, "DELETE", "/api/rooms/club/members/root", alice, nil, 404, "not_found"},
+		{"role of nobody", A, "PUT", "/api/rooms/club/members/nobody", alice, map[string]string{"role": "member"}, 404, "not_found"},
+		{"role of a non-member", B, "PUT", "/api/rooms/club/members/root", alice, map[string]string{"role": "member"}, 404, "not_found"},
+		{"unban one not banned", A, "DELETE", "/api/rooms/club/bans/carol", alice, nil, 404, "not_found"},
+		{"unmute one not muted", B, "DELETE", "/api/rooms/club/mutes/carol", alice, nil, 404, "not_found"},
+		{"members of no room", A, "GET", "/api/rooms/nosuchroom/members", alice, nil, 404, "not_found"},
+		{"add to no room", B, "POST", "/api/rooms/nosuchroom/members", alice, map[string]string{"user": "bob"}, 404, "not_found"},
+		{"ban in no room", A, "POST", "/api/rooms/nosuchroom/bans", alice, map[string]string{"user": "bob"}, 404, "not_found"},
+		{"bans of no room", B, "GET", "/api/rooms/nosuchroom/bans", alice, nil, 404, "not_found"},
+		{"topic of no room", A, "PATCH", "/api/rooms/nosuchroom", alice, map[string]string{"topic": "x"}, 404, "not_found"},
+		{"role in no room", B, "PUT", "/api/rooms/nosuchroom/members/bob", alice, map[string]string{"role": "member"}, 404, "not_found"},
+		// Bad input.
+		{"no such role", A, "PUT", "/api/rooms/club/members/carol", alice, map[string]string{"role": "king"}, 400, "invalid"},
+		{"no role", B, "PUT", "/api/rooms/club/members/carol", alice, map[string]string{}, 400, "invalid"},
+		{"topic too long", A, "PATCH", "/api/rooms/club", alice, map[string]string{"topic": strings.Repeat("t", 251)}, 400, "invalid"},
+		{"no topic", B, "PATCH", "/api/rooms/club", alice, map[string]string{}, 400, "invalid"},
+		{"topic of a direct room", A, "PATCH", "/api/rooms/" + esc(mustDM(t, A, alice, "bob")), alice, map[string]string{"topic": "x"}, 403, "forbidden"},
+		{"not JSON", B, "POST", "/api/rooms/club/bans", alice, []byte("{"), 400, "invalid"},
+		{"room without a name", A, "POST", "/api/rooms", alice, map[string]string{}, 400, "invalid"},
+		{"room with a bad name", B, "POST", "/api/rooms", alice, map[string]string{"name": "Club"}, 400, "invalid"},
+		{"room with a long name", A, "POST", "/api/rooms", alice, map[string]string{"name": strings.Repeat("a", 65)}, 400, "invalid"},
+		{"room with a long topic", B, "POST", "/api/rooms", alice, map[string]any{"name": "new", "topic": strings.Repeat("t", 251)}, 400, "invalid"},
+		{"room that exists", A, "POST", "/api/rooms", tok["carol"], map[string]any{"name": "club"}, 409, "room_exists"},
+		{"private room that exists", B, "POST", "/api/rooms", tok["carol"], map[string]any{"name": "hush", "private": true}, 409, "room_exists"},
+		{"a built-in channel", A, "POST", "/api/rooms", tok["carol"], map[string]any{"name": "general"}, 409, "room_exists"},
+	}
+	for _, k := range cases {
+		wantStatus(t, k.what, restCall(t, k.base, k.method, k.path, k.tok, k.body), k.status, k.code)
+	}
+
+	// The limits themselves are allowed.
+	for _, s := range []int{1, 31536000} {
+		wantStatus(t, fmt.Sprintf("mute for %d s", s), restCall(t, A, "POST", "/api/rooms/club/mutes", alice, map[string]any{"user": "carol", "seconds": s}), 201, "")
+	}
+	wantStatus(t, "topic of 250", restCall(t, B, "PATCH", "/api/rooms/club", alice, map[string]string{"topic": strings.Repeat("t", 250)}), 200, "")
+	// With a second owner, the first may step down and then leave; an
+	// admin may act on owners.
+	wantStatus(t, "make carol owner", restCall(t, A, "PUT", "/api/rooms/hush/members/carol", alice, map[string]string{"role": "owner"}), 200, "")
+	wantStatus(t, "carol removes alice", restCall(t, A, "DELETE", "/api/rooms/hush/members/alice", tok["carol"], nil), 403, "forbidden")
+	wantStatus(t, "alice steps down", restCall(t, B, "PUT", "/api/rooms/hush/members/alice", alice, map[string]string{"role": "member"}), 200, "")
+	wantStatus(t, "alice leaves", restCall(t, A, "DELETE", "/api/rooms/hush/members/alice", alice, nil), 204, "")
+	wantStatus(t, "carol, the last owner, leaves", restCall(t, B, "DELETE", "/api/rooms/hush/members/carol", tok["carol"], nil), 403, "forbidden")
+	wantStatus(t, "admin makes bob owner", restCall(t, A, "PUT", "/api/rooms/hush/members/bob", tok["root"], map[string]string{"role": "owner"}), 200, "")
+	var ms struct {
+		Members []struct{ User, Role string } `json:"members"`
+	}
+	restCall(t, B, "GET", "/api/rooms/hush/members", tok["bob"], nil).decode(t, &ms)
+	if len(ms.Members) != 2 || ms.Members[0].User != "bob" || ms.Members[0].Role != "owner" || ms.Members[1].User != "carol" || ms.Members[1].Role != "owner" {
+		t.Errorf("hush members: %+v", ms.Members)
+	}
+	if _, ok := roomsOf(t, A, alice)["hush"]; ok {
+		t.Errorf("alice still lists hush after leaving")
+	}
+}
+
+// TestTopicAndMembersLive: a topic set on one instance reaches joined
+// members on the other as a room frame and GET /api/rooms; an added
+// member's sockets get room_added with the room's kind.
+func TestTopicAndMembersLive(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob", "carol")
+	a := restCall(t, w.A.URL, "POST", "/api/rooms", tok["alice"], map[string]any{"name": "hush", "private": true, "topic": "plans"})
+	if a.Status != 201 || string(a.Body) == "" {
+		t.Fatalf("create: %s", a)
+	}
+	var created map[string]any
+	a.decode(t, &created)
+	if created["name"] != "hush" || created["kind"] != "private" || created["topic"] != "plans" {
+		t.Errorf("create answered %s", a)
+	}
+	bobB := mustConnect(t, w.B.URL, "bob", tok["bob"])
+	bobA := mustConnect(t, w.A.URL, "bob-A", tok["bob"])
+	userEventsLive(t, w.A.URL, tok["carol"], "bob", bobA, bobB)
+	add := restCall(t, w.A.URL, "POST", "/api/rooms/hush/members", tok["alice"], map[string]string{"user": "Bob"})
+	if add.Status != 201 || string(add.Body) != `{"role":"member","user":"bob"}` && string(add.Body) != `{"user":"bob","role":"member"}`+"\n" && !strings.Contains(string(add.Body), `"user":"bob"`) {
+		t.Errorf("add: %s", add)
+	}
+	for _, p := range []*peer{bobB, bobA} {
+		if f := p.nextOf("room_added", "hush"); f.Kind != "private" {
+			t.Errorf("%s got %s", p.name, f)
+		}
+	}
+	if r := roomsOf(t, w.B.URL, tok["bob"])["hush"]; r.Kind != "private" || r.Role != "member" || r.Topic != "plans" {
+		t.Errorf("bob's rooms: hush %+v", r)
+	}
+	bobB.join("hush", "")
+	aliceA := mustConnect(t, w.A.URL, "alice", tok["alice"])
+	aliceA.join("hush", "")
+	p := restCall(t, w.B.URL, "PATCH", "/api/rooms/hush", tok["alice"], map[string]string{"topic": "friday"})
+	var topic map[string]any
+	p.decode(t, &topic)
+	if p.Status != 200 || topic["name"] != "hush" || topic["kind"] != "private" || topic["topic"] != "friday" {
+		t.Errorf("PATCH topic: %s", p)
+	}
+	for _, q := range []*peer{bobB, aliceA} {
+		if f := q.nextOf("room", "hush"); f.Topic != "friday" || f.User != "alice" {
+			t.Errorf("%s got %s", q.name, f)
+		}
+	}
+	bobA.none(200*time.Millisecond, "a room frame on a socket not joined", func(f xframe) bool { return f.Type == "room" })
+	if r := roomsOf(t, w.A.URL, tok["bob"])["hush"]; r.Topic != "friday" {
+		t.Errorf("bob's rooms after the topic: %+v", r)
+	}
+	// An empty topic clears it.
+	wantStatus(t, "clear topic", restCall(t, w.A.URL, "PATCH", "/api/rooms/hush", tok["alice"], map[string]string{"topic": ""}), 200, "")
+	if r := roomsOf(t, w.A.URL, tok["bob"])["hush"]; r.Topic != "" {
+		t.Errorf("bob's rooms after clearing the topic: %+v", r)
+	}
 }
