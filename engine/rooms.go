@@ -82,6 +82,15 @@ func (e *Engine) CreateRoom(ctx context.Context, user string, spec RoomSpec, byA
 			return unavailable(err)
 		}
 		if !ok {
+			// A name that is taken is that whatever the count: a client
+			// opens the existing channel on room_exists.
+			acc, err := e.opts.Directory.Access(ctx, spec.Name, user)
+			if err != nil {
+				return unavailable(err)
+			}
+			if acc.Kind != "" {
+				return fmt.Errorf("room %s: %w", spec.Name, ErrExists)
+			}
 			return &RetryError{After: 0, Reason: fmt.Sprintf("you may create at most %d channels", e.opts.MaxChannelsPerUser)}
 		}
 	}

@@ -1241,3 +1241,42 @@ func TestTopicAndMembersLive(t *testing.T) {
 		t.Errorf("bob's rooms after clearing the topic: %+v", r)
 	}
 }
+
+// TestChannelLimitPerUser: CHAT_MAX_CHANNELS_PER_USER bounds the channels
+// (public and private) one user creates, across instances: past it 429
+// rate_limited; a refused creation does not count; other users are not
+// affected.
+func TestChannelLimitPerUser(t *testing.T) {
+	t.Parallel()
+	limit := func(o *engine.Options) { o.MaxChannelsPerUser = 3 }
+	w := startPair(t, instanceOpts{Engine: limit}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob")
+	for _, k := range []struct {
+		name    string
+		private bool
+		status  int
+		code    string
+	}{
+		{"general", false, 409, "room_exists"},
+		{"Bad", false, 400, "invalid"},
+		{"one", false, 201, ""},
+		{"one", true, 409, "room_exists"},
+		{"two", true, 201, ""},
+		{"three", false, 201, ""},
+		{"four", false, 429, "rate_limited"},
+		{"five", true, 429, "rate_limited"},
+		{"one", false, 409, "room_exists"},
+	} {
+		for i, base := range []string{w.A.URL, w.B.URL} {
+			if i == 1 && k.status == 201 {
+				continue
+			}
+			a := restCall(t, base, "POST", "/api/rooms", tok["alice"], map[string]any{"name": k.name, "private": k.private})
+			wantStatus(t, fmt.Sprintf("alice creates %s (private %v) on %d", k.name, k.private, i), a, k.status, k.code)
+		}
+	}
+	mustCreate(t, w.B.URL, tok["bob"], "four", false)
+	if r := roomsOf(t, w.A.URL, tok["alice"]); r["four"].Role != "" || r["two"].Role != "owner" {
+		t.Errorf("alice's rooms: four %+v two %+v", r["four"], r["two"])
+	}
+}
