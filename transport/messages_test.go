@@ -1092,3 +1092,57 @@ func TestEmojiRules(t *testing.T) {
 	}
 	a.alive()
 }
+
+// TestCursorsAtTheEnds: the smallest and largest stream ids are cursors
+// like any other: nothing lies before 0-0 or after the largest id, and a
+// page there is empty, not an error.
+func TestCursorsAtTheEnds(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice")
+	const room, max = "general", "18446744073709551615-18446744073709551615"
+	root := mustPost(t, w.A.URL, tok["alice"], room, "root").ID
+	mustPost(t, w.A.URL, tok["alice"], room, "reply", "reply_to", root)
+	for _, c := range []struct {
+		query string
+		n     int
+	}{
+		{"?after=" + max, 0},
+		{"?after=18446744073709551615", 0},
+		{"?before=" + max, 2},
+		{"?before=0", 0},
+		{"?before=0-0", 0},
+		{"?after=0", 2},
+	} {
+		for _, base := range []string{w.A.URL, w.B.URL} {
+			a := restCall(t, base, "GET", msgPath(room)+c.query, tok["alice"], nil)
+			var p histPage
+			if a.Status == 200 {
+				a.decode(t, &p)
+			}
+			if a.Status != 200 || len(p.Messages) != c.n || p.HasMore {
+				t.Errorf("GET messages%s: %s, want 200 with %d messages", c.query, a, c.n)
+			}
+		}
+	}
+	for _, c := range []struct {
+		query string
+		n     int
+	}{{"?after=" + max, 0}, {"?after=0", 1}, {"?after=" + root, 1}} {
+		a := restCall(t, w.B.URL, "GET", msgPath(room, root)+"/replies"+c.query, tok["alice"], nil)
+		var th struct {
+			Root     msgState   `json:"root"`
+			Messages []msgState `json:"messages"`
+		}
+		if a.Status == 200 {
+			a.decode(t, &th)
+		}
+		if a.Status != 200 || th.Root.ID != root || len(th.Messages) != c.n {
+			t.Errorf("GET replies%s: %s, want 200 with %d replies", c.query, a, c.n)
+		}
+	}
+	p := mustConnect(t, w.A.URL, "alice", tok["alice"])
+	if j := p.join(room, max); j.Recovered == nil || !*j.Recovered {
+		t.Errorf("join since the largest id: %s", j)
+	}
+}
