@@ -1280,3 +1280,47 @@ func TestChannelLimitPerUser(t *testing.T) {
 		t.Errorf("alice's rooms: four %+v two %+v", r["four"], r["two"])
 	}
 }
+
+// TestDirectRoomMembers: a direct room's members are its two users, as
+// members, online while they have a socket joined; nobody else may list
+// them.
+func TestDirectRoomMembers(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob", "carol")
+	dm := mustDM(t, w.A.URL, tok["alice"], "bob")
+	b := mustConnect(t, w.B.URL, "bob", tok["bob"])
+	b.join(dm, "")
+	type member struct {
+		User   string `json:"user"`
+		Role   string `json:"role"`
+		Online bool   `json:"online"`
+	}
+	list := func(base, query string) ([]member, bool) {
+		t.Helper()
+		a := restCall(t, base, "GET", "/api/rooms/"+esc(dm)+"/members"+query, tok["alice"], nil)
+		var res struct {
+			Members []member `json:"members"`
+			HasMore bool     `json:"has_more"`
+		}
+		if a.Status != 200 {
+			t.Fatalf("GET members%s: %s", query, a)
+		}
+		a.decode(t, &res)
+		return res.Members, res.HasMore
+	}
+	ms, more := list(w.A.URL, "")
+	if want := []member{{"alice", "member", false}, {"bob", "member", true}}; !slices.Equal(ms, want) || more {
+		t.Errorf("members of %s: %+v has_more %v, want %+v", dm, ms, more, want)
+	}
+	if ms, more := list(w.B.URL, "?limit=1"); len(ms) != 1 || ms[0].User != "alice" || !more {
+		t.Errorf("first member: %+v has_more %v", ms, more)
+	}
+	if ms, more := list(w.B.URL, "?limit=1&after=alice"); len(ms) != 1 || ms[0].User != "bob" || more {
+		t.Errorf("second member: %+v has_more %v", ms, more)
+	}
+	if ms, more := list(w.A.URL, "?after=bob"); len(ms) != 0 || more {
+		t.Errorf("after bob: %+v has_more %v", ms, more)
+	}
+	wantStatus(t, "carol lists them", restCall(t, w.A.URL, "GET", "/api/rooms/"+esc(dm)+"/members", tok["carol"], nil), 403, "forbidden")
+}
