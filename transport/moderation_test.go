@@ -617,6 +617,12 @@ func TestKickAndBanWithin100ms(t *testing.T) {
 			t.Errorf("bob got %s, want %s", f, ack.ID)
 		}
 		joined.none(100*time.Millisecond, "a frame of the room after kicked", func(f xframe) bool { return f.Room == room && f.at.After(k.at) })
+		if ban {
+			// The others see the banned user go.
+			watcher.next(5*time.Second, "presence of "+v, func(f xframe) bool {
+				return f.Type == "presence" && f.Room == room && f.User == v && f.State == "offline"
+			})
+		}
 		if !ban {
 			// Removed from a public channel, one may come back.
 			joined.join(room, "")
