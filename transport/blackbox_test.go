@@ -452,15 +452,7 @@ func (p *peer) nextOf(typ, room string) xframe {
 // call sends v with a fresh ref and returns the server's direct reply.
 func (p *peer) call(v map[string]any) xframe {
 	p.tb.Helper()
-	ref := fmt.Sprintf("%s-%d", p.name, p.refs.Add(1))
-	w := make(map[string]any, len(v)+1)
-	for k, x := range v {
-		w[k] = x
-	}
-	w["ref"] = ref
-	p.send(w)
-	want := `"` + ref + `"`
-	return p.next(10*time.Second, "reply to "+fmt.Sprint(v), func(f xframe) bool { return string(f.Ref) == want })
+	return p.await(p.fire(v))
 }
 
 // ok sends v and fails tb unless the reply is of type want.
@@ -489,13 +481,7 @@ func (p *peer) refused(v map[string]any, code string) xframe {
 // succeeded. It returns the error reply instead, if any.
 func (p *peer) quiet(v map[string]any) (xframe, bool) {
 	p.tb.Helper()
-	ref := fmt.Sprintf("%s-%d", p.name, p.refs.Add(1))
-	w := make(map[string]any, len(v)+1)
-	for k, x := range v {
-		w[k] = x
-	}
-	w["ref"] = ref
-	p.send(w)
+	ref := p.fire(v)
 	pong := p.call(map[string]any{"type": "ping"})
 	if pong.Type != "pong" {
 		p.tb.Fatalf("%s: ping: %s", p.name, pong)
