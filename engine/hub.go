@@ -58,6 +58,10 @@ type sub struct {
 	buf      []pending
 	inflight int
 	held     []pending
+	// kickFrame is the kicked frame of a session removed from the room
+	// while its writes were in flight: it follows what was held for it
+	// (entries stored before the removal), once the last write is acked.
+	kickFrame []byte
 }
 
 type pending struct {
@@ -302,7 +306,14 @@ func (e *Engine) kickFromRoom(r *room, user, reason string, wakes *wakeList) {
 		if frame == nil {
 			frame = e.opts.Encoder.Kicked(r.name, reason)
 		}
-		wakes.add(s, s.push(Frame{Data: frame}))
+		if sb.inflight > 0 {
+			// Entries stored before the removal wait in held for the acks
+			// of the session's writes; kicked must come after them, not
+			// before (Session.Write's callback sends it).
+			sb.kickFrame = frame
+		} else {
+			wakes.add(s, s.push(Frame{Data: frame}))
+		}
 		wakes.detach = append(wakes.detach, detached{s, r})
 	}
 }

@@ -314,6 +314,10 @@ func (s *Session) Write(ctx context.Context, w Write, done func(AppendResult, er
 		r.mu.Lock()
 		sb.inflight--
 		wake := sb.release(s, res.Entry.ID)
+		if sb.inflight == 0 && sb.kickFrame != nil {
+			wake = s.push(Frame{Data: sb.kickFrame}) || wake
+			sb.kickFrame = nil
+		}
 		r.mu.Unlock()
 		if wake {
 			s.wake()
