@@ -53,7 +53,8 @@ const maxPending = 4096
 // ack of its send before the message itself.
 type sub struct {
 	live     bool
-	kicked   string // set when removed from the room while joining
+	kicked   string    // set when removed from the room while joining
+	kickedAt StreamPos // the entry that removed it
 	pos      StreamPos
 	buf      []pending
 	inflight int
@@ -295,7 +296,7 @@ func (e *Engine) kickFromRoom(r *room, user, reason string, wakes *wakeList) {
 			continue
 		}
 		if !sb.live {
-			sb.kicked = reason
+			sb.kicked, sb.kickedAt = reason, r.pos
 			continue
 		}
 		delete(r.subs, s)

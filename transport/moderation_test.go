@@ -1356,3 +1356,61 @@ func TestDirectRoomMembers(t *testing.T) {
 	}
 	wantStatus(t, "carol lists them", restCall(t, w.A.URL, "GET", "/api/rooms/"+esc(dm)+"/members", tok["carol"], nil), 403, "forbidden")
 }
+
+// TestBanDuringJoinReplay: a member banned while their join with since is
+// still replaying history gets joined, messages stored before the ban in
+// order, then kicked, as any joined socket: not an error for a join
+// already answered, and nothing stored after the ban.
+func TestBanDuringJoinReplay(t *testing.T) {
+	t.Parallel()
+	slowReplay := func(o *engine.Options) { o.ReplayRate, o.ReplayPage = 200, 20 }
+	fast := func(o *store.Options) { o.SendRate, o.SendBurst = 1e6, 1e6 }
+	w := startPair(t, instanceOpts{Engine: slowReplay, Store: fast}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "vic")
+	const room = "club"
+	mustCreate(t, w.A.URL, tok["alice"], room, false)
+	a := mustConnect(t, w.A.URL, "alice", tok["alice"])
+	var refs []string
+	for k := range 1000 {
+		refs = append(refs, a.fire(map[string]any{"type": "send", "room": room, "text": fmt.Sprint(k)}))
+	}
+	var ids []string
+	for _, ref := range refs {
+		ids = append(ids, a.await(ref).ID)
+	}
+	v := mustConnect(t, w.B.URL, "vic", tok["vic"])
+	jref := v.fire(map[string]any{"type": "join", "room": room, "since": "0"})
+	if j := v.await(jref); j.Type != "joined" {
+		t.Fatalf("join: %s", j)
+	}
+	v.next(10*time.Second, "a replayed message", func(f xframe) bool { return f.Type == "message" })
+	ban := restCall(t, w.A.URL, "POST", "/api/rooms/"+room+"/bans", tok["alice"], map[string]string{"user": "vic"})
+	if ban.Status != 201 {
+		t.Fatalf("ban: %s", ban)
+	}
+	banned := time.Now()
+	a.sendMsg(room, "after the ban")
+	var got []string
+	for {
+		f := v.next(10*time.Second, "kicked", func(f xframe) bool { return f.Type == "message" || f.Type == "kicked" || f.Type == "error" })
+		if f.Type == "error" {
+			t.Fatalf("a join already answered joined got %s", f)
+		}
+		if f.Type == "kicked" {
+			if f.Reason != "banned" || f.Room != room {
+				t.Errorf("got %s", f)
+			}
+			if d := f.at.Sub(banned); d > 500*time.Millisecond {
+				t.Errorf("kicked %v after the ban, while the replay had %d messages to go", d, len(ids)-len(got)-1)
+			}
+			break
+		}
+		got = append(got, f.ID)
+	}
+	got = append([]string{ids[0]}, got...) // the first, taken above
+	if !slices.Equal(got, ids[:len(got)]) {
+		t.Errorf("before kicked: %d messages, not the first %d in order", len(got), len(got))
+	}
+	v.none(500*time.Millisecond, "an entry of the room after kicked", func(f xframe) bool { return isEntry(f, room) || f.Type == "error" })
+	v.alive()
+}
