@@ -434,7 +434,12 @@ func (s *Session) start(ctx context.Context, r *room, sb *sub, jo JoinOptions, s
 	// From here on a removal ends the join as it ends a joined socket's
 	// stay: with kicked, after what was stored before it.
 	if since != nil {
+		// Nothing is stored after a since ahead of the room's newest
+		// entry; the live entries from the join on must still come.
 		pos = *since
+		if st.LastEntry.Less(pos) {
+			pos = st.LastEntry
+		}
 		change, err := s.replayFrom(ctx, r, sb, &pos, st.LastEntry)
 		if err != nil {
 			return err

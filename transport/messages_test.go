@@ -1146,3 +1146,25 @@ func TestCursorsAtTheEnds(t *testing.T) {
 		t.Errorf("join since the largest id: %s", j)
 	}
 }
+
+// TestJoinSinceAheadOfTheRoom: a since ahead of everything stored (a
+// client's bad memory, or an id from entries a failover lost) replays
+// nothing, and the live messages from the join on still arrive.
+func TestJoinSinceAheadOfTheRoom(t *testing.T) {
+	t.Parallel()
+	w := startPair(t, instanceOpts{}, storetest.Options{})
+	tok := mustUsers(t, w.A.URL, "alice", "bob")
+	const room = "general"
+	before := mustPost(t, w.A.URL, tok["alice"], room, "before").ID
+	b := mustConnect(t, w.B.URL, "bob", tok["bob"])
+	for _, since := range []string{"99999999999999-0", "18446744073709551615-18446744073709551615"} {
+		if j := b.join(room, since); j.LastID != before || j.Recovered == nil || !*j.Recovered {
+			t.Errorf("join since %s: %s", since, j)
+		}
+		id := mustPost(t, w.A.URL, tok["alice"], room, "live after since "+since).ID
+		if f := b.next(5*time.Second, "the live message", func(f xframe) bool { return isEntry(f, room) }); f.ID != id {
+			t.Errorf("after a join since %s got %s, want %s", since, f, id)
+		}
+		before = id
+	}
+}
