@@ -62,7 +62,7 @@ func (a Access) Permit(act Action, now time.Time) error {
 	if a.Kind == KindDirect {
 		x, y, ok := parseDirect(a.Room)
 		if !ok || (a.User != x && a.User != y) {
-			return deny("a direct room is for its two users")
+			return deny(closedToYou)
 		}
 		if act >= ActManage {
 			return deny("a direct room has nothing to manage")
@@ -76,7 +76,9 @@ func (a Access) Permit(act Action, now time.Time) error {
 		return deny("you are banned from it")
 	}
 	if a.Kind == KindPrivate && a.Role == "" {
-		return deny("it is a private channel and you are not a member")
+		// Say nothing of what the room is: to a non-member a private
+		// channel is only a room closed to them.
+		return deny(closedToYou)
 	}
 	switch act {
 	case ActWrite, ActEdit:
@@ -94,6 +96,11 @@ func (a Access) Permit(act Action, now time.Time) error {
 	}
 	return nil
 }
+
+// closedToYou is the one refusal of a room the user may not enter at all
+// (someone else's direct room, a private channel they are not in), so
+// that the answers cannot be told apart.
+const closedToYou = "it is closed to you"
 
 // Moderates reports whether the user may delete others' messages and
 // manage the room: an owner, a moderator or an admin of a channel.

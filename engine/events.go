@@ -145,6 +145,16 @@ func (e *Engine) UserEvent(ev UserEvent) {
 	case UserRevoke:
 		e.KickToken(ev.Token)
 		return
+	case UserAccess:
+		e.access.drop(ev.Room, ev.User)
+		return
+	case UserRoomAdded, UserRoomRemoved:
+		// The user's sockets here may act on the room at once (join the
+		// room they were added to; type in the one they were removed
+		// from, which no local session may have joined, so no member
+		// entry reaches this instance): forget the cached access before
+		// they hear of it.
+		e.access.drop(ev.Room, ev.User)
 	case UserDisconnect:
 		for _, s := range sessions {
 			if ev.Before == 0 || s.issued.Unix() < ev.Before {

@@ -53,11 +53,16 @@ const maxPending = 4096
 // ack of its send before the message itself.
 type sub struct {
 	live     bool
-	kicked   string // set when removed from the room while joining
+	kicked   string    // set when removed from the room while joining
+	kickedAt StreamPos // the entry that removed it
 	pos      StreamPos
 	buf      []pending
 	inflight int
 	held     []pending
+	// kickFrame is the kicked frame of a session removed from the room
+	// while its writes were in flight: it follows what was held for it
+	// (entries stored before the removal), once the last write is acked.
+	kickFrame []byte
 }
 
 type pending struct {
@@ -291,7 +296,7 @@ func (e *Engine) kickFromRoom(r *room, user, reason string, wakes *wakeList) {
 			continue
 		}
 		if !sb.live {
-			sb.kicked = reason
+			sb.kicked, sb.kickedAt = reason, r.pos
 			continue
 		}
 		delete(r.subs, s)
@@ -302,7 +307,14 @@ func (e *Engine) kickFromRoom(r *room, user, reason string, wakes *wakeList) {
 		if frame == nil {
 			frame = e.opts.Encoder.Kicked(r.name, reason)
 		}
-		wakes.add(s, s.push(Frame{Data: frame}))
+		if sb.inflight > 0 {
+			// Entries stored before the removal wait in held for the acks
+			// of the session's writes; kicked must come after them, not
+			// before (Session.Write's callback sends it).
+			sb.kickFrame = frame
+		} else {
+			wakes.add(s, s.push(Frame{Data: frame}))
+		}
 		wakes.detach = append(wakes.detach, detached{s, r})
 	}
 }

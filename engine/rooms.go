@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -94,6 +95,15 @@ func (e *Engine) CreateRoom(ctx context.Context, user string, spec RoomSpec, byA
 			return unavailable(err)
 		}
 		if !ok {
+			// A name that is taken is that whatever the count: a client
+			// opens the existing channel on room_exists.
+			acc, err := e.opts.Directory.Access(ctx, spec.Name, user)
+			if err != nil {
+				return unavailable(err)
+			}
+			if acc.Kind != "" {
+				return fmt.Errorf("room %s: %w", spec.Name, ErrExists)
+			}
 			return &RetryError{After: 0, Reason: fmt.Sprintf("you may create at most %d channels", e.opts.MaxChannelsPerUser)}
 		}
 	}
@@ -191,13 +201,38 @@ func (e *Engine) Members(ctx context.Context, user, room, after string, limit in
 	if limit < 1 || limit > 1000 {
 		return nil, false, fmt.Errorf("limit must be 1 to 1000: %w", ErrInvalid)
 	}
-	if _, err := e.authorize(ctx, room, user, ActRead, true); err != nil {
+	acc, err := e.authorize(ctx, room, user, ActRead, true)
+	if err != nil {
 		return nil, false, err
 	}
 	ctx, cancel := e.callCtx(ctx)
 	defer cancel()
+	if acc.Kind == KindDirect {
+		return e.directMembers(ctx, room, after, limit)
+	}
 	ms, more, err := e.opts.Directory.Members(ctx, room, after, limit)
 	return ms, more, unavailable(err)
+}
+
+// directMembers lists a direct room's members: its two users, named by
+// the room, which keeps no member list of its own.
+func (e *Engine) directMembers(ctx context.Context, room, after string, limit int) ([]Member, bool, error) {
+	a, b, _ := parseDirect(room)
+	online, err := e.opts.Presence.Online(ctx, room)
+	if err != nil {
+		return nil, false, unavailable(err)
+	}
+	var ms []Member
+	for _, u := range []string{a, b} { // a < b: sorted by name
+		if u > after {
+			ms = append(ms, Member{User: u, Role: RoleMember, Online: slices.Contains(online, u)})
+		}
+	}
+	more := len(ms) > limit
+	if more {
+		ms = ms[:limit]
+	}
+	return ms, more, nil
 }
 
 // target checks a user named as the object of a management action and
@@ -376,6 +411,11 @@ func (e *Engine) Lift(ctx context.Context, user, room, target string, mute bool)
 		err = e.opts.Directory.Unban(ctx, room, n)
 	}
 	e.access.drop(room, n)
+	if err == nil {
+		// Other instances cached the ban or mute; a lifted one must not
+		// refuse the user there for the cache's lifetime.
+		e.tell(UserEvent{Kind: UserAccess, User: n, Room: room})
+	}
 	return unavailable(err)
 }
 

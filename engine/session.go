@@ -313,6 +313,10 @@ func (s *Session) Write(ctx context.Context, w Write, done func(AppendResult, er
 		r.mu.Lock()
 		sb.inflight--
 		wake := sb.release(s, res.Entry.ID)
+		if sb.inflight == 0 && sb.kickFrame != nil {
+			wake = s.push(Frame{Data: sb.kickFrame}) || wake
+			sb.kickFrame = nil
+		}
 		r.mu.Unlock()
 		if wake {
 			s.wake()
@@ -369,9 +373,24 @@ func (s *Session) Join(ctx context.Context, name string, since *StreamPos, joine
 	markRead := acc.Kind != KindDirect
 	if err := s.start(ctx, r, sb, JoinOptions{MarkOnline: first, MarkRead: markRead}, since, joined); err != nil {
 		s.leave(name, rejoin)
+		if errors.Is(err, errKickedAfterJoined) {
+			return nil // the client has joined and kicked, as any joined socket
+		}
 		return err
 	}
 	return nil
+}
+
+// errKickedAfterJoined ends a join whose user was removed from the room
+// after joined was sent: the session got a kicked frame instead of an
+// error.
+var errKickedAfterJoined = errors.New("removed from the room while joining")
+
+// kickedAfterJoined queues the kicked frame of a join that was answered
+// joined and then removed from the room, and ends the join.
+func (s *Session) kickedAfterJoined(room, reason string) error {
+	s.Enqueue(s.e.opts.Encoder.Kicked(room, reason))
+	return errKickedAfterJoined
 }
 
 // start runs the part of Join after the session is registered (pending)
@@ -411,17 +430,36 @@ func (s *Session) start(ctx context.Context, r *room, sb *sub, jo JoinOptions, s
 	}
 	joined(info)
 
+	// From here on a removal ends the join as it ends a joined socket's
+	// stay: with kicked, after what was stored before it.
 	if since != nil {
+		// Nothing is stored after a since ahead of the room's newest
+		// entry; the live entries from the join on must still come.
 		pos = *since
-		if err := s.replayFrom(ctx, r.name, &pos); err != nil {
+		if st.LastEntry.Less(pos) {
+			pos = st.LastEntry
+		}
+		change, err := s.replayFrom(ctx, r, sb, &pos, st.LastEntry)
+		if err != nil {
 			return err
+		}
+		if change != "" {
+			return s.kickedAfterJoined(r.name, change)
 		}
 	}
 
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if sb.kicked != "" {
-		return fmt.Errorf("room %s: %s: %w", r.name, sb.kicked, ErrForbidden)
+		reason := sb.kicked
+		for _, p := range sb.buf {
+			if pos.Less(p.id) && p.id.Less(sb.kickedAt) {
+				wakes.add(s, e.deliverLive(s, sb, p.id, p.frame))
+				pos = p.id
+			}
+		}
+		r.mu.Unlock()
+		wakes.run()
+		return s.kickedAfterJoined(r.name, reason)
 	}
 	for _, p := range sb.buf {
 		if pos.Less(p.id) {
@@ -431,38 +469,52 @@ func (s *Session) start(ctx context.Context, r *room, sb *sub, jo JoinOptions, s
 	}
 	sb.pos = pos
 	sb.buf, sb.live = nil, true
-	if len(wakes.wake) > 0 {
-		defer s.wake() // after the unlock: deferred calls run last-in first-out
-	}
+	r.mu.Unlock()
+	wakes.run() // OnReady hooks never run under a lock
 	return nil
 }
 
 // replayFrom queues every stored entry after *pos (member entries are not
 // for clients), paced by the client and by its user's replay budget on
-// this instance: many sockets joining with since at once share one.
-func (s *Session) replayFrom(ctx context.Context, room string, pos *StreamPos) error {
+// this instance (many sockets joining with since at once share one).
+// It stops early, returning the change, when the session's user is
+// removed or banned: a removal stored after joined (after the join read
+// the room at joinedAt) and met in the stream, or one the fan-out saw
+// (sb.kicked) between pages, so a long replay does not keep a removed
+// user reading.
+func (s *Session) replayFrom(ctx context.Context, r *room, sb *sub, pos *StreamPos, joinedAt StreamPos) (string, error) {
 	e := s.e
 	for {
 		if err := e.replayBudget(s.User).take(ctx, e.opts.ReplayRate, e.opts.ReplayPage, s.done); err != nil {
-			return err
+			return "", err
+		}
+		r.mu.Lock()
+		kicked := sb.kicked
+		r.mu.Unlock()
+		if kicked != "" {
+			return kicked, nil
 		}
 		pctx, cancel := e.callCtx(ctx)
-		ents, err := e.opts.Log.Range(pctx, room, *pos, e.opts.ReplayPage)
+		ents, err := e.opts.Log.Range(pctx, r.name, *pos, e.opts.ReplayPage)
 		cancel()
 		if err != nil {
-			return unavailable(err)
+			return "", unavailable(err)
 		}
 		for i := range ents {
-			*pos = ents[i].ID
-			if ents[i].Kind == EntryMember {
+			ent := &ents[i]
+			*pos = ent.ID
+			if ent.Kind == EntryMember {
+				if ent.Member == s.User && joinedAt.Less(ent.ID) && (ent.Change == ChangeRemoved || ent.Change == ChangeBanned) {
+					return ent.Change, nil
+				}
 				continue
 			}
-			if err := s.pushWait(ctx, Frame{Data: e.opts.Encoder.Entry(&ents[i])}); err != nil {
-				return err
+			if err := s.pushWait(ctx, Frame{Data: e.opts.Encoder.Entry(ent)}); err != nil {
+				return "", err
 			}
 		}
 		if len(ents) < e.opts.ReplayPage {
-			return nil
+			return "", nil
 		}
 	}
 }

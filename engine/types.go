@@ -131,6 +131,10 @@ const (
 	// UserDisconnect ends every socket of the user; with Before set, only
 	// those whose token was issued before it.
 	UserDisconnect UserEventKind = "disconnect"
+	// UserAccess says the user's access to Room changed in a way no other
+	// user event tells (a ban or mute lifted): instances with the user's
+	// sockets forget the access they cached. Never sent to clients.
+	UserAccess UserEventKind = "access"
 )
 
 // UserEvent is an event for every socket of User, on any instance.

@@ -117,14 +117,16 @@ func (s *Store) waitTimeout() time.Duration {
 	return 0
 }
 
-// checkRates takes a token from each sender's rate bucket (cluster mode:
+// checkRates takes a token from each writer's rate bucket (cluster mode:
 // the buckets live in the users' hash slots, not the rooms'), marking the
-// appends that are over their rate. A retried send pays for a token too;
+// appends that are over their rate: messages, edits, deletions and
+// reactions alike, as append.lua does in single mode. A retried send pays
+// for a token too;
 // within its rate it gets the first send's ack back.
 func (s *Store) checkRates(ctx context.Context, batch []appendReq, results []result) {
 	bySlot := map[int][]int{}
 	for i, r := range batch {
-		if r.req.Kind == engine.EntryMessage && !r.req.RateExempt {
+		if !r.req.RateExempt {
 			slot := Slot(userRateKey(r.req.User))
 			bySlot[slot] = append(bySlot[slot], i)
 		}
@@ -164,7 +166,7 @@ func (s *Store) checkRates(ctx context.Context, batch []appendReq, results []res
 				// Fail closed: a send whose rate cannot be checked is not stored.
 				results[i].err = wrap("rate "+batch[i].req.User, err)
 			case vals[j] > 0:
-				results[i].err = &engine.RetryError{After: vals[j], Reason: "too many messages; slow down"}
+				results[i].err = &engine.RetryError{After: vals[j], Reason: "too many writes; slow down"}
 			}
 		}
 	}
@@ -384,13 +386,14 @@ func (s *Store) appendCall(batch []appendReq, group []int, pub string) ([]string
 		if s.opts.Webhooks[r.Kind] {
 			wh = s.webhookKey(r.Room)
 		}
+		// In cluster mode the rate was taken before (checkRates).
+		rate := ""
+		if s.cluster == nil && !r.RateExempt {
+			rate = userRateKey(r.User)
+		}
 		var a []any
 		switch r.Kind {
 		case engine.EntryMessage:
-			rate := ""
-			if s.cluster == nil && !r.RateExempt {
-				rate = userRateKey(r.User)
-			}
 			idem := ""
 			if r.ClientID != "" {
 				idem = idemDigest(r.User, r.ClientID)
@@ -400,14 +403,14 @@ func (s *Store) appendCall(batch []appendReq, group []int, pub string) ([]string
 				a = append(a, m)
 			}
 		case engine.EntryEdit:
-			a = []any{"e", p, r.User, flag(r.Admin), r.Target.String(), r.Text, r.EditWindow.Milliseconds(), wh, len(r.Mentions)}
+			a = []any{"e", p, r.User, flag(r.Admin), r.Target.String(), r.Text, r.EditWindow.Milliseconds(), wh, rate, len(r.Mentions)}
 			for _, m := range r.Mentions {
 				a = append(a, m)
 			}
 		case engine.EntryDelete:
-			a = []any{"d", p, r.User, flag(r.Admin), r.Target.String(), wh}
+			a = []any{"d", p, r.User, flag(r.Admin), r.Target.String(), wh, rate}
 		case engine.EntryReaction:
-			a = []any{"r", p, r.User, flag(r.Admin), r.Target.String(), r.Emoji, flag(r.On), wh}
+			a = []any{"r", p, r.User, flag(r.Admin), r.Target.String(), r.Emoji, flag(r.On), wh, rate}
 		}
 		args = append(args, len(a))
 		args = append(args, a...)
@@ -435,7 +438,7 @@ func (s *Store) appendResult(req engine.AppendRequest, vals []any) (engine.Appen
 			Target: req.Target, Emoji: req.Emoji, On: req.On}}, "", nil
 	case "rl":
 		ms, _ := strconv.ParseInt(str(1), 10, 64)
-		return engine.AppendResult{}, "", &engine.RetryError{After: ms, Reason: "too many messages; slow down"}
+		return engine.AppendResult{}, "", &engine.RetryError{After: ms, Reason: "too many writes; slow down"}
 	case "notfound":
 		what := "room " + req.Room
 		if req.Kind != engine.EntryMessage {

@@ -61,7 +61,7 @@ func TestEndToEndJoinLive(t *testing.T) {
 
 	// Editing: someone else's is refused with the reason; one's own
 	// newest is the default.
-	j.step(t, "/edit ^2 hijacked", "! not edited: you may edit only your own messages")
+	j.step(t, "/edit ^2 hijacked", "! not edited: message ")
 	j.step(t, "/edit green, shipping it", "  * "+aliceName+` edited "green, shipping": green, shipping it`)
 	if got := bob.message(t, room, id).Text; got != "how is the build now?" {
 		t.Errorf("bob's message reads %q after alice's refused edit", got)
@@ -138,7 +138,7 @@ func TestEndToEndJoinLive(t *testing.T) {
 		t.Errorf("join after removal: exit %d, stderr %q", code, j2.err)
 	}
 	res := runChat(t, alice.envMap(), "", "join", priv)
-	if res.code != exitError || res.stderr != "chat: room "+priv+": it is a private channel and you are not a member\n" {
+	if res.code != exitError || res.stderr != "chat: room "+priv+": it is closed to you\n" {
 		t.Errorf("joining again: %+v", res)
 	}
 }

@@ -96,10 +96,9 @@ func TestEndToEndMessages(t *testing.T) {
 	bob.fails(t, "message 1-0 does not exist or was deleted", "react", room, "1-0", "👍")
 
 	// Someone else's message is not theirs to edit or delete, and the
-	// reason says so (the server only says "forbidden").
-	bob.fails(t, "you may edit only your own messages (within the server's edit window, and not while muted in "+room+")",
-		"edit", room, id, "mine now")
-	bob.fails(t, "only its author, or an owner or moderator of "+room+", may delete a message", "delete", room, id)
+	// server's reason says so.
+	bob.fails(t, "message "+id+": only its author may edit it", "edit", room, id, "mine now")
+	bob.fails(t, "message "+id+": only its author, the room's owners and moderators may delete it", "delete", room, id)
 
 	// A reply, and replies to what is not there.
 	reply := strings.TrimSpace(bob.must(t, "", "reply", room, id, "sure", "--json", "thing"))
@@ -170,9 +169,9 @@ func TestEndToEndMessages(t *testing.T) {
 	alice.must(t, "", "delete", room, other)
 	dm := strings.TrimSpace(alice.must(t, "", "dm", bobName))
 	dmID := strings.TrimSpace(alice.must(t, "", "send", dm, "just us"))
-	bob.fails(t, "only its author, or an owner or moderator of "+dm+", may delete a message", "delete", dm, dmID)
-	carol.fails(t, "room "+dm+": a direct room is for its two users", "react", dm, dmID, "👀")
-	carol.fails(t, "room "+dm+": a direct room is for its two users", "thread", dm, dmID)
+	bob.fails(t, "message "+dmID+": only its author, the room's owners and moderators may delete it", "delete", dm, dmID)
+	carol.fails(t, "room "+dm+": it is closed to you", "react", dm, dmID, "👀")
+	carol.fails(t, "room "+dm+": it is closed to you", "thread", dm, dmID)
 
 	for _, args := range [][]string{{"edit", room, id}, {"delete", room}, {"react", room, id}, {"reply", room, id}, {"thread", room}} {
 		alice.misused(t, "missing argument", args...)
@@ -219,8 +218,8 @@ func TestEndToEndRooms(t *testing.T) {
 
 	// A private channel is closed to others until they are added, and
 	// only its owners and moderators add.
-	bob.fails(t, "room "+team+": it is a private channel and you are not a member", "history", team)
-	bob.fails(t, "room "+team+": it is a private channel and you are not a member", "add", team, carolName)
+	bob.fails(t, "room "+team+": it is closed to you", "history", team)
+	bob.fails(t, "room "+team+": it is closed to you", "add", team, carolName)
 	alice.fails(t, "no user named nobody-here", "add", team, "nobody-here")
 	alice.fails(t, "no room named no-such-room", "members", "no-such-room")
 	if out := alice.must(t, "", "add", team, strings.ToUpper(bobName)); out != "added "+bobName+" to "+team+" as member\n" {
@@ -304,7 +303,7 @@ func TestEndToEndRooms(t *testing.T) {
 	if res := alice.run(t, "", "bans", team); res.code != 0 || res.stdout != "" || res.stderr != "nobody is banned from "+team+"\n" {
 		t.Errorf("bans after unban: %+v", res)
 	}
-	carol.fails(t, "room "+team+": it is a private channel and you are not a member", "history", team)
+	carol.fails(t, "room "+team+": it is closed to you", "history", team)
 	out = alice.must(t, "", "ban", pub, carolName)
 	if out != "banned "+carolName+" from "+pub+" until lifted (chat unban "+pub+" "+carolName+")\n" {
 		t.Errorf("ban until lifted printed %q", out)
@@ -321,7 +320,7 @@ func TestEndToEndRooms(t *testing.T) {
 	if out := alice.must(t, "", "remove", team, bobName); out != "removed "+bobName+" from "+team+"\n" {
 		t.Errorf("remove printed %q", out)
 	}
-	bob.fails(t, "room "+team+": it is a private channel and you are not a member", "members", team)
+	bob.fails(t, "room "+team+": it is closed to you", "members", team)
 	alice.fails(t, bobName+" is not a member of "+team, "remove", team, bobName)
 	alice.must(t, "", "add", team, bobName)
 	if out := bob.must(t, "", "leave", team); out != "left "+team+"\n" {

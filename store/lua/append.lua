@@ -14,9 +14,15 @@
 -- group per request: its argument count, then the kind and its fields.
 --
 --   m prefix user admin text client_id idem reply_to rate_key wh_key ncand cand...
---   e prefix user admin target text window_ms wh_key ncand cand...
---   d prefix user admin target wh_key
---   r prefix user admin target emoji on wh_key
+--   e prefix user admin target text window_ms wh_key rate_key ncand cand...
+--   d prefix user admin target wh_key rate_key
+--   r prefix user admin target emoji on wh_key rate_key
+--
+-- Every kind takes a token from the user's send-rate bucket (rate_key,
+-- '' for none): edits, deletions and reactions count against the send
+-- rate like messages, a reaction that changes nothing included, so that
+-- none of them is a free way to make Redis work. A repeated client_id
+-- does not (its answer is the first send's ack).
 --
 -- The engine decides who may do what (engine.Access.Permit) from what it
 -- knows of the room; this script re-checks, in the same atomic step as
@@ -141,6 +147,32 @@ local function webhook(whkey, room)
   end
 end
 
+-- take takes a token from the send-rate bucket rkey ('' for none) and
+-- returns nil, or the milliseconds until a retry can pass.
+local function take(rkey)
+  if rkey == '' then
+    return nil
+  end
+  -- Token bucket: burst tokens, refilled at rate per second.
+  local b = buckets[rkey]
+  if b == nil then
+    local v = redis.call('HMGET', rkey, 't', 'ts')
+    b = { t = tonumber(v[1]), ts = tonumber(v[2]), dirty = false }
+    if b.t == nil or b.ts == nil then
+      b.t, b.ts = burst, nowms
+    end
+    buckets[rkey] = b
+    bucketOrder[#bucketOrder + 1] = rkey
+  end
+  local now = math.max(nowms, b.ts)
+  local tokens = math.min(burst, b.t + (now - b.ts) * rate / 1000)
+  if tokens < 1 then
+    return tostring(math.ceil((1 - tokens) * 1000 / rate))
+  end
+  b.t, b.ts, b.dirty = tokens - 1, now, true
+  return nil
+end
+
 local function bump(r, prefix, id)
   r.q = r.q + 1
   r.dirty = true
@@ -219,25 +251,8 @@ while i <= #ARGV do
       prev = redis.call('GET', idem)
     end
     local limited = nil
-    if not prev and rkey ~= '' then
-      -- Token bucket: burst tokens, refilled at rate per second.
-      local b = buckets[rkey]
-      if b == nil then
-        local v = redis.call('HMGET', rkey, 't', 'ts')
-        b = { t = tonumber(v[1]), ts = tonumber(v[2]), dirty = false }
-        if b.t == nil or b.ts == nil then
-          b.t, b.ts = burst, nowms
-        end
-        buckets[rkey] = b
-        bucketOrder[#bucketOrder + 1] = rkey
-      end
-      local now = math.max(nowms, b.ts)
-      local tokens = math.min(burst, b.t + (now - b.ts) * rate / 1000)
-      if tokens < 1 then
-        limited = tostring(math.ceil((1 - tokens) * 1000 / rate))
-      else
-        b.t, b.ts, b.dirty = tokens - 1, now, true
-      end
+    if not prev then
+      limited = take(rkey)
     end
     if prev then
       reply('dup', prev)
@@ -279,14 +294,17 @@ while i <= #ARGV do
     end
   elseif kind == 'e' then
     local tid, text, window, whkey = a[5], a[6], tonumber(a[7]), a[8]
-    local ncand = tonumber(a[9])
+    local ncand = tonumber(a[10])
     local cands = {}
     for j = 1, ncand do
-      cands[j] = a[9 + j]
+      cands[j] = a[10 + j]
     end
+    local limited = take(a[9])
     local f = target(prefix, tid)
     local tms = tonumber(string.match(tid, '^(%d+)'))
-    if f == nil then
+    if limited then
+      reply('rl', limited)
+    elseif f == nil then
       reply('notfound')
     elseif f.u ~= user then
       reply('notyours')
@@ -310,12 +328,15 @@ while i <= #ARGV do
     end
   elseif kind == 'd' then
     local tid, whkey = a[5], a[6]
+    local limited = take(a[7])
     local f = target(prefix, tid)
     local role = nil
     if f ~= nil and f.u ~= user and admin ~= '1' then
       role = redis.call('HGET', prefix .. 'mem', user)
     end
-    if f == nil then
+    if limited then
+      reply('rl', limited)
+    elseif f == nil then
       reply('notfound')
     elseif f.u ~= user and admin ~= '1' and (r.kind == 'direct' or (role ~= 'owner' and role ~= 'moderator')) then
       reply('notyours')
@@ -335,8 +356,11 @@ while i <= #ARGV do
     end
   else -- 'r'
     local tid, emoji, on, whkey = a[5], a[6], a[7], a[8]
+    local limited = take(a[9])
     local f = target(prefix, tid)
-    if f == nil then
+    if limited then
+      reply('rl', limited)
+    elseif f == nil then
       reply('notfound')
     else
       local rx = prefix .. 'rx:' .. tid

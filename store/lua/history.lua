@@ -18,6 +18,9 @@
 local p, mode, cursor = ARGV[1], ARGV[2], ARGV[3]
 local want, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
 local stream, st = KEYS[1], p .. 'st'
+-- Nothing lies after the largest stream id, and Redis refuses an
+-- exclusive range from it.
+local MAXID = '18446744073709551615-18446744073709551615'
 
 local function message(id, kv)
   local f = {}
@@ -59,7 +62,10 @@ if mode == 'thread' then
   if ARGV[6] ~= '' then
     from = '(' .. ARGV[6]
   end
-  local ids = redis.call('XRANGE', p .. 'th:' .. cursor, from, '+', 'COUNT', want)
+  local ids = {}
+  if ARGV[6] ~= MAXID then
+    ids = redis.call('XRANGE', p .. 'th:' .. cursor, from, '+', 'COUNT', want)
+  end
   local out = { rm }
   for _, x in ipairs(ids) do
     local e = redis.call('XRANGE', stream, x[1], x[1])
@@ -69,6 +75,10 @@ if mode == 'thread' then
     end
   end
   return { out, '' }
+end
+
+if mode == 'fwd' and cursor == MAXID then
+  return { {}, '' }
 end
 
 local out, scanned = {}, 0
