@@ -1148,7 +1148,7 @@ export class Chat {
       }
     } catch (e) {
       // A bare "forbidden" on one's own message is the edit window (CHAT_EDIT_WINDOW).
-      if (!this.stopped) this.showError(e.code === 'forbidden' && /^You do not have access/.test(e.message) ? 'This message can no longer be edited.' : e.message);
+      if (!this.stopped) this.showError(e.code === 'forbidden' && /can no longer be edited|^You do not have access/.test(e.message) ? 'This message can no longer be edited.' : e.message);
     } finally {
       delete msg.editText;
       this.refreshMessage(room, msg);
