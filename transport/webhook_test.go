@@ -349,11 +349,14 @@ func TestWebhookEveryEvent(t *testing.T) {
 	if want := []string{"alice added", "bob added", "bob removed", "bob added", "bob banned"}; !slices.Equal(changes, want) {
 		t.Errorf("member events %v, want %v", changes, want)
 	}
-	out, retries, dropped := a.counts.get()
-	outB, _, _ := b.counts.get()
-	if out["delivered"]+outB["delivered"] != 11 || retries != 0 || len(dropped) != 0 {
-		t.Errorf("observed %v and %v, %d retries, dropped %v; want 11 delivered in all", out, outB, retries, dropped)
-	}
+	checkFor(t, 2*time.Second, func() error { // counted once the deliverer read the answer
+		out, retries, dropped := a.counts.get()
+		outB, _, _ := b.counts.get()
+		if out["delivered"]+outB["delivered"] != 11 || retries != 0 || len(dropped) != 0 {
+			return fmt.Errorf("observed %v and %v, %d retries, dropped %v; want 11 delivered in all", out, outB, retries, dropped)
+		}
+		return nil
+	})
 }
 
 func mustJSON(v any) []byte {
@@ -470,10 +473,15 @@ func TestWebhookRetries(t *testing.T) {
 	if elsewhere.Load() != 0 {
 		t.Error("the redirect was followed")
 	}
-	out, retries, _ := a.counts.get()
-	if out["failed"] != 1 || out["redirect"] != 1 || out["delivered"] != 3 || retries != 2 {
-		t.Errorf("outcomes %v, %d retries; want failed 1, redirect 1, delivered 3, 2 retries", out, retries)
-	}
+	// The deliverer counts an outcome once it has read the answer, a
+	// moment after the receiver recorded it.
+	checkFor(t, 2*time.Second, func() error {
+		out, retries, _ := a.counts.get()
+		if out["failed"] != 1 || out["redirect"] != 1 || out["delivered"] != 3 || retries != 2 {
+			return fmt.Errorf("outcomes %v, %d retries; want failed 1, redirect 1, delivered 3, 2 retries", out, retries)
+		}
+		return nil
+	})
 	rc.problems()
 }
 
@@ -541,6 +549,15 @@ func TestWebhookTrimmed(t *testing.T) {
 	}
 	w := startHooks(t, a.instance, rc.URL, counts, nil)
 	rc.waitAcked(5*time.Second, []string{send("before")})
+	// The cursor is recorded after the ack: wait until the room is done
+	// (off the pending set), so the cursor holds "before"'s counter.
+	checkFor(t, 5*time.Second, func() error {
+		rooms, _, err := a.Store.WebhookPending(ctx, 10)
+		if err != nil || len(rooms) > 0 {
+			return fmt.Errorf("pending %v %v", rooms, err)
+		}
+		return nil
+	})
 	_ = w.Close()
 	for i := range 60 {
 		send(fmt.Sprint("while off ", i))
@@ -601,9 +618,12 @@ func TestWebhookHandOver(t *testing.T) {
 	<-closed // a gave up its request in flight and its lease
 	close(release)
 	rc.waitAcked(5*time.Second, []string{"general/" + r.Entry.ID.String()})
-	if out, _, _ := countsB.get(); out["delivered"] != 1 {
-		t.Errorf("b's outcomes %v, want the event delivered by b", out)
-	}
+	checkFor(t, 2*time.Second, func() error { // counted once b read the answer
+		if out, _, _ := countsB.get(); out["delivered"] != 1 {
+			return fmt.Errorf("b's outcomes %v, want the event delivered by b", out)
+		}
+		return nil
+	})
 	if out, _, _ := countsA.get(); out["delivered"] != 0 {
 		t.Errorf("a's outcomes %v after it stopped", out)
 	}
