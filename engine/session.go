@@ -40,6 +40,25 @@ type Session struct {
 // issued at issued. Errors: *RetryError when user already has
 // MaxSessionsPerUser sessions here, ErrShutdown after Close.
 func (e *Engine) Connect(user, token string, issued time.Time) (*Session, error) {
+	s, err := e.connect(user, token, issued)
+	if err != nil {
+		return nil, err
+	}
+	// The user's first socket here waits (one round trip) until the
+	// user's channel is subscribed, so that an event published once the
+	// client holds its socket (a new DM, a mention) reaches it. Redis away
+	// only delays the socket: it opens after the timeout.
+	t := time.NewTimer(e.opts.Timeout)
+	defer t.Stop()
+	select {
+	case <-e.opts.Feed.UserReady(user):
+	case <-t.C:
+	case <-s.done:
+	}
+	return s, nil
+}
+
+func (e *Engine) connect(user, token string, issued time.Time) (*Session, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed.Load() {

@@ -373,6 +373,9 @@ type Feed interface {
 	// WatchUser and UnwatchUser do the same for user's events.
 	WatchUser(user string)
 	UnwatchUser(user string)
+	// UserReady returns a channel closed once user's events flow (at once
+	// if they do), or once they are no longer watched.
+	UserReady(user string) <-chan struct{}
 	// Read returns, for each read, up to N entries after After, oldest
 	// first.
 	Read(ctx context.Context, reads []RoomRead) ([][]Entry, error)

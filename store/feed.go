@@ -40,6 +40,7 @@ type feed struct {
 	placed  map[string]*nodeSub  // channel -> the connection it is subscribed (or subscribing) on
 	nodes   map[string]*nodeSub  // primary address -> its connection
 	pending map[string]time.Time // channels wanted but not yet confirmed, since when
+	waiters map[string]chan struct{} // closed when the channel is confirmed (see ready)
 	failing atomic.Int64         // connection failures in a row, for health
 
 	dirty chan struct{} // cap 1: the wanted set changed
@@ -67,6 +68,7 @@ func newFeed(s *Store) *feed {
 		placed:  make(map[string]*nodeSub),
 		nodes:   make(map[string]*nodeSub),
 		pending: make(map[string]time.Time),
+		waiters: make(map[string]chan struct{}),
 		dirty:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
@@ -109,6 +111,35 @@ func (s *Store) WatchUser(user string) { s.feed.set(userChannel(user), true) }
 // UnwatchUser implements engine.Feed.
 func (s *Store) UnwatchUser(user string) { s.feed.set(userChannel(user), false) }
 
+// UserReady implements engine.Feed.
+func (s *Store) UserReady(user string) <-chan struct{} { return s.feed.ready(userChannel(user)) }
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// ready returns a channel closed once ch's subscription is confirmed (at
+// once if it is), or when ch is no longer wanted.
+func (f *feed) ready(ch string) <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, waiting := f.pending[ch]; !waiting || !f.want[ch] {
+		return closedChan
+	}
+	w := f.waiters[ch]
+	if w == nil {
+		w = make(chan struct{})
+		f.waiters[ch] = w
+	}
+	return w
+}
+
+// wake closes ch's waiters. Called with f.mu held.
+func (f *feed) wake(ch string) {
+	if w := f.waiters[ch]; w != nil {
+		close(w)
+		delete(f.waiters, ch)
+	}
+}
+
 // Healthy implements engine.Feed: every wanted channel is subscribed, or
 // became wanted less than 5 s ago.
 func (s *Store) Healthy() error {
@@ -140,6 +171,7 @@ func (f *feed) set(ch string, on bool) {
 	} else {
 		delete(f.want, ch)
 		delete(f.pending, ch)
+		f.wake(ch)
 	}
 	f.mu.Unlock()
 	select {
@@ -379,6 +411,7 @@ func (f *feed) confirmed(ns *nodeSub, ch string) {
 	mine := f.placed[ch] == ns
 	if mine {
 		delete(f.pending, ch)
+		f.wake(ch)
 	}
 	f.mu.Unlock()
 	if !mine {
