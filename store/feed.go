@@ -36,12 +36,12 @@ type feed struct {
 	handler atomic.Pointer[handlerBox]
 
 	mu      sync.Mutex
-	want    map[string]bool      // channels wanted
-	placed  map[string]*nodeSub  // channel -> the connection it is subscribed (or subscribing) on
-	nodes   map[string]*nodeSub  // primary address -> its connection
-	pending map[string]time.Time // channels wanted but not yet confirmed, since when
+	want    map[string]bool          // channels wanted
+	placed  map[string]*nodeSub      // channel -> the connection it is subscribed (or subscribing) on
+	nodes   map[string]*nodeSub      // primary address -> its connection
+	pending map[string]time.Time     // channels wanted but not yet confirmed, since when
 	waiters map[string]chan struct{} // closed when the channel is confirmed (see ready)
-	failing atomic.Int64         // connection failures in a row, for health
+	failing atomic.Int64             // connection failures in a row, for health
 
 	dirty chan struct{} // cap 1: the wanted set changed
 	done  chan struct{}
