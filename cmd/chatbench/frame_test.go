@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -272,21 +274,31 @@ func FuzzFastFrame(f *testing.F) {
 }
 
 func BenchmarkDecodeFast(b *testing.B) {
-	msg := []byte(`{"type":"message","id":"1795833383061-0","room":"general","user":"alice","text":"b|ab12cd.3|17|1795833383061000000","ts":1795833383061,"client_id":"ab12cd.3-17"}`)
-	b.Run("fast", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			var f fastFrame
-			decodeFast(msg, &f)
-		}
-	})
-	b.Run("json", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			var m wire.Message
-			_ = json.Unmarshal(msg, &m)
-		}
-	})
+	for _, fr := range []struct{ name, frame string }{
+		{"message", `{"type":"message","id":"1795833383061-0","room":"general","user":"alice","text":"b|ab12cd.3|17|1795833383061000000","ts":1795833383061,"client_id":"ab12cd.3-17"}`},
+		{"ack", `{"type":"ack","ref":17,"room":"general","id":"1795833383061-0","client_id":"ab12cd.3-17"}`},
+		{"edit", `{"type":"edit","room":"general","id":"1795833383062-0","target":"1795833383061-0","user":"alice","text":"b|ab12cd.3|18|1795833383061000000","ts":1795833383062}`},
+		{"reaction", `{"type":"reaction","room":"general","id":"1795833383063-0","target":"1795833383061-0","user":"alice","emoji":"👍","on":true,"ts":1795833383063}`},
+		{"event-ack", `{"type":"ack","ref":18,"room":"general","id":"1795833383062-0"}`},
+	} {
+		p := []byte(fr.frame)
+		b.Run(fr.name+"/fast", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var f fastFrame
+				if !decodeFast(p, &f) {
+					b.Fatal("not decoded")
+				}
+			}
+		})
+		b.Run(fr.name+"/json", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var m serverFrame
+				_ = json.Unmarshal(p, &m)
+			}
+		})
+	}
 }
 
 // The parsers before they took bytes, to check the new ones against.
@@ -470,5 +482,43 @@ func TestEventFrames(t *testing.T) {
 		if err != nil || f.ID == "" || f.Ref == nil {
 			t.Fatalf("wire.Decode(%s) = %+v, %v", b, f, err)
 		}
+	}
+}
+
+// BenchmarkHandle times a receiver's whole handling of one frame, from
+// its bytes to the accounting: a message of the run, or an edit or
+// reaction. Each round of 4,096 frames starts a fresh receiver, so none
+// is a duplicate.
+func BenchmarkHandle(b *testing.B) {
+	codec := newTextCodec("ab12cd")
+	pl := &plan{rooms: []string{"cb-r0"}, roomIndex: map[string]int{"cb-r0": 0}}
+	bn := &bench{cfg: &config{}, plan: pl, codec: codec}
+	bn.sendEnd.Store(math.MaxInt64)
+	const n, t0 = 4096, 1795833383061
+	for _, kind := range []string{"message", "edit", "reaction"} {
+		frames := make([][]byte, n)
+		for i := range frames {
+			id, text := fmt.Sprintf("%d-0", t0+i), codec.format(3, uint32(i), (t0+int64(i))*1e6)
+			switch kind {
+			case "message":
+				frames[i] = wire.Encode(wire.Message{Type: wire.TypeMessage, ID: id, Room: "cb-r0", User: "cb_0000004", Text: text, TS: t0 + int64(i), ClientID: codec.clientID(3, uint32(i))})
+			case "edit":
+				frames[i] = wire.Encode(wire.Edit{Type: wire.TypeEdit, Room: "cb-r0", ID: id, Target: "1-0", User: "cb_0000004", Text: text, TS: t0 + int64(i)})
+			default:
+				frames[i] = wire.Encode(wire.Reaction{Type: wire.TypeReaction, Room: "cb-r0", ID: id, Target: "1-0", User: "cb_0000004", Emoji: reactEmoji, On: i%2 == 0, TS: t0 + int64(i)})
+			}
+		}
+		b.Run(kind, func(b *testing.B) {
+			b.ReportAllocs()
+			var c *client
+			i := 0
+			for b.Loop() {
+				if i%n == 0 {
+					c = &client{b: bn, rooms: []int{0}, pos: map[int]int{0: 0}, sender: -1, recv: make([]roomRecv, 1), pending: map[uint32]*pendingSend{}}
+				}
+				c.handle(nil, frames[i%n], (t0+int64(i%n))*1e6+1e6)
+				i++
+			}
+		})
 	}
 }
