@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -86,8 +87,23 @@ func (a streamID) less(b streamID) bool {
 	return a.ms < b.ms || (a.ms == b.ms && a.seq < b.seq)
 }
 
-func (a streamID) String() string {
-	return strconv.FormatUint(a.ms, 10) + "-" + strconv.FormatUint(a.seq, 10)
+func (a streamID) String() string { return string(a.appendTo(nil)) }
+
+// appendTo appends "ms-seq" to dst.
+func (a streamID) appendTo(dst []byte) []byte {
+	dst = strconv.AppendUint(dst, a.ms, 10)
+	dst = append(dst, '-')
+	return strconv.AppendUint(dst, a.seq, 10)
+}
+
+func (a streamID) compare(b streamID) int {
+	switch {
+	case a.less(b):
+		return -1
+	case b.less(a):
+		return 1
+	}
+	return 0
 }
 
 // msgKey names one benchmark message: the sender's index in the run and its
@@ -134,6 +150,23 @@ type roomRecv struct {
 	dups       int64             // a benchmark message seen a second time
 	reorders   int64             // an ID not above the previous one (duplicates excluded)
 	foreign    int64             // messages not sent by this run
+
+	events        []eventRecv // the edits and reactions received, by stream ID
+	eventDups     int64       // an event seen a second time
+	eventReorders int64       // an event ID not above the previous entry's (duplicates excluded)
+}
+
+// eventRecv is an edit or reaction frame a receiver got.
+type eventRecv struct {
+	id streamID
+	at int64 // when it arrived, Unix nanoseconds
+}
+
+// eventKey is an edit or reaction a sender had acked with the event's
+// stream ID, and when it was due: what every member of its room must get.
+type eventKey struct {
+	id       streamID
+	intended int64
 }
 
 // observe records the arrival of message id. isRun says whether the text
@@ -164,6 +197,57 @@ func (r *roomRecv) observe(id streamID, key msgKey, isRun bool) (dup, reorder bo
 		r.last, r.hasLast = id, true
 	}
 	return dup, reorder
+}
+
+// observeEvent records the arrival at (Unix nanoseconds) of the edit or
+// reaction whose stream ID is id, and reports whether it was a duplicate
+// or came after an entry (message or event) with a higher ID. Events
+// arrive in stream order, so keeping them sorted costs an append; only a
+// reordered one is inserted.
+func (r *roomRecv) observeEvent(id streamID, at int64) (dup, reorder bool) {
+	n := len(r.events)
+	if n == 0 || r.events[n-1].id.less(id) {
+		r.events = append(r.events, eventRecv{id, at})
+	} else {
+		i, found := slices.BinarySearchFunc(r.events, id, func(e eventRecv, id streamID) int { return e.id.compare(id) })
+		if found {
+			r.eventDups++
+			return true, false
+		}
+		r.events = slices.Insert(r.events, i, eventRecv{id, at})
+	}
+	if r.hasLast && !r.last.less(id) {
+		reorder = true
+		r.eventReorders++
+	} else {
+		r.last, r.hasLast = id, true
+	}
+	return false, reorder
+}
+
+// checkEvents compares the events received with expect, sorted by ID: it
+// returns how many of them arrived and how many did not, up to max of the
+// missing, and records each arrival's latency from when it was due, in µs,
+// into lat when lat is not nil.
+func (r *roomRecv) checkEvents(expect []eventKey, lat *Hist, max int) (got, missing int64, sample []streamID) {
+	j := 0
+	for _, e := range expect {
+		for j < len(r.events) && r.events[j].id.less(e.id) {
+			j++
+		}
+		if j < len(r.events) && r.events[j].id == e.id {
+			got++
+			if lat != nil {
+				lat.Record((r.events[j].at - e.intended) / 1e3)
+			}
+			continue
+		}
+		missing++
+		if len(sample) < max {
+			sample = append(sample, e.id)
+		}
+	}
+	return got, missing, sample
 }
 
 // has reports whether the message key has been received.
@@ -202,6 +286,29 @@ func flattenKeys(keys []msgKey) []int64 {
 		out = append(out, int64(k.sender), int64(k.seq))
 	}
 	return out
+}
+
+// flattenEvents encodes events as ms, seq, intended triples for the
+// worker protocol.
+func flattenEvents(evs []eventKey) []int64 {
+	out := make([]int64, 0, 3*len(evs))
+	for _, e := range evs {
+		out = append(out, int64(e.id.ms), int64(e.id.seq), e.intended)
+	}
+	return out
+}
+
+// unflattenEvents decodes what flattenEvents produced, sorted by ID.
+func unflattenEvents(flat []int64) ([]eventKey, error) {
+	if len(flat)%3 != 0 {
+		return nil, fmt.Errorf("event list has length %d, not a multiple of 3", len(flat))
+	}
+	out := make([]eventKey, 0, len(flat)/3)
+	for i := 0; i < len(flat); i += 3 {
+		out = append(out, eventKey{id: streamID{uint64(flat[i]), uint64(flat[i+1])}, intended: flat[i+2]})
+	}
+	slices.SortFunc(out, func(a, b eventKey) int { return a.id.compare(b.id) })
+	return out, nil
 }
 
 // unflattenKeys decodes what flattenKeys produced.

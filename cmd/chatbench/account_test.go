@@ -212,10 +212,11 @@ func TestAccountAcrossWorkers(t *testing.T) {
 		mk("rejoined", false, []int{1}, map[int][]msgKey{1: {{1, 1}}}),
 		{b: b, user: "never", rooms: []int{0}, recv: make([]roomRecv, 1)}, // never connected: not counted
 	}
-	if allDelivered(clients, expect) {
+	ex := expected{msgs: expect, events: make([][]eventKey, 2)}
+	if allDelivered(clients, ex) {
 		t.Fatal("allDelivered with two receivers short")
 	}
-	res := account(clients, expect)
+	res := account(clients, ex, false)
 	if res.Lost != 1 || res.LostReconnected != 1 || res.ReconnectedClients != 1 {
 		t.Fatalf("lost %d, lost_reconnected %d, reconnected %d; want 1, 1, 1", res.Lost, res.LostReconnected, res.ReconnectedClients)
 	}
@@ -226,7 +227,117 @@ func TestAccountAcrossWorkers(t *testing.T) {
 	if !slices.Equal(res.LostSample, want) {
 		t.Fatalf("lost sample %q, want %q", res.LostSample, want)
 	}
-	if !allDelivered(clients[:1], expect) {
+	if !allDelivered(clients[:1], ex) {
 		t.Fatal("the complete receiver is not complete")
+	}
+}
+
+// TestObserveEvents checks what a receiver records of edits and
+// reactions: duplicates, reorders against messages and events, and which
+// expected events it has, with their latency.
+func TestObserveEvents(t *testing.T) {
+	t.Parallel()
+	var r roomRecv
+	id := func(s string) streamID {
+		v, ok := parseStreamID(s)
+		if !ok {
+			t.Fatalf("bad id %q", s)
+		}
+		return v
+	}
+	msg := func(s string, seq uint32) { r.observe(id(s), msgKey{0, seq}, true) }
+	ev := func(s string, at int64) (dup, reorder bool) { return r.observeEvent(id(s), at) }
+
+	msg("10-0", 0)
+	if dup, reorder := ev("11-0", 11e6); dup || reorder {
+		t.Fatalf("first event: dup %v, reorder %v", dup, reorder)
+	}
+	msg("12-0", 1)
+	ev("13-0", 13e6)
+	if dup, reorder := ev("13-0", 14e6); !dup || reorder {
+		t.Fatalf("the same event again: dup %v, reorder %v", dup, reorder)
+	}
+	if dup, reorder := ev("11-0", 15e6); !dup || reorder {
+		t.Fatalf("an older event again: dup %v, reorder %v", dup, reorder)
+	}
+	// An event below the last entry, a message, is out of order but kept.
+	msg("20-0", 2)
+	if dup, reorder := ev("15-0", 21e6); dup || !reorder {
+		t.Fatalf("a late event: dup %v, reorder %v", dup, reorder)
+	}
+	// A message below the last event is out of order too.
+	ev("22-0", 22e6)
+	if _, reorder := r.observe(id("21-0"), msgKey{0, 3}, true); !reorder {
+		t.Fatal("a message below the last event is not a reorder")
+	}
+	if r.eventDups != 2 || r.eventReorders != 1 || r.reorders != 1 || r.since() != "22-0" {
+		t.Fatalf("event dups %d, event reorders %d, reorders %d, since %s; want 2, 1, 1, 22-0", r.eventDups, r.eventReorders, r.reorders, r.since())
+	}
+	want := []streamID{id("11-0"), id("13-0"), id("15-0"), id("22-0")}
+	got := make([]streamID, len(r.events))
+	for i, e := range r.events {
+		got[i] = e.id
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v in order", got, want)
+	}
+
+	expect := []eventKey{{id("11-0"), 10e6}, {id("12-5"), 12e6}, {id("15-0"), 14e6}, {id("30-0"), 30e6}}
+	lat := &Hist{}
+	n, missing, sample := r.checkEvents(expect, lat, 1)
+	if n != 2 || missing != 2 || !slices.Equal(sample, []streamID{id("12-5")}) {
+		t.Fatalf("checkEvents: %d received, %d missing %v; want 2, 2 [12-5]", n, missing, sample)
+	}
+	// 11-0 arrived 1 ms after it was due, 15-0 7 ms after.
+	if lat.Count() != 2 || lat.Min() != 1000 || lat.Max() != 7000 {
+		t.Fatalf("latencies: %d, from %d to %d µs; want 2, 1000 to 7000", lat.Count(), lat.Min(), lat.Max())
+	}
+}
+
+func TestFlattenEvents(t *testing.T) {
+	t.Parallel()
+	in := []eventKey{{streamID{5, 1}, 7}, {streamID{1795833383061, 0}, 1795833383061000000}, {streamID{5, 0}, -1}}
+	out, err := unflattenEvents(flattenEvents(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []eventKey{in[2], in[0], in[1]} // sorted by ID
+	if !slices.Equal(out, want) {
+		t.Fatalf("round trip %v, want %v", out, want)
+	}
+	if _, err := unflattenEvents([]int64{1, 2}); err == nil {
+		t.Fatal("a list of 2 accepted")
+	}
+}
+
+// TestAccountEvents checks the event accounting of account and
+// allDelivered: receivers that stayed connected and ones that rejoined.
+func TestAccountEvents(t *testing.T) {
+	t.Parallel()
+	pl := &plan{rooms: []string{"r0"}, roomIndex: map[string]int{"r0": 0}}
+	b := &bench{plan: pl}
+	ex := expected{msgs: make([][]msgKey, 1), events: [][]eventKey{{{streamID{1, 0}, 0}, {streamID{2, 0}, 0}, {streamID{3, 0}, 0}}}}
+	mk := func(user string, stable bool, got ...uint64) *client {
+		c := &client{b: b, user: user, rooms: []int{0}, recv: make([]roomRecv, 1), connected: true, stable: stable}
+		for _, ms := range got {
+			c.recv[0].observeEvent(streamID{ms, 0}, int64(ms)*1e6+5e5)
+		}
+		return c
+	}
+	clients := []*client{mk("full", true, 1, 2, 3), mk("gap", true, 1, 3, 4), mk("rejoined", false, 2)}
+	if allDelivered(clients, ex) || !allDelivered(clients[:1], ex) {
+		t.Fatal("allDelivered does not tell the complete receiver from the others")
+	}
+	res := account(clients, ex, true)
+	if res.EventsExpected != 9 || res.EventDeliveries != 6 || res.EventsMissing != 1 || res.EventsMissingReconnected != 2 {
+		t.Fatalf("events expected %d, delivered %d, missing %d and %d after reconnecting; want 9, 6, 1, 2",
+			res.EventsExpected, res.EventDeliveries, res.EventsMissing, res.EventsMissingReconnected)
+	}
+	if res.EventLatency.Count() != 6 || res.EventLatency.Min() != 1500 || res.EventLatency.Max() != 3500 {
+		t.Fatalf("event latencies: %d from %d to %d µs", res.EventLatency.Count(), res.EventLatency.Min(), res.EventLatency.Max())
+	}
+	want := []string{"gap missed event 2-0 in r0", "rejoined missed event 1-0 in r0", "rejoined missed event 3-0 in r0"}
+	if !slices.Equal(res.LostSample, want) {
+		t.Fatalf("lost sample %q, want %q", res.LostSample, want)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redstream/chat/transport/wire"
 )
 
 // TestMain lets the test binary stand in for chatbench when a test runs
@@ -178,12 +180,16 @@ func TestBenchWorkers(t *testing.T) {
 	t.Setenv("CHATBENCH_TEST_MAIN", "1") // for the re-executed workers
 	f, srv := newFakeServer(t)
 	f.kickAfter = 40
-	r := mustRunBench(t, append([]string{"--servers", srv.URL, "--workers", "3"}, quick...)...)
-	if r.Workers != 3 || r.Connected != 20 || r.failed() || r.Dups != 0 || r.Reorders != 0 {
+	r := mustRunBench(t, append([]string{"--servers", srv.URL, "--workers", "3", "--events", "0.2"}, quick...)...)
+	if r.Workers != 3 || r.Connected != 20 || r.failed() || r.Dups != 0 || r.Reorders != 0 || r.EventDups != 0 || r.EventReorders != 0 {
 		t.Fatalf("workers: %+v", r)
 	}
 	if r.Deliveries != r.Acked*10 || r.Expected != r.Deliveries || r.Disconnects == 0 {
 		t.Fatalf("acked %d deliveries %d expected %d disconnects %d", r.Acked, r.Deliveries, r.Expected, r.Disconnects)
+	}
+	// Events acked in one process are expected, and found, in the others.
+	if r.EventsAcked == 0 || r.EventDeliveries != r.EventsAcked*10 || r.EventsExpected != r.EventDeliveries || r.EventP50Ms <= 0 {
+		t.Fatalf("events acked %d, delivered %d of %d expected, p50 %v ms", r.EventsAcked, r.EventDeliveries, r.EventsExpected, r.EventP50Ms)
 	}
 }
 
@@ -357,5 +363,139 @@ func TestBenchManyRooms(t *testing.T) {
 	defer f.mu.Unlock()
 	if len(f.rooms) != 150 || len(f.created) != 3 {
 		t.Fatalf("%d rooms created by %d users, want 150 by 3", len(f.rooms), len(f.created))
+	}
+}
+
+// checkFakeEvents checks what the fake stored of the run's edits and
+// reactions: each goes to a message of its sender's, a sender's events in
+// a room alternate edit, reaction, edit, starting with an edit, and its
+// reactions on one message toggle, starting with adding the emoji; no
+// reaction changed nothing. It returns the edits and reactions stored.
+func checkFakeEvents(t *testing.T, f *fakeServer) (edits, reactions int) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for name, rm := range f.rooms {
+		if rm.noops != 0 {
+			t.Errorf("room %s: %d reactions changed nothing", name, rm.noops)
+		}
+		lastType := map[string]string{}         // user -> type of their last event
+		reacted := map[string]map[string]bool{} // user -> target -> on
+		for _, e := range rm.events {
+			fr := e.frame
+			if i, ok := rm.byID[fr.ID]; !ok || rm.msgs[i].User != e.user {
+				t.Fatalf("room %s: %s by %s on %s, not a message of theirs", name, fr.Type, e.user, fr.ID)
+			}
+			want := wire.TypeEdit
+			if lastType[e.user] == wire.TypeEdit {
+				want = wire.TypeReact
+			}
+			if fr.Type != want {
+				t.Fatalf("room %s: %s's event after a %q is a %s, want %s", name, e.user, lastType[e.user], fr.Type, want)
+			}
+			lastType[e.user] = fr.Type
+			if fr.Type == wire.TypeEdit {
+				edits++
+				continue
+			}
+			reactions++
+			if reacted[e.user] == nil {
+				reacted[e.user] = map[string]bool{}
+			}
+			on := fr.On == nil || *fr.On
+			if on == reacted[e.user][fr.ID] || fr.Emoji != reactEmoji {
+				t.Fatalf("room %s: %s reacts %q on=%v to %s, which it had at on=%v", name, e.user, fr.Emoji, on, fr.ID, reacted[e.user][fr.ID])
+			}
+			reacted[e.user][fr.ID] = on
+		}
+	}
+	return edits, reactions
+}
+
+// TestBenchEvents runs with 30% of the slots editing or reacting and
+// checks that every acked message and event reached every member of its
+// room once, and that the slots still add up to the schedule.
+func TestBenchEvents(t *testing.T) {
+	t.Parallel()
+	for _, batch := range []bool{false, true} {
+		f, srv := newFakeServer(t)
+		args := append([]string{"--servers", srv.URL, "--events", "0.3"}, quick...)
+		if batch {
+			args = append(args, "--batch")
+		}
+		r := mustRunBench(t, args...)
+		if r.Connected != 20 || r.failed() || r.Lost != 0 || r.Dups != 0 || r.Reorders != 0 || r.Disconnects != 0 || r.BadFrames != 0 {
+			t.Fatalf("batch %v: unexpected anomalies: %+v", batch, r)
+		}
+		if slots := r.Sent + r.EventsSent + r.Skipped; slots < 199 || slots > 201 {
+			t.Fatalf("batch %v: %d sent + %d events + %d skipped, want 200 slots", batch, r.Sent, r.EventsSent, r.Skipped)
+		}
+		if share := float64(r.EventsSent) / float64(r.Sent+r.EventsSent); share < 0.25 || share > 0.35 {
+			t.Fatalf("batch %v: %d of %d sends are events, want about 30%%", batch, r.EventsSent, r.Sent+r.EventsSent)
+		}
+		if r.EditsAcked == 0 || r.ReactionsAcked == 0 || r.EventsAcked != r.EventsSent || r.EventsNoop != 0 ||
+			r.EventsRejected != 0 || r.EventsUnacked != 0 {
+			t.Fatalf("batch %v: events sent %d, acked %d (%d edits, %d reactions), noop %d, rejected %d, unacked %d", batch,
+				r.EventsSent, r.EventsAcked, r.EditsAcked, r.ReactionsAcked, r.EventsNoop, r.EventsRejected, r.EventsUnacked)
+		}
+		if r.EventDeliveries != 10*r.EventsAcked || r.EventsExpected != r.EventDeliveries || r.EventsMissing != 0 ||
+			r.EventDups != 0 || r.EventReorders != 0 {
+			t.Fatalf("batch %v: event deliveries %d of %d expected for %d acked; missing %d, dups %d, reorders %d", batch,
+				r.EventDeliveries, r.EventsExpected, r.EventsAcked, r.EventsMissing, r.EventDups, r.EventReorders)
+		}
+		if r.Acked != r.Sent || r.Deliveries != 10*r.Acked || r.Expected != r.Deliveries {
+			t.Fatalf("batch %v: messages sent %d acked %d deliveries %d expected %d", batch, r.Sent, r.Acked, r.Deliveries, r.Expected)
+		}
+		if r.EventP50Ms <= 0 || r.EventP99Ms < r.EventP50Ms || r.EventAckP50Ms <= 0 || r.EventAckP99Ms < r.EventAckP50Ms ||
+			r.EventDeliveriesPerS != float64(r.EventDeliveries) {
+			t.Fatalf("batch %v: event latency %v/%v, ack %v/%v, %v deliveries/s", batch, r.EventP50Ms, r.EventP99Ms,
+				r.EventAckP50Ms, r.EventAckP99Ms, r.EventDeliveriesPerS)
+		}
+		// The warmup's events are stored too, so the server holds more.
+		if edits, reactions := checkFakeEvents(t, f); int64(edits) < r.EditsAcked || int64(reactions) < r.ReactionsAcked {
+			t.Fatalf("batch %v: the server stored %d edits and %d reactions, fewer than the %d and %d acked", batch, edits, reactions, r.EditsAcked, r.ReactionsAcked)
+		}
+	}
+}
+
+// TestBenchEventsDetectsLoss checks that event deliveries the server
+// drops or doubles are reported, and fail the run, while the messages
+// stay clean.
+func TestBenchEventsDetectsLoss(t *testing.T) {
+	t.Parallel()
+	f, srv := newFakeServer(t)
+	f.dropEventEvery = 7
+	r := mustRunBench(t, append([]string{"--servers", srv.URL, "--events", "0.3"}, quick...)...)
+	if r.EventsMissing == 0 || r.EventsMissing+r.EventDeliveries != r.EventsExpected || !r.failed() || r.Lost != 0 {
+		t.Fatalf("dropped events: missing %d + delivered %d, expected %d; failed %v, lost messages %d",
+			r.EventsMissing, r.EventDeliveries, r.EventsExpected, r.failed(), r.Lost)
+	}
+	if !slices.ContainsFunc(r.LostSample, func(s string) bool { return strings.Contains(s, " missed event ") }) {
+		t.Fatalf("no missed event in the sample %q", r.LostSample)
+	}
+	f, srv = newFakeServer(t)
+	f.dupEventEvery = 7
+	r = mustRunBench(t, append([]string{"--servers", srv.URL, "--events", "0.3"}, quick...)...)
+	if r.EventDups == 0 || r.EventsMissing != 0 || r.Dups != 0 || !r.failed() {
+		t.Fatalf("doubled events: event dups %d, missing %d, message dups %d, failed %v", r.EventDups, r.EventsMissing, r.Dups, r.failed())
+	}
+}
+
+// TestBenchEventsAfterKick checks that receivers kicked as slow rejoin
+// with since and get the events they missed, once.
+func TestBenchEventsAfterKick(t *testing.T) {
+	t.Parallel()
+	f, srv := newFakeServer(t)
+	f.kickAfter = 30
+	r := mustRunBench(t, append([]string{"--servers", srv.URL, "--events", "0.3"}, quick...)...)
+	if r.Disconnects == 0 || r.ReconnectedClients == 0 {
+		t.Fatalf("kicks not seen: disconnects %d, reconnected %d", r.Disconnects, r.ReconnectedClients)
+	}
+	if r.failed() || r.EventsMissingReconnected != 0 || r.EventDups != 0 || r.EventReorders != 0 || r.Reorders != 0 {
+		t.Fatalf("rejoin with since: events missing %d/%d, dups %d, reorders %d; messages lost %d/%d, dups %d, reorders %d",
+			r.EventsMissing, r.EventsMissingReconnected, r.EventDups, r.EventReorders, r.Lost, r.LostReconnected, r.Dups, r.Reorders)
+	}
+	if r.EventsAcked == 0 || r.EventDeliveries != r.EventsExpected {
+		t.Fatalf("events acked %d, delivered %d of %d", r.EventsAcked, r.EventDeliveries, r.EventsExpected)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -45,14 +46,23 @@ type bench struct {
 	// start; read loops already running read it, hence atomics.
 	start, measureStart, sendEnd atomic.Int64
 
-	lat    AtomicHist // delivery latency of measured messages, µs
-	ackLat AtomicHist // send to ack of measured sends, µs
+	lat      AtomicHist // delivery latency of measured messages, µs
+	ackLat   AtomicHist // send to ack of measured sends, µs
+	evAckLat AtomicHist // send to ack of measured edits and reactions, µs
 
 	closing atomic.Bool // set before the run closes its own connections
 
 	sent, acked, skipped, rejected, unacked atomic.Int64
 	deliveries, dups, reorders, foreign     atomic.Int64
 	disconnects, unrecovered, badFrames     atomic.Int64
+
+	// Edits and reactions (--events): measured ones sent, acked with an
+	// event ID (edits and reactions), acked without one (a reaction that
+	// changed nothing), refused, and never answered; and at receivers,
+	// events seen twice or after a higher stream ID.
+	eventsSent, editsAcked, reactionsAcked, eventsNoop atomic.Int64
+	eventsRejected, eventsUnacked                      atomic.Int64
+	eventDups, eventReorders                           atomic.Int64
 
 	mu         sync.Mutex
 	errCodes   map[string]int64 // error frame codes answering sends
@@ -140,11 +150,20 @@ func (b *bench) countClose(err error) {
 	b.mu.Unlock()
 }
 
-// pendingSend is a send not yet acknowledged. It is written again, with
-// the same client_id, after a reconnect; the server answers a repeat with
-// the first ack and stores nothing new.
+// What a slot sends.
+const (
+	sendMessage = iota
+	sendEdit
+	sendReact
+)
+
+// pendingSend is a send, edit or reaction not yet acknowledged. A send is
+// written again, with the same client_id, after a reconnect; the server
+// answers a repeat with the first ack and stores nothing new. An edit or
+// reaction has no such key: it is given up when its connection fails.
 type pendingSend struct {
 	seq       uint32
+	kind      uint8
 	room      int // global room index
 	intended  int64
 	sentAt    int64 // first attempt; ack latency counts from here
@@ -183,12 +202,42 @@ type client struct {
 	pending   map[uint32]*pendingSend
 	ackedMsgs []ackedMsg
 	waiting   bool // the send loop waits for pending to drop below inflight
+
+	targets     map[int]*eventTarget // a sender's, with --events: by global room index
+	ackedEvents []ackedEvent
 }
 
 // ackedMsg is a measured message the server acknowledged.
 type ackedMsg struct {
 	room int
 	key  msgKey
+}
+
+// ackedEvent is a measured edit or reaction the server acknowledged.
+type ackedEvent struct {
+	room int
+	key  eventKey
+}
+
+// eventTarget is what a sender's edits and reactions in one room go to:
+// its newest acked message there, and its reaction on the message it last
+// reacted to, so that reactions toggle.
+type eventTarget struct {
+	newest    streamID
+	has       bool     // a message was acked: newest is set
+	reactedTo streamID // the message of the last reaction
+	reacted   bool     // whether that reaction is on
+	sent      int      // events sent into the room: even ones edit, odd ones react
+}
+
+// toggle returns whether the next reaction on the newest message adds
+// the emoji, and records that it will.
+func (t *eventTarget) toggle() bool {
+	if t.reactedTo != t.newest {
+		t.reactedTo, t.reacted = t.newest, false
+	}
+	t.reacted = !t.reacted
+	return t.reacted
 }
 
 // connState belongs to one connection attempt: its socket, the channel
@@ -271,9 +320,7 @@ func (c *client) run(ctx context.Context, first chan<- error) {
 		err = <-readDone
 		c.mu.Lock()
 		c.cs = nil
-		for _, p := range c.pending {
-			p.lastWrite = 0 // the ack timeout restarts when it is written again
-		}
+		c.dropEventsLocked()
 		c.mu.Unlock()
 		_ = cs.conn.CloseNow()
 		if ctx.Err() != nil || c.b.closing.Load() {
@@ -288,6 +335,27 @@ func (c *client) run(ctx context.Context, first chan<- error) {
 			return
 		}
 	}
+}
+
+// dropEventsLocked, with c.mu held, readies the pending sends of a
+// connection that failed to be written again on the next one, and gives
+// up the pending edits and reactions: they carry no client_id, so written
+// again an edit would be stored twice and a reaction toggled back. The
+// measured ones count as unacked.
+func (c *client) dropEventsLocked() {
+	var dropped int64
+	for seq, p := range c.pending {
+		if p.kind == sendMessage {
+			p.lastWrite = 0 // the ack timeout restarts when it is written again
+			continue
+		}
+		delete(c.pending, seq)
+		if p.measured {
+			dropped++
+		}
+	}
+	c.freeLocked()
+	c.b.eventsUnacked.Add(dropped)
 }
 
 // connect dials and joins every room, with since when rejoin is set. On
@@ -431,21 +499,24 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 }
 
 // handle dispatches one server frame received at now (Unix nanoseconds).
-// Message and ack frames, the hot path, are decoded by decodeFast; other
-// frames, and any decodeFast is unsure about, are decoded into
-// wire.Message, whose fields also cover an ack, and other frames are
-// decoded again into their type.
+// Message, ack, edit and reaction frames, the hot path, are decoded by
+// decodeFast; other frames, and any decodeFast is unsure about, are
+// decoded into serverFrame, and frames of other types again into their
+// type.
 func (c *client) handle(cs *connState, frame []byte, now int64) {
 	var f fastFrame
 	if decodeFast(frame, &f) {
-		if f.ack {
-			c.onAck(f.clientID, now)
-		} else {
+		switch f.kind {
+		case frameMessage:
 			c.onMessage(f.room, f.id, f.text, now)
+		case frameAck:
+			c.onAck(f.clientID, f.ref, f.id, now)
+		default:
+			c.onEvent(f.room, f.id, now)
 		}
 		return
 	}
-	var m wire.Message
+	var m serverFrame
 	if err := json.Unmarshal(frame, &m); err != nil {
 		c.b.badFrames.Add(1)
 		return
@@ -454,7 +525,9 @@ func (c *client) handle(cs *connState, frame []byte, now int64) {
 	case wire.TypeMessage:
 		c.onMessage([]byte(m.Room), []byte(m.ID), []byte(m.Text), now)
 	case wire.TypeAck:
-		c.onAck([]byte(m.ClientID), now)
+		c.onAck([]byte(m.ClientID), m.Ref, []byte(m.ID), now)
+	case wire.TypeEdit, wire.TypeReaction:
+		c.onEvent([]byte(m.Room), []byte(m.ID), now)
 	case wire.TypeJoined:
 		var j wire.Joined
 		if json.Unmarshal(frame, &j) != nil {
@@ -513,29 +586,102 @@ func (c *client) onMessage(room, msgID, text []byte, now int64) {
 	}
 }
 
-// onAck accounts for an ack frame with client ID clientID, which may point
-// into the read buffer.
-func (c *client) onAck(clientID []byte, now int64) {
-	if c.sender < 0 {
-		return
-	}
-	seq, ok := parseClientID(c.b.codec, c.sender, clientID)
+// onEvent accounts for an edit or reaction frame with the given fields,
+// which may point into the read buffer.
+func (c *client) onEvent(room, eventID []byte, now int64) {
+	r, ok := c.b.plan.roomIndex[string(room)]
 	if !ok {
 		return
 	}
+	p, ok := c.pos[r]
+	if !ok {
+		return
+	}
+	id, ok := parseStreamID(eventID)
+	if !ok {
+		c.b.badFrames.Add(1)
+		return
+	}
+	c.mu.Lock()
+	dup, reorder := c.recv[p].observeEvent(id, now)
+	c.mu.Unlock()
+	if dup {
+		c.b.eventDups.Add(1)
+	}
+	if reorder {
+		c.b.eventReorders.Add(1)
+	}
+}
+
+// onAck accounts for an ack frame with the given fields, which may point
+// into the read buffer. A send's ack names its client_id; an edit's or a
+// reaction's has none and is known by its ref, the slot number, as is any
+// ack without a client_id. id is the stored entry's; a reaction that
+// changed nothing has none.
+func (c *client) onAck(clientID, ref, id []byte, now int64) {
+	if c.sender < 0 {
+		return
+	}
+	var seq uint32
+	if len(clientID) > 0 {
+		s, ok := parseClientID(c.b.codec, c.sender, clientID)
+		if !ok {
+			return
+		}
+		seq = s
+	} else {
+		s, ok := parseDecimal(ref, 32)
+		if !ok {
+			return
+		}
+		seq = uint32(s)
+	}
+	eid, hasID := parseStreamID(id)
 	c.mu.Lock()
 	p := c.pending[seq]
-	if p != nil {
-		delete(c.pending, seq)
-		c.freeLocked()
+	if p == nil {
+		c.mu.Unlock()
+		return
+	}
+	delete(c.pending, seq)
+	c.freeLocked()
+	switch {
+	case len(id) > 0 && !hasID:
+	case p.kind == sendMessage:
 		if p.measured {
 			c.ackedMsgs = append(c.ackedMsgs, ackedMsg{room: p.room, key: msgKey{int32(c.sender), seq}})
 		}
+		if c.targets != nil && hasID {
+			t := c.targets[p.room]
+			if t == nil {
+				t = &eventTarget{}
+				c.targets[p.room] = t
+			}
+			if !t.has || t.newest.less(eid) {
+				t.newest, t.has = eid, true
+			}
+		}
+	case hasID && p.measured:
+		c.ackedEvents = append(c.ackedEvents, ackedEvent{room: p.room, key: eventKey{id: eid, intended: p.intended}})
 	}
 	c.mu.Unlock()
-	if p != nil && p.measured {
+	switch {
+	case len(id) > 0 && !hasID:
+		c.b.badFrames.Add(1)
+	case !p.measured:
+	case p.kind == sendMessage:
 		c.b.acked.Add(1)
 		c.b.ackLat.Record((now - p.sentAt) / 1e3)
+	case !hasID:
+		c.b.eventsNoop.Add(1)
+		c.b.evAckLat.Record((now - p.sentAt) / 1e3)
+	default:
+		if p.kind == sendEdit {
+			c.b.editsAcked.Add(1)
+		} else {
+			c.b.reactionsAcked.Add(1)
+		}
+		c.b.evAckLat.Record((now - p.sentAt) / 1e3)
 	}
 }
 
@@ -590,17 +736,24 @@ func (c *client) onError(cs *connState, e *wire.Error) {
 	delete(c.pending, uint32(ref))
 	c.freeLocked()
 	c.mu.Unlock()
-	if p != nil && p.measured {
+	switch {
+	case p == nil || !p.measured:
+	case p.kind == sendMessage:
 		c.b.rejected.Add(1)
+	default:
+		c.b.eventsRejected.Add(1)
 	}
 }
 
 // slot is one send of the schedule: the sender's slot number seq, due at
-// due (Unix nanoseconds), into room (a global room index).
+// due (Unix nanoseconds), into room (a global room index). An event slot
+// edits or reacts to the sender's newest acked message in the room, or
+// sends a message while it has none.
 type slot struct {
-	seq  uint32
-	room int
-	due  int64
+	seq   uint32
+	room  int
+	due   int64
+	event bool
 }
 
 // sendLoop sends this sender's slots of the schedule (see slotGen) until
@@ -626,18 +779,21 @@ func (c *client) sendLoop(ctx context.Context) {
 		seq  uint32
 	)
 	advance := func() {
-		g, room, ok := gen.next()
+		g, room, n, ok := gen.next()
 		if !ok {
 			next = slot{due: sendEnd} // no room: nothing to send
 			return
 		}
-		next = slot{seq: seq, room: room, due: start + int64(float64(g)*1e9/cfg.rate)}
+		next = slot{seq: seq, room: room, due: start + int64(float64(g)*1e9/cfg.rate), event: isEventSlot(n, cfg.events)}
 		seq++
 	}
 	advance()
 	c.mu.Lock()
 	if c.freed == nil {
 		c.freed = make(chan struct{}, 1)
+	}
+	if cfg.events > 0 && c.targets == nil {
+		c.targets = make(map[int]*eventTarget, len(c.b.plan.speaks[c.sender]))
 	}
 	c.mu.Unlock()
 	timer := time.NewTimer(time.Hour)
@@ -713,27 +869,55 @@ func (c *client) sendSlots(slots []slot, measureStart int64) int {
 	now := time.Now().UnixNano()
 	cs := c.cs
 	frames := c.frames[:0]
-	var measured int64
+	var measured, measuredEvents int64
 	for _, s := range slots[:n] {
-		frame := b.codec.appendSendFrame(make([]byte, 0, 160), c.sender, s.seq, b.plan.rooms[s.room], s.due)
-		p := &pendingSend{seq: s.seq, room: s.room, intended: s.due, sentAt: now, measured: s.due >= measureStart, frame: frame}
+		kind, frame := c.frameLocked(s)
+		p := &pendingSend{seq: s.seq, kind: kind, room: s.room, intended: s.due, sentAt: now, measured: s.due >= measureStart, frame: frame}
 		if cs != nil {
 			p.lastWrite = now
 		}
 		c.pending[s.seq] = p
 		frames = append(frames, frame)
-		if p.measured {
+		switch {
+		case !p.measured:
+		case kind == sendMessage:
 			measured++
+		default:
+			measuredEvents++
 		}
 	}
 	c.frames = frames
 	c.mu.Unlock()
 	b.sent.Add(measured)
+	b.eventsSent.Add(measuredEvents)
 	if cs != nil {
 		_ = c.write(cs, frames...) // a failed write closes the conn; run resends after reconnecting
 	}
 	clear(frames) // the pending sends keep them; the list does not
 	return n
+}
+
+// frameLocked returns what slot s sends, with c.mu held, and its frame: a
+// message, or for an event slot an edit and a reaction toggle in turn on
+// the sender's newest acked message in the room, once it has one.
+func (c *client) frameLocked(s slot) (kind uint8, frame []byte) {
+	b, buf := c.b, make([]byte, 0, 160)
+	room := b.plan.rooms[s.room]
+	if t := c.targets[s.room]; s.event && t != nil && t.has {
+		t.sent++
+		if t.sent%2 == 1 {
+			return sendEdit, b.codec.appendEditFrame(buf, c.sender, s.seq, room, t.newest, s.due)
+		}
+		return sendReact, appendReactFrame(buf, s.seq, room, t.newest, t.toggle())
+	}
+	return sendMessage, b.codec.appendSendFrame(buf, c.sender, s.seq, room, s.due)
+}
+
+// isEventSlot reports whether a sender's n-th slot (from 0) in one room
+// is an edit or reaction at the share f of slots: every slot where
+// ⌊(n+1)·f⌋ steps up, so each sender's slots in each room get the share.
+func isEventSlot(n int64, f float64) bool {
+	return f > 0 && math.Floor(float64(n+1)*f) > math.Floor(float64(n)*f)
 }
 
 // write writes frames on cs in one system call. It passes no ctx, which
@@ -771,15 +955,19 @@ func (c *client) expire(now int64) (next int64) {
 	timeout := int64(c.b.cfg.ackTimeout)
 	limit := now - timeout
 	next = now + timeout
-	var n int64
+	var n, events int64
 	c.mu.Lock()
 	for seq, p := range c.pending {
 		switch {
 		case p.lastWrite == 0:
 		case p.lastWrite < limit:
 			delete(c.pending, seq)
-			if p.measured {
+			switch {
+			case !p.measured:
+			case p.kind == sendMessage:
 				n++
+			default:
+				events++
 			}
 		default:
 			next = min(next, p.lastWrite+timeout+1) // the first instant it is over
@@ -788,6 +976,7 @@ func (c *client) expire(now int64) (next int64) {
 	c.freeLocked()
 	c.mu.Unlock()
 	c.b.unacked.Add(n)
+	c.b.eventsUnacked.Add(events)
 	return next
 }
 
@@ -801,16 +990,21 @@ func (c *client) pendingCount() int {
 // abandon drops every unanswered send at the end of the run; measured
 // ones count as unacked.
 func (c *client) abandon() {
-	var n int64
+	var n, events int64
 	c.mu.Lock()
 	for seq, p := range c.pending {
 		delete(c.pending, seq)
-		if p.measured {
+		switch {
+		case !p.measured:
+		case p.kind == sendMessage:
 			n++
+		default:
+			events++
 		}
 	}
 	c.mu.Unlock()
 	c.b.unacked.Add(n)
+	c.b.eventsUnacked.Add(events)
 }
 
 // close ends the connection at the end of the run with a normal closure.

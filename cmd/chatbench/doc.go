@@ -50,6 +50,24 @@
 // latency on its own; the send's client_id is <run>.<sender>-<seq>. Only
 // messages due after the warmup are measured.
 //
+// With --events F, a share F of each sender's slots in each room edit
+// the sender's newest acked message there or toggle a reaction (👍) on
+// it, edits and reactions in turn, instead of sending a message: the
+// sender's n-th slot in the room (from 0) is such an event when ⌊(n+1)·F⌋
+// steps up, so --events 0.1 makes every tenth slot one. An event slot
+// that comes before the sender has an acked message in the room sends a
+// message. Edits and reactions hold inflight places as sends do; their
+// acks carry no client_id and are matched by ref, the slot number, and
+// name the event's stream ID, or none for a reaction that changed nothing
+// (counted as unchanged). Having no client_id, they are not written again
+// after a reconnect, which would store an edit twice: the ones a failed
+// connection leaves unanswered count as unacked. Every member checks,
+// for each of its rooms, that it got each acked, measured event once,
+// by its stream ID; event latency runs from when the event was due to
+// its arrival at the member. Message latency, loss, duplicates and
+// reorders still count messages only; an entry, message or event, whose
+// ID is not above the one before it in the room is a reorder of its kind.
+//
 // After sending, chatbench waits up to --drain for acks and deliveries and
 // then checks loss: every acknowledged, measured message must have reached
 // every member of its room, each (socket, room) on its own. Members that
@@ -81,7 +99,15 @@
 // included), per 1,000 acked sends, so that a saturated generator shows.
 // For a Redis Cluster, list its primaries to get the share of each.
 //
-// The exit status is 1 when a message was lost or duplicated or the run
+// With --events the table and the JSON line add the events sent, acked
+// (edits and reactions), unchanged, rejected and unacked; their
+// deliveries, expected, missing (among members that stayed connected
+// and those that reconnected), duplicated and reordered, per second too;
+// and their delivery and ack latency. chatbench's own CPU is then per
+// 1,000 acked sends, edits and reactions.
+//
+// The exit status is 1 when a message was lost or duplicated, an acked
+// edit or reaction missed a member or reached one twice, or the run
 // failed, and 2 for a bad command line.
 //
 // # Many connections

@@ -21,10 +21,12 @@ import (
 // benchmark's accounting can be tested without cmd/chatd.
 type fakeServer struct {
 	// Faults, set before use.
-	dropEvery int // every n-th fan-out delivery is silently skipped
-	dupEvery  int // every n-th fan-out delivery is written twice
-	kickAfter int // each connection is closed with 1013 after this many deliveries, once per user
-	maxRooms  int // rooms one user may create; more is 429 rate_limited, as CHAT_MAX_CHANNELS_PER_USER
+	dropEvery      int // every n-th fan-out delivery of a message is silently skipped
+	dupEvery       int // every n-th fan-out delivery of a message is written twice
+	dropEventEvery int // every n-th fan-out delivery of an edit or reaction is silently skipped
+	dupEventEvery  int // every n-th fan-out delivery of an edit or reaction is written twice
+	kickAfter      int // each connection is closed with 1013 after this many deliveries, once per user
+	maxRooms       int // rooms one user may create; more is 429 rate_limited, as CHAT_MAX_CHANNELS_PER_USER
 
 	mu       sync.Mutex
 	users    map[string]bool
@@ -33,6 +35,7 @@ type fakeServer struct {
 	lastMs   int64
 	lastSeq  int64
 	delivers int
+	evDelivs int // fan-out deliveries of edits and reactions
 	kicked   map[string]bool
 	logins   int
 	created  map[string]int // rooms created per user
@@ -40,7 +43,24 @@ type fakeServer struct {
 
 type fakeRoom struct {
 	msgs    []wire.Message
+	byID    map[string]int  // message id -> index in msgs
+	log     []fakeEntry     // messages and events in stream order, for since
+	reacts  map[string]bool // target, user and emoji -> whether the reaction is on
+	events  []fakeEvent     // the edits and reactions stored, as received
+	noops   int             // reactions that changed nothing
 	members map[*fakeConn]bool
+}
+
+// fakeEvent is an edit or react frame the fake stored, and who sent it.
+type fakeEvent struct {
+	user  string
+	frame wire.ClientFrame
+}
+
+// fakeEntry is a stored message or event as its frame.
+type fakeEntry struct {
+	id    streamID
+	frame []byte
 }
 
 type fakeConn struct {
@@ -151,7 +171,7 @@ func (f *fakeServer) createRoom(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.created[user]++
-	f.rooms[c.Name] = &fakeRoom{members: make(map[*fakeConn]bool)}
+	f.rooms[c.Name] = &fakeRoom{members: make(map[*fakeConn]bool), byID: make(map[string]int), reacts: make(map[string]bool)}
 	writeJSONStatus(w, 201, map[string]string{"name": c.Name, "kind": "channel"})
 }
 
@@ -243,9 +263,9 @@ func (f *fakeServer) handle(fc *fakeConn, fr wire.ClientFrame) {
 		fc.out <- wire.Encode(j)
 		if fr.Since != "" {
 			since, _ := parseStreamID(fr.Since)
-			for _, m := range rm.msgs {
-				if id, _ := parseStreamID(m.ID); since.less(id) {
-					fc.out <- wire.Encode(m)
+			for _, e := range rm.log {
+				if since.less(e.id) {
+					fc.out <- e.frame
 				}
 			}
 		}
@@ -258,31 +278,73 @@ func (f *fakeServer) handle(fc *fakeConn, fr wire.ClientFrame) {
 			return
 		}
 		m := wire.Message{Type: wire.TypeMessage, ID: f.nextID(), Room: fr.Room, User: fc.user, Text: fr.Text, TS: time.Now().UnixMilli(), ClientID: fr.ClientID}
+		rm.byID[m.ID] = len(rm.msgs)
 		rm.msgs = append(rm.msgs, m)
 		a := wire.Ack{Type: wire.TypeAck, Room: fr.Room, ID: m.ID, ClientID: fr.ClientID}
 		f.idem[key] = a
 		a.Ref = fr.Ref
 		fc.out <- wire.Encode(a)
-		b := wire.Encode(m)
-		for mc := range rm.members {
-			f.delivers++
-			if f.dropEvery > 0 && f.delivers%f.dropEvery == 0 {
-				continue
-			}
-			mc.out <- b
-			if f.dupEvery > 0 && f.delivers%f.dupEvery == 0 {
-				mc.out <- b
-			}
-			mc.sent++
-			if f.kickAfter > 0 && mc.sent == f.kickAfter && !f.kicked[mc.user] {
-				f.kicked[mc.user] = true
-				// Leave the room now, as a server does for a kicked
-				// session: nothing more is queued for this connection.
-				delete(rm.members, mc)
-				mc.once.Do(func() { close(mc.kick) })
-			}
+		f.fanOut(rm, m.ID, wire.Encode(m), false)
+	case wire.TypeEdit, wire.TypeReact:
+		i, ok := rm.byID[fr.ID]
+		switch {
+		case !ok:
+			fc.out <- wire.Encode(wire.Error{Type: wire.TypeError, Code: wire.CodeNotFound, Message: "no such message", Ref: fr.Ref})
+			return
+		case fr.Type == wire.TypeEdit && rm.msgs[i].User != fc.user:
+			fc.out <- wire.Encode(wire.Error{Type: wire.TypeError, Code: wire.CodeForbidden, Message: "not yours", Ref: fr.Ref})
+			return
 		}
+		var ev any
+		id := ""
+		if fr.Type == wire.TypeEdit {
+			id = f.nextID()
+			ev = wire.Edit{Type: wire.TypeEdit, Room: fr.Room, ID: id, Target: fr.ID, User: fc.user, Text: fr.Text, TS: time.Now().UnixMilli()}
+		} else {
+			on, key := fr.On == nil || *fr.On, fr.ID+"\x00"+fc.user+"\x00"+fr.Emoji
+			if rm.reacts[key] == on {
+				rm.noops++
+				fc.out <- wire.Encode(wire.Ack{Type: wire.TypeAck, Ref: fr.Ref, Room: fr.Room})
+				return
+			}
+			rm.reacts[key] = on
+			id = f.nextID()
+			ev = wire.Reaction{Type: wire.TypeReaction, Room: fr.Room, ID: id, Target: fr.ID, User: fc.user, Emoji: fr.Emoji, On: on, TS: time.Now().UnixMilli()}
+		}
+		rm.events = append(rm.events, fakeEvent{user: fc.user, frame: fr})
+		fc.out <- wire.Encode(wire.Ack{Type: wire.TypeAck, Ref: fr.Ref, Room: fr.Room, ID: id})
+		f.fanOut(rm, id, wire.Encode(ev), true)
 	default:
 		fc.out <- wire.Encode(wire.Error{Type: wire.TypeError, Code: wire.CodeBadFrame, Message: "unsupported", Ref: fr.Ref})
+	}
+}
+
+// fanOut stores the entry id and delivers its frame b to the room's
+// members, with the faults set for messages or, with event, for edits and
+// reactions. f.mu is held.
+func (f *fakeServer) fanOut(rm *fakeRoom, id string, b []byte, event bool) {
+	sid, _ := parseStreamID(id)
+	rm.log = append(rm.log, fakeEntry{id: sid, frame: b})
+	for mc := range rm.members {
+		count, drop, dup := &f.delivers, f.dropEvery, f.dupEvery
+		if event {
+			count, drop, dup = &f.evDelivs, f.dropEventEvery, f.dupEventEvery
+		}
+		*count++
+		if drop > 0 && *count%drop == 0 {
+			continue
+		}
+		mc.out <- b
+		if dup > 0 && *count%dup == 0 {
+			mc.out <- b
+		}
+		mc.sent++
+		if f.kickAfter > 0 && mc.sent == f.kickAfter && !f.kicked[mc.user] {
+			f.kicked[mc.user] = true
+			// Leave the room now, as a server does for a kicked
+			// session: nothing more is queued for this connection.
+			delete(rm.members, mc)
+			mc.once.Do(func() { close(mc.kick) })
+		}
 	}
 }

@@ -8,53 +8,98 @@ import (
 	"github.com/redstream/chat/transport/wire"
 )
 
-// fastFrame is a message or ack frame as decodeFast reads it: the fields
-// of wire.Message the hot path uses, as subslices of the frame (valid
-// until the read loop reads the next frame).
+// Kinds of frame decodeFast decodes.
+const (
+	frameMessage = iota + 1
+	frameAck
+	frameEdit
+	frameReaction
+)
+
+// fastFrame is a message, ack, edit or reaction frame as decodeFast reads
+// it: the fields of serverFrame the hot path uses, as subslices of the
+// frame (valid until the read loop reads the next frame). ref is the raw
+// JSON value of the ref field, as a json.RawMessage would hold it.
 type fastFrame struct {
-	ack                      bool // an ack frame; otherwise a message frame
-	id, room, text, clientID []byte
+	kind                                  int
+	id, room, text, clientID, target, ref []byte
 }
 
-// The fields of wire.Message, by JSON name; decodeFast must treat each
+// serverFrame is what chatbench reads of a server frame when decodeFast
+// leaves it to encoding/json: the fields of the message, ack, edit and
+// reaction frames it uses (and user and ts, which decodeFast checks but
+// does not keep). Other frame types are decoded again into their own type.
+type serverFrame struct {
+	Type     string          `json:"type"`
+	Ref      json.RawMessage `json:"ref"`
+	ID       string          `json:"id"`
+	Room     string          `json:"room"`
+	User     string          `json:"user"`
+	Text     string          `json:"text"`
+	TS       int64           `json:"ts"`
+	ClientID string          `json:"client_id"`
+	Target   string          `json:"target"`
+}
+
+// The fields of serverFrame, by JSON name; decodeFast must treat each
 // the way encoding/json does.
 const (
 	fieldUnknown = iota
 	fieldType
+	fieldRef
 	fieldID
 	fieldRoom
 	fieldUser
 	fieldText
 	fieldTS
 	fieldClientID
+	fieldTarget
 )
 
-var messageFields = [...]string{
+var frameFields = [...]string{
 	fieldType:     "type",
+	fieldRef:      "ref",
 	fieldID:       "id",
 	fieldRoom:     "room",
 	fieldUser:     "user",
 	fieldText:     "text",
 	fieldTS:       "ts",
 	fieldClientID: "client_id",
+	fieldTarget:   "target",
+}
+
+// frameKind returns the kind of frame a type field names, 0 for a type
+// decodeFast leaves to encoding/json.
+func frameKind(typ []byte) int {
+	switch string(typ) {
+	case wire.TypeMessage:
+		return frameMessage
+	case wire.TypeAck:
+		return frameAck
+	case wire.TypeEdit:
+		return frameEdit
+	case wire.TypeReaction:
+		return frameReaction
+	}
+	return 0
 }
 
 // maxFastDepth bounds the nesting decodeFast follows in unknown fields;
 // deeper frames go to encoding/json.
 const maxFastDepth = 64
 
-// decodeFast decodes a message or ack frame, the frames a benchmark mostly
-// receives, without encoding/json's reflection: it is what
-// json.Unmarshal(p, &m) with m a wire.Message would give for Type, ID,
-// Room, Text and ClientID. It reports false, leaving the frame to
-// encoding/json, for anything else and for anything it is unsure about:
-// a frame that is not a valid JSON object, of another type, a key that
-// encoding/json would match only case-insensitively, an escape in a key
-// or in a string it keeps, a string that is not valid UTF-8, a field of
-// wire.Message whose value has an unexpected JSON type (even null), or
-// nesting deeper than maxFastDepth. Unknown fields of any JSON type are
-// checked and skipped. As with encoding/json, the last of repeated keys
-// wins. It does not allocate.
+// decodeFast decodes a message, ack, edit or reaction frame, the frames a
+// benchmark mostly receives, without encoding/json's reflection: it is
+// what json.Unmarshal(p, &s) with s a serverFrame would give for Type,
+// Ref, ID, Room, Text, ClientID and Target. It reports false, leaving the
+// frame to encoding/json, for anything else and for anything it is unsure
+// about: a frame that is not a valid JSON object, of another type, a key
+// that encoding/json would match only case-insensitively, an escape in a
+// key or in a string it keeps, a string that is not valid UTF-8, a field
+// of serverFrame whose value has an unexpected JSON type (even null), or
+// nesting deeper than maxFastDepth. Unknown fields of any JSON type, and
+// the value of ref whatever its type, are checked and skipped. As with
+// encoding/json, the last of repeated keys wins. It does not allocate.
 func decodeFast(p []byte, f *fastFrame) bool {
 	*f = fastFrame{}
 	var typ []byte
@@ -91,6 +136,12 @@ func decodeFast(p []byte, f *fastFrame) bool {
 				if i, ok = skipValue(p, i, 1); !ok {
 					return false
 				}
+			case fieldRef: // a json.RawMessage: any value, kept as it is
+				start := i
+				if i, ok = skipValue(p, i, 1); !ok {
+					return false
+				}
+				f.ref = p[start:i:i]
 			case fieldTS:
 				// An int64 in encoding/json: accept a plain integer that fits.
 				end := i
@@ -128,6 +179,8 @@ func decodeFast(p []byte, f *fastFrame) bool {
 					f.text = v
 				case fieldClientID:
 					f.clientID = v
+				case fieldTarget:
+					f.target = v
 				}
 				i = ve + 1
 			}
@@ -148,11 +201,11 @@ func decodeFast(p []byte, f *fastFrame) bool {
 	if skipSpace(p, i) != len(p) {
 		return false
 	}
-	f.ack = string(typ) == wire.TypeAck
-	return f.ack || string(typ) == wire.TypeMessage
+	f.kind = frameKind(typ)
+	return f.kind != 0
 }
 
-// lookupField returns the wire.Message field a key names exactly. ok is
+// lookupField returns the serverFrame field a key names exactly. ok is
 // false for a key that encoding/json would match to a field only
 // case-insensitively; the key is ASCII.
 func lookupField(key []byte) (field int, ok bool) {
@@ -160,7 +213,7 @@ func lookupField(key []byte) (field int, ok bool) {
 		return fieldUnknown, true
 	}
 	for _, fi := range fieldsByLen[len(key)] {
-		name := messageFields[fi]
+		name := frameFields[fi]
 		if string(key) == name {
 			return fi, true
 		}
@@ -171,9 +224,9 @@ func lookupField(key []byte) (field int, ok bool) {
 	return fieldUnknown, true
 }
 
-// fieldsByLen lists the fields of wire.Message by the length of their name.
+// fieldsByLen lists the fields of serverFrame by the length of their name.
 var fieldsByLen = func() (by [16][]int) {
-	for fi, name := range messageFields {
+	for fi, name := range frameFields {
 		if fi != fieldUnknown {
 			by[len(name)] = append(by[len(name)], fi)
 		}
@@ -405,6 +458,62 @@ func (t textCodec) appendSendFrame(dst []byte, sender int, seq uint32, room stri
 	dst = append(dst, `","client_id":"`...)
 	dst = t.appendClientID(dst, sender, seq)
 	return append(dst, `"}`...)
+}
+
+// reactEmoji is the emoji chatbench's reactions toggle: four bytes of
+// UTF-8, as most emoji are, which json.Marshal writes as they are.
+const reactEmoji = "\U0001F44D"
+
+// appendEditFrame appends the edit frame of slot seq: the sender's message
+// target in room now reads the text a message of that slot would have.
+// The bytes are those of json.Marshal of the wire.ClientFrame, which it
+// falls back on when the room or the run needs JSON escaping.
+func (t textCodec) appendEditFrame(dst []byte, sender int, seq uint32, room string, target streamID, intended int64) []byte {
+	if room == "" || !jsonPlain(room) || !jsonPlain(t.prefix) {
+		b, _ := json.Marshal(wire.ClientFrame{
+			Type: wire.TypeEdit,
+			Ref:  json.RawMessage(strconv.FormatUint(uint64(seq), 10)),
+			Room: room,
+			Text: t.format(sender, seq, intended),
+			ID:   target.String(),
+		})
+		return append(dst, b...)
+	}
+	dst = append(dst, `{"type":"edit","ref":`...)
+	dst = strconv.AppendUint(dst, uint64(seq), 10)
+	dst = append(dst, `,"room":"`...)
+	dst = append(dst, room...)
+	dst = append(dst, `","text":"`...)
+	dst = t.appendText(dst, sender, seq, intended)
+	dst = append(dst, `","id":"`...)
+	dst = target.appendTo(dst)
+	return append(dst, `"}`...)
+}
+
+// appendReactFrame appends the react frame of slot seq: add (on) or
+// remove reactEmoji on message target in room. The bytes are those of
+// json.Marshal of the wire.ClientFrame, which it falls back on when the
+// room needs JSON escaping.
+func appendReactFrame(dst []byte, seq uint32, room string, target streamID, on bool) []byte {
+	if room == "" || !jsonPlain(room) {
+		b, _ := json.Marshal(wire.ClientFrame{
+			Type:  wire.TypeReact,
+			Ref:   json.RawMessage(strconv.FormatUint(uint64(seq), 10)),
+			Room:  room,
+			ID:    target.String(),
+			Emoji: reactEmoji,
+			On:    &on,
+		})
+		return append(dst, b...)
+	}
+	dst = append(dst, `{"type":"react","ref":`...)
+	dst = strconv.AppendUint(dst, uint64(seq), 10)
+	dst = append(dst, `,"room":"`...)
+	dst = append(dst, room...)
+	dst = append(dst, `","id":"`...)
+	dst = target.appendTo(dst)
+	dst = append(dst, `","emoji":"`+reactEmoji+`","on":`...)
+	return append(strconv.AppendBool(dst, on), '}')
 }
 
 // jsonPlain reports whether json.Marshal writes s between quotes as it is:

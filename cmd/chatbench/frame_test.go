@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,6 +34,24 @@ var fastFrameCases = []struct {
 	{`{"type":"message","Reference":1,"ID_":2,"tsx":3,"":4}`, true},
 	// Non-ASCII but valid UTF-8 strings are kept as they are.
 	{`{"type":"message","text":"héllo wörld ✓ 😀","room":"é"}`, true},
+	// Edits and reactions, and the acks of either.
+	{`{"type":"edit","room":"r","id":"1795833383062-0","target":"1795833383061-0","user":"alice","text":"b|run.3|18|1","ts":1795833383062}`, true},
+	{`{"type":"reaction","room":"r","id":"5-1","target":"5-0","user":"alice","emoji":"👍","on":true,"ts":5}`, true},
+	{`{"type":"reaction","room":"r","id":"5-1","target":"5-0","emoji":7,"on":"x"}`, true},
+	{`{"type":"ack","ref":18,"room":"r","id":"5-1"}`, true},
+	{`{"type":"ack","ref":19,"room":"r"}`, true},
+	{`{"type":"ack","ref" : 20 ,"ref":[1, 2],"room":"r"}`, true},
+	{`{"type":"ack","ref":null}`, true},
+	{`{"type":"edit","target":null}`, false},
+	{`{"type":"edit","target":5}`, false},
+	{`{"type":"edit","Target":"1"}`, false},
+	{`{"type":"ack","REF":1}`, false},
+	{`{"type":"ack","Ref":1}`, false},
+	{`{"type":"ack","ref":01}`, false},
+	{`{"type":"ack","ref":}`, false},
+	{`{"type":"edit","target":"a\u0031"}`, false},
+	{`{"type":"Edit"}`, false},
+	{`{"type":"delete","room":"r","id":"2-0","target":"1-0","user":"u","ts":2}`, false},
 	// Other frame types go to encoding/json.
 	{`{"type":"joined","room":"r","last_id":"1-0","online":["a","b"]}`, false},
 	{`{"type":"error","code":"invalid","message":"m","ref":3}`, false},
@@ -131,17 +151,15 @@ func checkFastFrame(t *testing.T, in []byte) (fast bool) {
 	if !decodeFast(in, &f) {
 		return false
 	}
-	var m wire.Message
+	var m serverFrame
 	if err := json.Unmarshal(in, &m); err != nil {
 		t.Fatalf("decodeFast accepted %q, encoding/json: %v", in, err)
 	}
-	typ := wire.TypeMessage
-	if f.ack {
-		typ = wire.TypeAck
-	}
-	got := wire.Message{Type: typ, ID: string(f.id), Room: string(f.room), Text: string(f.text), ClientID: string(f.clientID)}
-	want := wire.Message{Type: m.Type, ID: m.ID, Room: m.Room, Text: m.Text, ClientID: m.ClientID}
-	if got.Type != want.Type || got.ID != want.ID || got.Room != want.Room || got.Text != want.Text || got.ClientID != want.ClientID {
+	typ := map[int]string{frameMessage: wire.TypeMessage, frameAck: wire.TypeAck, frameEdit: wire.TypeEdit, frameReaction: wire.TypeReaction}[f.kind]
+	got := serverFrame{Type: typ, Ref: f.ref, ID: string(f.id), Room: string(f.room), Text: string(f.text), ClientID: string(f.clientID), Target: string(f.target)}
+	want := serverFrame{Type: m.Type, Ref: m.Ref, ID: m.ID, Room: m.Room, Text: m.Text, ClientID: m.ClientID, Target: m.Target}
+	if got.Type != want.Type || string(got.Ref) != string(want.Ref) || got.ID != want.ID || got.Room != want.Room ||
+		got.Text != want.Text || got.ClientID != want.ClientID || got.Target != want.Target {
 		t.Fatalf("decodeFast(%q) = %+v, encoding/json %+v", in, got, want)
 	}
 	return true
@@ -173,21 +191,31 @@ func TestDecodeFastServerFrames(t *testing.T) {
 				n++
 			}
 		}
-		ack := wire.Encode(wire.Ack{Type: wire.TypeAck, Ref: json.RawMessage("12"), Room: "general", ID: "1-0", ClientID: text})
-		if checkFastFrame(t, ack) {
-			n++
+		for _, v := range []any{
+			wire.Ack{Type: wire.TypeAck, Ref: json.RawMessage("12"), Room: "general", ID: "1-0", ClientID: text},
+			wire.Ack{Type: wire.TypeAck, Ref: json.RawMessage("13"), Room: text, ID: text},
+			wire.Edit{Type: wire.TypeEdit, Room: "r", ID: "2-0", Target: text, User: "u", Text: text, TS: 2},
+			wire.Reaction{Type: wire.TypeReaction, Room: text, ID: "3-0", Target: "1-0", User: text, Emoji: text, On: true, TS: 3},
+		} {
+			if checkFastFrame(t, wire.Encode(v)) {
+				n++
+			}
 		}
 		if checkFastFrame(t, wire.Encode(wire.Joined{Type: wire.TypeJoined, Room: text, Online: []string{"a"}})) {
 			t.Fatal("decodeFast decoded a joined frame")
 		}
 	}
-	if n < 20 {
+	if n < 40 {
 		t.Fatalf("decodeFast decoded only %d server frames", n)
 	}
 	// The benchmark's own frames are all decoded fast.
 	for _, s := range []string{
 		string(wire.Encode(wire.Message{Type: wire.TypeMessage, ID: "1795833383061-0", Room: "cbx-r1", User: "cbx_0000001", Text: "b|ab12cd.3|17|1795833383061000000", TS: 1795833383061, ClientID: "ab12cd.3-17"})),
 		string(wire.Encode(wire.Ack{Type: wire.TypeAck, Ref: json.RawMessage("17"), Room: "cbx-r1", ID: "1795833383061-0", ClientID: "ab12cd.3-17"})),
+		string(wire.Encode(wire.Ack{Type: wire.TypeAck, Ref: json.RawMessage("18"), Room: "cbx-r1", ID: "1795833383062-0"})),
+		string(wire.Encode(wire.Ack{Type: wire.TypeAck, Ref: json.RawMessage("19"), Room: "cbx-r1"})),
+		string(wire.Encode(wire.Edit{Type: wire.TypeEdit, Room: "cbx-r1", ID: "1795833383062-0", Target: "1795833383061-0", User: "cbx_0000001", Text: "b|ab12cd.3|18|1795833383061000000", TS: 1795833383062})),
+		string(wire.Encode(wire.Reaction{Type: wire.TypeReaction, Room: "cbx-r1", ID: "1795833383063-0", Target: "1795833383061-0", User: "cbx_0000001", Emoji: reactEmoji, On: true, TS: 1795833383063})),
 	} {
 		if !checkFastFrame(t, []byte(s)) {
 			t.Fatalf("decodeFast left %s to encoding/json", s)
@@ -216,6 +244,23 @@ func TestDecodeFastAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%v allocations per message and ack", allocs)
 	}
+	edit := []byte(`{"type":"edit","room":"general","id":"1795833383062-0","target":"1795833383061-0","user":"alice","text":"b|ab12cd.3|18|1795833383061000000","ts":1795833383062}`)
+	reaction := []byte(`{"type":"reaction","room":"general","id":"1795833383063-0","target":"1795833383061-0","user":"alice","emoji":"👍","on":false,"ts":1795833383063}`)
+	evAck := []byte(`{"type":"ack","ref":18,"room":"general","id":"1795833383062-0"}`)
+	allocs = testing.AllocsPerRun(100, func() {
+		var f fastFrame
+		for _, p := range [][]byte{edit, reaction, evAck} {
+			if !decodeFast(p, &f) {
+				t.Fatalf("%s not decoded", p)
+			}
+			id, _ := parseStreamID(f.id)
+			ref, _ := parseDecimal(f.ref, 32)
+			sink += int64(id.ms) + int64(ref)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per edit, reaction and ack", allocs)
+	}
 	_ = sink
 }
 
@@ -229,21 +274,31 @@ func FuzzFastFrame(f *testing.F) {
 }
 
 func BenchmarkDecodeFast(b *testing.B) {
-	msg := []byte(`{"type":"message","id":"1795833383061-0","room":"general","user":"alice","text":"b|ab12cd.3|17|1795833383061000000","ts":1795833383061,"client_id":"ab12cd.3-17"}`)
-	b.Run("fast", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			var f fastFrame
-			decodeFast(msg, &f)
-		}
-	})
-	b.Run("json", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			var m wire.Message
-			_ = json.Unmarshal(msg, &m)
-		}
-	})
+	for _, fr := range []struct{ name, frame string }{
+		{"message", `{"type":"message","id":"1795833383061-0","room":"general","user":"alice","text":"b|ab12cd.3|17|1795833383061000000","ts":1795833383061,"client_id":"ab12cd.3-17"}`},
+		{"ack", `{"type":"ack","ref":17,"room":"general","id":"1795833383061-0","client_id":"ab12cd.3-17"}`},
+		{"edit", `{"type":"edit","room":"general","id":"1795833383062-0","target":"1795833383061-0","user":"alice","text":"b|ab12cd.3|18|1795833383061000000","ts":1795833383062}`},
+		{"reaction", `{"type":"reaction","room":"general","id":"1795833383063-0","target":"1795833383061-0","user":"alice","emoji":"👍","on":true,"ts":1795833383063}`},
+		{"event-ack", `{"type":"ack","ref":18,"room":"general","id":"1795833383062-0"}`},
+	} {
+		p := []byte(fr.frame)
+		b.Run(fr.name+"/fast", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var f fastFrame
+				if !decodeFast(p, &f) {
+					b.Fatal("not decoded")
+				}
+			}
+		})
+		b.Run(fr.name+"/json", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var m serverFrame
+				_ = json.Unmarshal(p, &m)
+			}
+		})
+	}
 }
 
 // The parsers before they took bytes, to check the new ones against.
@@ -389,5 +444,81 @@ func TestSendFrameText(t *testing.T) {
 	want := `{"type":"send","ref":17,"room":"bench-r1","text":"b|ab12cd.3|17|1795833383061000000","client_id":"ab12cd.3-17"}`
 	if string(got) != want {
 		t.Fatalf("appendSendFrame = %s", got)
+	}
+}
+
+// TestEventFrames checks appendEditFrame and appendReactFrame against
+// json.Marshal of the wire.ClientFrame they stand for.
+func TestEventFrames(t *testing.T) {
+	t.Parallel()
+	for _, run := range []string{"ab12cd", "", "a<b", `q"`} {
+		codec := newTextCodec(run)
+		for _, room := range []string{"cb-r0", "", "r>1", `r\`, "\u2028"} {
+			for _, seq := range []uint32{0, 4294967295} {
+				for _, target := range []streamID{{0, 0}, {1795833383061, 3}, {^uint64(0), ^uint64(0)}} {
+					want, _ := json.Marshal(wire.ClientFrame{Type: wire.TypeEdit, Ref: json.RawMessage(strconv.FormatUint(uint64(seq), 10)),
+						Room: room, Text: codec.format(7, seq, 1795833383061000000), ID: target.String()})
+					if got := codec.appendEditFrame([]byte("x"), 7, seq, room, target, 1795833383061000000); string(got) != "x"+string(want) {
+						t.Fatalf("appendEditFrame = %s, want %s", got[1:], want)
+					}
+					for _, on := range []bool{true, false} {
+						want, _ := json.Marshal(wire.ClientFrame{Type: wire.TypeReact, Ref: json.RawMessage(strconv.FormatUint(uint64(seq), 10)),
+							Room: room, ID: target.String(), Emoji: reactEmoji, On: &on})
+						if got := appendReactFrame([]byte("x"), seq, room, target, on); string(got) != "x"+string(want) {
+							t.Fatalf("appendReactFrame = %s, want %s", got[1:], want)
+						}
+					}
+				}
+			}
+		}
+	}
+	got := appendReactFrame(nil, 18, "bench-r1", streamID{1795833383061, 0}, false)
+	if want := `{"type":"react","ref":18,"room":"bench-r1","id":"1795833383061-0","emoji":"👍","on":false}`; string(got) != want {
+		t.Fatalf("appendReactFrame = %s, want %s", got, want)
+	}
+	// The server takes them as they are.
+	for _, b := range [][]byte{got, newTextCodec("ab12cd").appendEditFrame(nil, 3, 17, "bench-r1", streamID{1, 2}, 5)} {
+		f, err := wire.Decode(b)
+		if err != nil || f.ID == "" || f.Ref == nil {
+			t.Fatalf("wire.Decode(%s) = %+v, %v", b, f, err)
+		}
+	}
+}
+
+// BenchmarkHandle times a receiver's whole handling of one frame, from
+// its bytes to the accounting: a message of the run, or an edit or
+// reaction. Each round of 4,096 frames starts a fresh receiver, so none
+// is a duplicate.
+func BenchmarkHandle(b *testing.B) {
+	codec := newTextCodec("ab12cd")
+	pl := &plan{rooms: []string{"cb-r0"}, roomIndex: map[string]int{"cb-r0": 0}}
+	bn := &bench{cfg: &config{}, plan: pl, codec: codec}
+	bn.sendEnd.Store(math.MaxInt64)
+	const n, t0 = 4096, 1795833383061
+	for _, kind := range []string{"message", "edit", "reaction"} {
+		frames := make([][]byte, n)
+		for i := range frames {
+			id, text := fmt.Sprintf("%d-0", t0+i), codec.format(3, uint32(i), (t0+int64(i))*1e6)
+			switch kind {
+			case "message":
+				frames[i] = wire.Encode(wire.Message{Type: wire.TypeMessage, ID: id, Room: "cb-r0", User: "cb_0000004", Text: text, TS: t0 + int64(i), ClientID: codec.clientID(3, uint32(i))})
+			case "edit":
+				frames[i] = wire.Encode(wire.Edit{Type: wire.TypeEdit, Room: "cb-r0", ID: id, Target: "1-0", User: "cb_0000004", Text: text, TS: t0 + int64(i)})
+			default:
+				frames[i] = wire.Encode(wire.Reaction{Type: wire.TypeReaction, Room: "cb-r0", ID: id, Target: "1-0", User: "cb_0000004", Emoji: reactEmoji, On: i%2 == 0, TS: t0 + int64(i)})
+			}
+		}
+		b.Run(kind, func(b *testing.B) {
+			b.ReportAllocs()
+			var c *client
+			i := 0
+			for b.Loop() {
+				if i%n == 0 {
+					c = &client{b: bn, rooms: []int{0}, pos: map[int]int{0: 0}, sender: -1, recv: make([]roomRecv, 1), pending: map[uint32]*pendingSend{}}
+				}
+				c.handle(nil, frames[i%n], (t0+int64(i%n))*1e6+1e6)
+				i++
+			}
+		})
 	}
 }

@@ -34,6 +34,7 @@ type config struct {
 	roomsPerClient  int // 0 when not given
 	senders         int // 0 on the command line: chosen by resolve
 	rate            float64
+	events          float64 // the share of slots that edit or react instead of sending
 	inflight        int
 	duration        time.Duration
 	warmup          time.Duration
@@ -90,6 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.roomsPerClient, "rooms-per-client", 0, fmt.Sprintf("rooms each client's socket joins, at most %d (default 1, or when --rooms × --room-size exceeds --clients as many as that takes); the clients needed are ⌈rooms × room-size / this⌉, the rest hold sockets in no room", maxRoomsPerSocket))
 	fs.IntVar(&cfg.senders, "senders", 0, "how many clients send (default: one per room, more if that is needed to stay under 10 msg/s each)")
 	fs.Float64Var(&cfg.rate, "rate", 100, "messages per second in total, on a fixed schedule")
+	fs.Float64Var(&cfg.events, "events", 0, "share of the schedule's slots, from 0 to below 1, that edit the sender's newest acked message in the room or toggle a reaction on it, in turn, instead of sending a message")
 	fs.IntVar(&cfg.inflight, "inflight", 8, "max unacknowledged sends per sender; a slot that finds this many is skipped")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured sending time (after the warmup); the hold time with --idle")
 	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "sending time before measuring starts")
@@ -196,6 +198,8 @@ func (cfg *config) validate() error {
 		return usagef("--room-size must be at least 1")
 	case !cfg.idle && !(cfg.rate > 0) || math.IsInf(cfg.rate, 0):
 		return usagef("--rate must be positive")
+	case !(cfg.events >= 0 && cfg.events < 1):
+		return usagef("--events must be from 0 to below 1")
 	case cfg.inflight < 1:
 		return usagef("--inflight must be at least 1")
 	case cfg.duration <= 0:

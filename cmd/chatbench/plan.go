@@ -288,6 +288,7 @@ type slotGen struct{ h []slotNext }
 
 type slotNext struct {
 	g, step int64 // the room's next slot of this sender, and the distance to the one after
+	n       int64 // how many of this sender's slots in the room came before g
 	room    int
 }
 
@@ -302,16 +303,18 @@ func newSlotGen(rooms int, sp []speak) *slotGen {
 	return s
 }
 
-// next returns the sender's next slot and its room; ok is false for a
-// sender with no room.
-func (s *slotGen) next() (g int64, room int, ok bool) {
+// next returns the sender's next slot, its room and how many of the
+// sender's slots in that room came before it; ok is false for a sender
+// with no room.
+func (s *slotGen) next() (g int64, room int, n int64, ok bool) {
 	if len(s.h) == 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	top := s.h[0]
 	s.h[0].g += top.step
+	s.h[0].n++
 	s.down(0)
-	return top.g, top.room, true
+	return top.g, top.room, top.n, true
 }
 
 func (s *slotGen) down(i int) {

@@ -210,12 +210,15 @@ func TestSchedule(t *testing.T) {
 			for s := range pl.senders {
 				gen := newSlotGen(tc.rooms, pl.speaks[s])
 				last := int64(-1)
+				mine := make(map[int]int64) // room -> this sender's slots in it so far
 				for {
-					g, room, ok := gen.next()
+					g, room, n, ok := gen.next()
 					if !ok || g >= slots {
 						break
 					}
 					switch {
+					case n != mine[room]:
+						t.Fatalf("sender %d: slot %d is its slot %d in room %d, want %d", s, g, n, room, mine[room])
 					case g <= last:
 						t.Fatalf("sender %d: slot %d after %d", s, g, last)
 					case owner[g] >= 0:
@@ -227,6 +230,7 @@ func TestSchedule(t *testing.T) {
 					}
 					owner[g], last = s, g
 					perRoom[room]++
+					mine[room]++
 				}
 			}
 			if i := slices.Index(owner, -1); i >= 0 {

@@ -74,6 +74,20 @@ type Report struct {
 	Foreign            int64    `json:"foreign"`
 	BadFrames          int64    `json:"bad_frames"`
 
+	// Edits and reactions, with --events: the share of slots, the counts,
+	// and rates and latencies derived as for messages (event latency runs
+	// from when the event was due to its arrival at a member).
+	Events float64 `json:"events,omitempty"`
+	EventCounts
+	EventsAcked         int64   `json:"events_acked,omitempty"` // edits and reactions acked with an event ID
+	EventDeliveriesPerS float64 `json:"event_deliveries_per_s,omitempty"`
+	EventP50Ms          float64 `json:"event_p50_ms,omitempty"`
+	EventP99Ms          float64 `json:"event_p99_ms,omitempty"`
+	EventMaxMs          float64 `json:"event_max_ms,omitempty"`
+	EventAckP50Ms       float64 `json:"event_ack_p50_ms,omitempty"`
+	EventAckP99Ms       float64 `json:"event_ack_p99_ms,omitempty"`
+	EventAckMaxMs       float64 `json:"event_ack_max_ms,omitempty"`
+
 	ErrCodes   map[string]int64 `json:"error_codes,omitempty"`
 	CloseCodes map[string]int64 `json:"close_codes,omitempty"`
 	LostSample []string         `json:"lost_sample,omitempty"`
@@ -118,6 +132,7 @@ func newReport(cfg *config) *Report {
 		WarmupS:   cfg.warmup.Seconds(),
 		Batch:     cfg.batch,
 		Idle:      cfg.idle,
+		Events:    cfg.events,
 	}
 }
 
@@ -151,6 +166,18 @@ func (r *Report) fill(res *Result) {
 	r.Foreign, r.BadFrames = res.Foreign, res.BadFrames
 	r.ErrCodes, r.CloseCodes, r.LostSample = res.ErrCodes, res.CloseCodes, res.LostSample
 
+	r.EventCounts = res.EventCounts
+	r.EventsAcked = res.EditsAcked + res.ReactionsAcked
+	if r.DurationS > 0 {
+		r.EventDeliveriesPerS = math.Round(float64(res.EventDeliveries)/r.DurationS*10) / 10
+	}
+	if e := res.EventLatency; e != nil {
+		r.EventP50Ms, r.EventP99Ms, r.EventMaxMs = ms(e.Quantile(0.5)), ms(e.Quantile(0.99)), ms(e.Max())
+	}
+	if e := res.EventAckLatency; e != nil {
+		r.EventAckP50Ms, r.EventAckP99Ms, r.EventAckMaxMs = ms(e.Quantile(0.5)), ms(e.Quantile(0.99)), ms(e.Max())
+	}
+
 	end := r.RSSEnd
 	if !end.ok {
 		end = r.RSSReady
@@ -167,9 +194,11 @@ func (r *Report) fill(res *Result) {
 	}
 }
 
-// failed reports whether the run saw loss or duplicates.
+// failed reports whether the run saw loss or duplicates, of messages or
+// of edits and reactions.
 func (r *Report) failed() bool {
-	return r.Lost > 0 || r.LostReconnected > 0 || r.Dups > 0
+	return r.Lost > 0 || r.LostReconnected > 0 || r.Dups > 0 ||
+		r.EventsMissing > 0 || r.EventsMissingReconnected > 0 || r.EventDups > 0
 }
 
 // writeJSON prints r as one line.
@@ -209,6 +238,14 @@ func (r *Report) writeTable(w io.Writer) error {
 		row("lost", "%d (clients that stayed connected), %d (clients that reconnected)", r.Lost, r.LostReconnected)
 		row("dups", "%d", r.Dups)
 		row("reorders", "%d", r.Reorders)
+		if r.Events > 0 {
+			row("events", "%g of the slots: sent %d  acked %d (%d edits, %d reactions)  unchanged %d  rejected %d  unacked %d",
+				r.Events, r.EventsSent, r.EventsAcked, r.EditsAcked, r.ReactionsAcked, r.EventsNoop, r.EventsRejected, r.EventsUnacked)
+			row("event deliveries", "%d (%.1f/s) of %d expected; missing %d (stayed connected), %d (reconnected); dups %d  reorders %d",
+				r.EventDeliveries, r.EventDeliveriesPerS, r.EventsExpected, r.EventsMissing, r.EventsMissingReconnected, r.EventDups, r.EventReorders)
+			row("event ms", "p50 %.3f  p99 %.3f  max %.3f", r.EventP50Ms, r.EventP99Ms, r.EventMaxMs)
+			row("event ack ms", "p50 %.3f  p99 %.3f  max %.3f", r.EventAckP50Ms, r.EventAckP99Ms, r.EventAckMaxMs)
+		}
 	}
 	row("disconnects", "%d (%d clients reconnected, %d rejoins unrecovered)", r.Disconnects, r.ReconnectedClients, r.Unrecovered)
 	if len(r.ErrCodes) > 0 {
@@ -306,6 +343,7 @@ var csvHeader = []string{
 	"rooms", "room_size", "rooms_per_client", "clients_in_rooms",
 	"redis_cpu_s", "redis_cpu_ms_per_1000_deliveries", "server_cpu_s", "server_cpu_ms_per_1000_deliveries",
 	"generator_cpu_s", "generator_cpu_ms_per_1000_acked",
+	"events", "events_acked", "event_deliveries", "events_missing", "event_dups", "event_p50_ms", "event_p99_ms",
 }
 
 // writeCSV writes one row per sweep step.
@@ -331,6 +369,8 @@ func writeCSV(w io.Writer, reps []*Report) error {
 			strconv.Itoa(r.Rooms), strconv.Itoa(r.RoomSize), strconv.Itoa(r.RoomsPerClient), strconv.Itoa(r.ClientsInRooms),
 			opt(r.RedisCPUS), opt(r.RedisCPUMsPer1000), opt(r.ServerCPUS), opt(r.ServerCPUMsPer1000),
 			opt(r.GeneratorCPUS), opt(r.GeneratorCPUMsPer1000),
+			f(r.Events), i(r.EventsAcked), i(r.EventDeliveries), i(r.EventsMissing + r.EventsMissingReconnected), i(r.EventDups),
+			opt(r.EventP50Ms), opt(r.EventP99Ms),
 		}
 		if err := cw.Write(row); err != nil {
 			return err

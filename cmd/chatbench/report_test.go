@@ -24,7 +24,14 @@ func sampleReports() []*Report {
 		r := &Report{Run: "x<&>", Servers: []string{"http://a"}, Clients: n, Rooms: n / 10, RoomSize: 100, DurationS: 10}
 		r.RSSBase = rssSample{bytes: 50 << 20, ok: true, source: "proc"}
 		r.RSSEnd = rssSample{bytes: int64(50<<20 + n*20_000), ok: true, source: "proc"}
-		r.fill(&Result{Connected: n, Deliveries: int64(n * 100), Acked: int64(n), Latency: h, AckLatency: h})
+		res := &Result{Connected: n, Deliveries: int64(n * 100), Acked: int64(n), Latency: h, AckLatency: h}
+		if i == 2 { // the last step edits and reacts too
+			r.Events = 0.1
+			res.EventsSent, res.EditsAcked, res.ReactionsAcked, res.EventsNoop = 1000, 500, 499, 1
+			res.EventDeliveries, res.EventsExpected, res.EventsMissing = 99_800, 99_900, 100
+			res.EventLatency, res.EventAckLatency = h, h
+		}
+		r.fill(res)
 		if i > 0 { // the first step measured no CPU
 			t0 := time.Unix(1000, 0)
 			begin := &cpuSample{at: t0, redis: []float64{1, 2}, redisRole: []string{"master", "master"}, redisOK: true,
@@ -109,12 +116,18 @@ func TestCSVWellFormed(t *testing.T) {
 			if f == "" && i == 1 && strings.Contains(csvHeader[j], "cpu") {
 				continue // the first step measured no CPU: empty, not 0
 			}
+			if f == "" && i < 3 && strings.HasPrefix(csvHeader[j], "event_p") {
+				continue // the first steps sent no events
+			}
 			if _, err := strconv.ParseFloat(f, 64); err != nil {
 				t.Fatalf("row %d column %s: %q is not a number", i, csvHeader[j], f)
 			}
 		}
 		if i == 2 && row[slices.Index(csvHeader, "redis_cpu_ms_per_1000_deliveries")] != "10" {
 			t.Fatalf("row 2: Redis CPU per 1,000 deliveries %s, want 10 ms (5 s for 500,000)", row[slices.Index(csvHeader, "redis_cpu_ms_per_1000_deliveries")])
+		}
+		if i == 3 && (row[slices.Index(csvHeader, "events_acked")] != "999" || row[slices.Index(csvHeader, "events_missing")] != "100") {
+			t.Fatalf("row 3: events acked %s, missing %s; want 999, 100", row[slices.Index(csvHeader, "events_acked")], row[slices.Index(csvHeader, "events_missing")])
 		}
 		if row[0] != strconv.Itoa(reps[i-1].Clients) {
 			t.Fatalf("row %d clients %s", i, row[0])
@@ -157,6 +170,52 @@ func TestReportOutputs(t *testing.T) {
 		if !strings.Contains(buf.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, buf.String())
 		}
+	}
+}
+
+// TestReportEvents checks the event figures of a run with --events: in
+// the JSON line, in the table, and that missing events fail the run.
+func TestReportEvents(t *testing.T) {
+	t.Parallel()
+	r := sampleReports()[2]
+	if r.EventsAcked != 999 || r.EventDeliveriesPerS != 9980 || !r.failed() {
+		t.Fatalf("events acked %d, %v deliveries/s, failed %v; want 999, 9980, true", r.EventsAcked, r.EventDeliveriesPerS, r.failed())
+	}
+	var buf bytes.Buffer
+	if err := r.writeJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]float64{"events": 0.1, "events_sent": 1000, "events_acked": 999, "edits_acked": 500,
+		"reactions_acked": 499, "events_noop": 1, "event_deliveries": 99_800, "events_expected": 99_900, "events_missing": 100,
+		"event_deliveries_per_s": 9980, "event_p50_ms": r.P50Ms, "event_p99_ms": r.P99Ms, "event_ack_p99_ms": r.AckP99Ms} {
+		if m[k] != want {
+			t.Errorf("JSON %s = %v, want %v", k, m[k], want)
+		}
+	}
+	buf.Reset()
+	if err := r.writeTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{
+		"0.1 of the slots: sent 1000  acked 999 (500 edits, 499 reactions)  unchanged 1  rejected 0  unacked 0",
+		"99800 (9980.0/s) of 99900 expected; missing 100 (stayed connected), 0 (reconnected); dups 0  reorders 0",
+		"event ms", "event ack ms",
+	} {
+		if !strings.Contains(buf.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, buf.String())
+		}
+	}
+	// Without --events neither the JSON line nor the table mention them.
+	r = sampleReports()[1]
+	buf.Reset()
+	_ = r.writeJSON(&buf)
+	_ = r.writeTable(&buf)
+	if strings.Contains(buf.String(), "event") {
+		t.Fatalf("a run without events reports them:\n%s", buf.String())
 	}
 }
 
@@ -207,6 +266,9 @@ func TestParseFlags(t *testing.T) {
 		{"--user-prefix", "has space"},
 		{"--password", "short"},
 		{"--rate", "-1"},
+		{"--events", "-0.1"},
+		{"--events", "1"},
+		{"--events", "NaN"},
 		{"extra"},
 		{"--nope"},
 	} {

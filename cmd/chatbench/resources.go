@@ -318,7 +318,7 @@ func (r *Report) fillCPU(cfg *config, begin, end *cpuSample, generator float64) 
 	if !math.IsNaN(generator) {
 		r.GeneratorCPUS = round3(generator)
 		r.GeneratorCores = round3(generator / window)
-		r.GeneratorCPUMsPer1000 = per1000(generator, r.Acked)
+		r.GeneratorCPUMsPer1000 = per1000(generator, r.Acked+r.EventsAcked+r.EventsNoop)
 	}
 }
 

@@ -58,10 +58,49 @@ type Result struct {
 	LostSample         []string         `json:"lost_sample,omitempty"`
 	Latency            *Hist            `json:"latency"`
 	AckLatency         *Hist            `json:"ack_latency"`
+
+	EventCounts
+	EventLatency    *Hist `json:"event_latency,omitempty"`
+	EventAckLatency *Hist `json:"event_ack_latency,omitempty"`
 	// GeneratorCPUS is the CPU seconds a worker process used in the
 	// measured window; 0 for a worker inside the parent, whose process
 	// the parent measures.
 	GeneratorCPUS float64 `json:"generator_cpu_s,omitempty"`
+}
+
+// EventCounts are what a run counted of edits and reactions (--events),
+// measured ones only: sent, acked with an event ID, acked without one (a
+// reaction that changed nothing), refused and never answered; their
+// deliveries to the members of their rooms, expected and missing as for
+// messages; and events a member got twice or after a higher stream ID.
+type EventCounts struct {
+	EventsSent               int64 `json:"events_sent,omitempty"`
+	EditsAcked               int64 `json:"edits_acked,omitempty"`
+	ReactionsAcked           int64 `json:"reactions_acked,omitempty"`
+	EventsNoop               int64 `json:"events_noop,omitempty"`
+	EventsRejected           int64 `json:"events_rejected,omitempty"`
+	EventsUnacked            int64 `json:"events_unacked,omitempty"`
+	EventDeliveries          int64 `json:"event_deliveries,omitempty"`
+	EventsExpected           int64 `json:"events_expected,omitempty"`
+	EventsMissing            int64 `json:"events_missing,omitempty"`
+	EventsMissingReconnected int64 `json:"events_missing_reconnected,omitempty"`
+	EventDups                int64 `json:"event_dups,omitempty"`
+	EventReorders            int64 `json:"event_reorders,omitempty"`
+}
+
+func (e *EventCounts) add(o *EventCounts) {
+	e.EventsSent += o.EventsSent
+	e.EditsAcked += o.EditsAcked
+	e.ReactionsAcked += o.ReactionsAcked
+	e.EventsNoop += o.EventsNoop
+	e.EventsRejected += o.EventsRejected
+	e.EventsUnacked += o.EventsUnacked
+	e.EventDeliveries += o.EventDeliveries
+	e.EventsExpected += o.EventsExpected
+	e.EventsMissing += o.EventsMissing
+	e.EventsMissingReconnected += o.EventsMissingReconnected
+	e.EventDups += o.EventDups
+	e.EventReorders += o.EventReorders
 }
 
 // merge adds o into r.
@@ -103,6 +142,19 @@ func (r *Result) merge(o *Result) {
 	}
 	r.Latency.Merge(o.Latency)
 	r.AckLatency.Merge(o.AckLatency)
+	r.EventCounts.add(&o.EventCounts)
+	if o.EventLatency != nil {
+		if r.EventLatency == nil {
+			r.EventLatency = &Hist{}
+		}
+		r.EventLatency.Merge(o.EventLatency)
+	}
+	if o.EventAckLatency != nil {
+		if r.EventAckLatency == nil {
+			r.EventAckLatency = &Hist{}
+		}
+		r.EventAckLatency.Merge(o.EventAckLatency)
+	}
 	r.GeneratorCPUS += o.GeneratorCPUS
 }
 
@@ -122,13 +174,15 @@ func mergeCounts(a, b map[string]int64) map[string]int64 {
 // The worker protocol: newline-delimited JSON, worker messages on its
 // stdout and parent messages on its stdin. A worker reports ready once its
 // clients have joined; the parent answers with the common start time; the
-// worker reports its acked messages when its senders are done; the parent
-// answers with every worker's acked messages for the rooms, which is what
-// each receiver must have; the worker reports its result.
+// worker reports its acked messages and events when its senders are done;
+// the parent answers with every worker's acked messages and events for the
+// rooms, which is what each receiver must have; the worker reports its
+// result.
 type toParent struct {
 	Ready    *readyInfo `json:"ready,omitempty"`
 	SentDone bool       `json:"sent_done,omitempty"`
-	Acked    [][]int64  `json:"acked,omitempty"` // per room: flattened keys
+	Acked    [][]int64  `json:"acked,omitempty"`  // per room: flattened keys
+	Events   [][]int64  `json:"events,omitempty"` // per room: flattened events
 	Result   *Result    `json:"result,omitempty"`
 	Err      string     `json:"err,omitempty"`
 }
@@ -140,8 +194,9 @@ type readyInfo struct {
 }
 
 type toWorker struct {
-	Start  int64     `json:"start,omitempty"` // Unix nanoseconds
-	Expect [][]int64 `json:"expect,omitempty"`
+	Start        int64     `json:"start,omitempty"` // Unix nanoseconds
+	Expect       [][]int64 `json:"expect,omitempty"`
+	ExpectEvents [][]int64 `json:"expect_events,omitempty"`
 }
 
 // link carries protocol messages as JSON lines. It is safe for concurrent
@@ -326,17 +381,22 @@ func runWorker(ctx context.Context, cfg *config, pl *plan, tokens map[string]str
 		}
 	}
 	acked := make([][]msgKey, len(pl.rooms))
+	ackedEvents := make([][]eventKey, len(pl.rooms))
 	for _, c := range clients {
 		c.abandon()
 		c.mu.Lock()
 		for _, a := range c.ackedMsgs {
 			acked[a.room] = append(acked[a.room], a.key)
 		}
+		for _, a := range c.ackedEvents {
+			ackedEvents[a.room] = append(ackedEvents[a.room], a.key)
+		}
 		c.mu.Unlock()
 	}
-	msg := toParent{SentDone: true, Acked: make([][]int64, len(acked))}
+	msg := toParent{SentDone: true, Acked: make([][]int64, len(acked)), Events: make([][]int64, len(acked))}
 	for r, keys := range acked {
 		msg.Acked[r] = flattenKeys(keys)
+		msg.Events[r] = flattenEvents(ackedEvents[r])
 	}
 	if err := ln.send(msg); err != nil {
 		return err
@@ -346,12 +406,15 @@ func runWorker(ctx context.Context, cfg *config, pl *plan, tokens map[string]str
 	if err := ln.recv(ctx, &exp); err != nil {
 		return fmt.Errorf("waiting for the expected set: %w", err)
 	}
-	if len(exp.Expect) != len(pl.rooms) {
-		return fmt.Errorf("expected set covers %d rooms, want %d", len(exp.Expect), len(pl.rooms))
+	if len(exp.Expect) != len(pl.rooms) || len(exp.ExpectEvents) != len(pl.rooms) {
+		return fmt.Errorf("expected set covers %d rooms and %d for events, want %d", len(exp.Expect), len(exp.ExpectEvents), len(pl.rooms))
 	}
-	expect := make([][]msgKey, len(pl.rooms))
+	expect := expected{msgs: make([][]msgKey, len(pl.rooms)), events: make([][]eventKey, len(pl.rooms))}
 	for r, flat := range exp.Expect {
-		if expect[r], err = unflattenKeys(flat); err != nil {
+		if expect.msgs[r], err = unflattenKeys(flat); err != nil {
+			return err
+		}
+		if expect.events[r], err = unflattenEvents(exp.ExpectEvents[r]); err != nil {
 			return err
 		}
 	}
@@ -366,7 +429,7 @@ func runWorker(ctx context.Context, cfg *config, pl *plan, tokens map[string]str
 			return ctx.Err()
 		}
 	}
-	res := account(clients, expect)
+	res := account(clients, expect, cfg.events > 0)
 
 	// Close our own connections; the run goroutines then end.
 	b.closing.Store(true)
@@ -400,6 +463,13 @@ func runWorker(ctx context.Context, cfg *config, pl *plan, tokens map[string]str
 	b.mu.Unlock()
 	res.Latency = b.lat.Snapshot()
 	res.AckLatency = b.ackLat.Snapshot()
+	res.EventsSent = b.eventsSent.Load()
+	res.EditsAcked, res.ReactionsAcked = b.editsAcked.Load(), b.reactionsAcked.Load()
+	res.EventsNoop, res.EventsRejected, res.EventsUnacked = b.eventsNoop.Load(), b.eventsRejected.Load(), b.eventsUnacked.Load()
+	res.EventDups, res.EventReorders = b.eventDups.Load(), b.eventReorders.Load()
+	if cfg.events > 0 {
+		res.EventAckLatency = b.evAckLat.Snapshot()
+	}
 	if v := <-ownCPUDone; !math.IsNaN(v) {
 		res.GeneratorCPUS = v
 	}
@@ -423,10 +493,18 @@ func cpuBetween(ctx context.Context, from, to int64) float64 {
 	return b - a
 }
 
+// expected is what every member of a room must have received: the acked
+// measured messages, and the acked measured events sorted by stream ID.
+type expected struct {
+	msgs   [][]msgKey
+	events [][]eventKey
+}
+
 // allDelivered reports whether every connected client has every expected
-// message of its rooms. It compares counts first, which is cheap, and
-// checks the actual messages only when the counts say it could be so.
-func allDelivered(clients []*client, expect [][]msgKey) bool {
+// message and event of its rooms. It compares counts first, which is
+// cheap, and checks the actual messages and events only when the counts
+// say it could be so.
+func allDelivered(clients []*client, expect expected) bool {
 	for _, c := range clients {
 		c.mu.Lock()
 		if !c.connected {
@@ -435,11 +513,15 @@ func allDelivered(clients []*client, expect [][]msgKey) bool {
 		}
 		for p, r := range c.rooms {
 			rr := &c.recv[p]
-			if rr.measured < int64(len(expect[r])) {
+			if rr.measured < int64(len(expect.msgs[r])) || len(rr.events) < len(expect.events[r]) {
 				c.mu.Unlock()
 				return false
 			}
-			if n, _ := rr.check(expect[r], 0); n > 0 {
+			if n, _ := rr.check(expect.msgs[r], 0); n > 0 {
+				c.mu.Unlock()
+				return false
+			}
+			if _, n, _ := rr.checkEvents(expect.events[r], nil, 0); n > 0 {
 				c.mu.Unlock()
 				return false
 			}
@@ -450,10 +532,16 @@ func allDelivered(clients []*client, expect [][]msgKey) bool {
 }
 
 // account counts, for every connected client and each of its rooms, the
-// expected messages it did not receive: as lost when the client stayed
-// connected throughout, as lost_reconnected when it had to rejoin.
-func account(clients []*client, expect [][]msgKey) *Result {
+// expected messages and events it did not receive: as lost (missing) when
+// the client stayed connected throughout, as lost_reconnected (missing
+// after a reconnect) when it had to rejoin. With events it also counts
+// the expected events that arrived, and their latency from when they were
+// due.
+func account(clients []*client, expect expected, events bool) *Result {
 	res := &Result{}
+	if events {
+		res.EventLatency = &Hist{}
+	}
 	for _, c := range clients {
 		c.mu.Lock()
 		if !c.connected {
@@ -464,16 +552,26 @@ func account(clients []*client, expect [][]msgKey) *Result {
 			res.ReconnectedClients++
 		}
 		for p, r := range c.rooms {
-			res.Expected += int64(len(expect[r]))
-			n, sample := c.recv[p].check(expect[r], 3)
+			res.Expected += int64(len(expect.msgs[r]))
+			n, sample := c.recv[p].check(expect.msgs[r], 3)
+			got, missing, evSample := c.recv[p].checkEvents(expect.events[r], res.EventLatency, 3)
+			res.EventsExpected += int64(len(expect.events[r]))
+			res.EventDeliveries += got
 			if c.stable {
 				res.Lost += n
+				res.EventsMissing += missing
 			} else {
 				res.LostReconnected += n
+				res.EventsMissingReconnected += missing
 			}
 			for _, k := range sample {
 				if len(res.LostSample) < 20 {
 					res.LostSample = append(res.LostSample, fmt.Sprintf("%s missed %s in %s", c.user, k, c.b.plan.rooms[r]))
+				}
+			}
+			for _, id := range evSample {
+				if len(res.LostSample) < 20 {
+					res.LostSample = append(res.LostSample, fmt.Sprintf("%s missed event %s in %s", c.user, id, c.b.plan.rooms[r]))
 				}
 			}
 		}
@@ -776,17 +874,18 @@ func runOnce(ctx context.Context, cfg *config, au *authState, log *slog.Logger) 
 		return nil, err
 	}
 	rep.RSSEnd = sampleRSS(ctx, cfg)
-	expect := make([][]int64, len(pl.rooms))
+	expect, expectEvents := make([][]int64, len(pl.rooms)), make([][]int64, len(pl.rooms))
 	for _, d := range dones {
-		if len(d.Acked) != len(pl.rooms) {
-			return nil, fmt.Errorf("a worker reported acks for %d rooms, want %d", len(d.Acked), len(pl.rooms))
+		if len(d.Acked) != len(pl.rooms) || len(d.Events) != len(pl.rooms) {
+			return nil, fmt.Errorf("a worker reported acks for %d rooms and events for %d, want %d", len(d.Acked), len(d.Events), len(pl.rooms))
 		}
 		for r, flat := range d.Acked {
 			expect[r] = append(expect[r], flat...)
+			expectEvents[r] = append(expectEvents[r], d.Events[r]...)
 		}
 	}
 	for _, w := range ws {
-		if err := w.ln.send(toWorker{Expect: expect}); err != nil {
+		if err := w.ln.send(toWorker{Expect: expect, ExpectEvents: expectEvents}); err != nil {
 			return nil, err
 		}
 	}

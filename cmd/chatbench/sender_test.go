@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,7 +70,7 @@ func TestSendLoopWaitsWhileFull(t *testing.T) {
 		t.Fatalf("the loop waited only from slot %d of %d", k-1, slots)
 	}
 	time.Sleep(time.Until(time.Unix(0, ackAt)))
-	c.onAck([]byte(c.b.codec.clientID(0, first[0])), time.Now().UnixNano())
+	c.onAck([]byte(c.b.codec.clientID(0, first[0])), nil, nil, time.Now().UnixNano())
 	select {
 	case <-done:
 	case <-time.After(time.Until(time.Unix(0, sendEnd)) + 5*time.Second):
@@ -169,5 +171,125 @@ func TestStuckWrites(t *testing.T) {
 	b.unwatch(busy)
 	if s := at(time.Hour); len(s) != 0 {
 		t.Fatalf("stuck %v after unwatch", s)
+	}
+}
+
+func TestIsEventSlot(t *testing.T) {
+	t.Parallel()
+	for _, f := range []float64{0, 0.1, 0.25, 0.5, 0.9, 0.999} {
+		var events []int64
+		for n := range int64(1000) {
+			if isEventSlot(n, f) {
+				events = append(events, n)
+			}
+		}
+		if want := int(f * 1000); len(events) < want-1 || len(events) > want+1 {
+			t.Errorf("share %v: %d event slots of 1000, want %d", f, len(events), want)
+		}
+		// Evenly spread: the gaps differ by one slot at most.
+		for i := 2; i < len(events); i++ {
+			if d, e := events[i]-events[i-1], events[1]-events[0]; d < e-1 || d > e+1 {
+				t.Errorf("share %v: gap %d after slot %d, first gap %d", f, d, events[i-1], e)
+				break
+			}
+		}
+	}
+	if isEventSlot(9, 0.1) != true || isEventSlot(0, 0.1) || isEventSlot(8, 0.1) {
+		t.Error("at 0.1 the 10th slot of a room should be its first event")
+	}
+}
+
+// TestEventSlots checks what a sender's slots send with events on: a
+// message until one is acked, then edits and reaction toggles in turn on
+// the newest acked message, acked by ref; and that an ack without an ID
+// counts as a reaction that changed nothing.
+func TestEventSlots(t *testing.T) {
+	t.Parallel()
+	c := newSenderClient(time.Second, 10, 8, time.Hour)
+	c.b.cfg.events = 0.5
+	c.targets = map[int]*eventTarget{}
+	c.b.plan.rooms = []string{"r0", "r1"}
+	send := func(seq uint32, room int, event bool) *pendingSend {
+		t.Helper()
+		s := slot{seq: seq, room: room, due: c.b.measureStart.Load(), event: event}
+		if n := c.sendSlots([]slot{s}, c.b.measureStart.Load()); n != 1 {
+			t.Fatalf("slot %d not sent", seq)
+		}
+		return c.pending[seq]
+	}
+	ack := func(clientID, ref, id string) {
+		c.onAck([]byte(clientID), []byte(ref), []byte(id), time.Now().UnixNano())
+	}
+	if p := send(0, 0, true); p.kind != sendMessage {
+		t.Fatalf("an event slot before any ack sends %d, want a message", p.kind)
+	}
+	ack(c.b.codec.clientID(0, 0), "0", "5-0")
+	if p := send(1, 0, false); p.kind != sendMessage {
+		t.Fatalf("a message slot sends %d", p.kind)
+	}
+	if p := send(2, 1, true); p.kind != sendMessage {
+		t.Fatal("an event slot in a room with no acked message does not send a message")
+	}
+	ack(c.b.codec.clientID(0, 1), "1", "7-0")
+	ack(c.b.codec.clientID(0, 2), "2", "6-0")
+	p := send(3, 0, true)
+	if want := `{"type":"edit","ref":3,"room":"r0","text":"` + c.b.codec.format(0, 3, p.intended) + `","id":"7-0"}`; p.kind != sendEdit || string(p.frame) != want {
+		t.Fatalf("first event: %d %s, want an edit %s", p.kind, p.frame, want)
+	}
+	want := []string{`"id":"7-0","emoji":"👍","on":true}`, "edit", `"id":"7-0","emoji":"👍","on":false}`, "edit", `"id":"7-0","emoji":"👍","on":true}`}
+	for i, w := range want {
+		p := send(uint32(4+i), 0, true)
+		if w == "edit" && p.kind != sendEdit || w != "edit" && (p.kind != sendReact || !strings.HasSuffix(string(p.frame), w)) {
+			t.Fatalf("event %d: %d %s, want %s", i+2, p.kind, p.frame, w)
+		}
+	}
+	ack("", "3", "8-0")
+	ack("", "4", "9-0")
+	ack("", "6", "") // a reaction that changed nothing
+	ack("", "99", "10-0")
+	ack("x", "5", "11-0") // another sender's client_id: not this ack
+	if c.b.editsAcked.Load() != 1 || c.b.reactionsAcked.Load() != 1 || c.b.eventsNoop.Load() != 1 || c.b.acked.Load() != 3 {
+		t.Fatalf("acked %d edits, %d reactions, %d unchanged, %d messages; want 1, 1, 1, 3",
+			c.b.editsAcked.Load(), c.b.reactionsAcked.Load(), c.b.eventsNoop.Load(), c.b.acked.Load())
+	}
+	wantEvents := []ackedEvent{{0, eventKey{streamID{8, 0}, c.b.measureStart.Load()}}, {0, eventKey{streamID{9, 0}, c.b.measureStart.Load()}}}
+	if !slices.Equal(c.ackedEvents, wantEvents) || len(c.ackedMsgs) != 3 {
+		t.Fatalf("acked events %v and %d messages; want %v and 3", c.ackedEvents, len(c.ackedMsgs), wantEvents)
+	}
+	if got := slices.Sorted(maps.Keys(c.pending)); !slices.Equal(got, []uint32{5, 7, 8}) {
+		t.Fatalf("pending %v, want 5, 7, 8", got)
+	}
+	// A newer message becomes the target; the toggle starts over on it.
+	ack(c.b.codec.clientID(0, 1), "1", "7-0") // a repeat: ignored
+	c.pending[20] = &pendingSend{seq: 20, room: 0, measured: true}
+	ack(c.b.codec.clientID(0, 20), "20", "12-0")
+	if p := send(21, 0, true); p.kind != sendEdit || !strings.HasSuffix(string(p.frame), `"id":"12-0"}`) {
+		t.Fatalf("after a newer ack: %s", p.frame)
+	}
+	if p := send(22, 0, true); !strings.HasSuffix(string(p.frame), `"id":"12-0","emoji":"👍","on":true}`) {
+		t.Fatalf("the first reaction on a new target: %s", p.frame)
+	}
+	if s, e := c.b.sent.Load(), c.b.eventsSent.Load(); s != 3 || e != 8 {
+		t.Fatalf("sent %d messages and %d events, want 3 and 8", s, e)
+	}
+}
+
+// TestEventsGivenUpOnDisconnect checks that a reconnect writes pending
+// sends again but not pending edits and reactions, which count as
+// unacked.
+func TestEventsGivenUpOnDisconnect(t *testing.T) {
+	t.Parallel()
+	c := newSenderClient(time.Second, 10, 8, time.Hour)
+	c.pending[1] = &pendingSend{seq: 1, kind: sendMessage, measured: true, lastWrite: 1}
+	c.pending[2] = &pendingSend{seq: 2, kind: sendEdit, measured: true, lastWrite: 1}
+	c.pending[3] = &pendingSend{seq: 3, kind: sendReact, measured: false, lastWrite: 1}
+	c.mu.Lock()
+	c.dropEventsLocked()
+	c.mu.Unlock()
+	if got := slices.Sorted(maps.Keys(c.pending)); !slices.Equal(got, []uint32{1}) || c.pending[1].lastWrite != 0 {
+		t.Fatalf("pending after a disconnect %v, want the send alone, waiting", got)
+	}
+	if n := c.b.eventsUnacked.Load(); n != 1 {
+		t.Fatalf("%d events unacked, want the measured one", n)
 	}
 }
