@@ -368,19 +368,3 @@ func (w *wsClient) waitClosed(timeout time.Duration) websocket.StatusCode {
 		}
 	}
 }
-
-// checkFor retries f until it succeeds or total passes.
-func checkFor(tb testing.TB, total time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
