@@ -11,31 +11,12 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redstream/chat/cmd/internal/chatdtest"
 	"github.com/redstream/chat/store/storetest"
 )
-
-// syncBuffer collects a child's output from its copying goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // mustStartChatd starts chatd on a free port with its own data directory,
 // a send rate that the load does not hit, and env on top, and returns its
@@ -82,7 +63,7 @@ func mustRunChatbench(tb testing.TB, bench string, args ...string) *Report {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bench, args...)
 	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr syncBuffer
+	var stdout, stderr chatdtest.Log
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	tb.Logf("chatbench stderr:\n%s", stderr.String())
