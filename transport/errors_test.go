@@ -394,7 +394,7 @@ func TestErrorsOfRoutes(t *testing.T) {
 		{"wrong password", "POST", "/api/login", "", `{"username":"alice","password":"wrong-password"}`, 401, "invalid_credentials", "wrong username or password"},
 		{"no token", "GET", "/api/me", "", "", 401, "unauthorized", "missing, invalid, expired or revoked token"},
 		{"bad token", "GET", "/api/me", "nonsense", "", 401, "unauthorized", "missing, invalid, expired or revoked token"},
-		{"room exists", "POST", "/api/rooms", alice, `{"name":"general"}`, 409, "room_exists", "room general: already exists"},
+		{"room exists", "POST", "/api/rooms", alice, `{"name":"general"}`, 409, "room_exists", "room general exists"},
 		{"bad room name", "POST", "/api/rooms", alice, `{"name":"No Spaces"}`, 400, "invalid", "room name may hold only lowercase letters, digits, '_' and '-'"},
 		{"no such room", "GET", "/api/rooms/nope/messages", alice, "", 404, "not_found", "room nope: not found"},
 		{"bad limit", "GET", "/api/rooms/general/messages?limit=0", alice, "", 400, "invalid", "limit must be a whole number from 1 to 200"},

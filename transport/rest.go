@@ -142,7 +142,10 @@ func (s *Server) createRoom(c echo.Context) error {
 
 func (s *Server) doCreateRoom(c echo.Context, user string, spec engine.RoomSpec, byAPI bool) error {
 	if err := s.opts.Engine.CreateRoom(c.Request().Context(), user, spec, byAPI); err != nil {
-		return err // ErrExists: 409 room_exists
+		if errors.Is(err, engine.ErrExists) {
+			return errorf(engine.ErrExists, "room %s exists", spec.Name)
+		}
+		return err
 	}
 	kind := engine.KindChannel
 	if spec.Private {
