@@ -45,6 +45,8 @@ type conn struct {
 	lastSent time.Time // batch clients: the last write, for the batch window
 
 	ping, expiry *time.Timer
+
+	sentCode atomic.Int32 // the close code the server sent, 0 if none
 }
 
 var (
@@ -174,6 +176,9 @@ func (c *conn) finish(rerr error) {
 	if code == -1 {
 		code = websocket.CloseStatus(err)
 	}
+	if sent := c.sentCode.Load(); code == -1 && sent != 0 {
+		code = websocket.StatusCode(sent)
+	}
 	if code == -1 {
 		code = websocket.StatusAbnormalClosure
 	}
@@ -223,6 +228,9 @@ func closeFor(err error) (websocket.StatusCode, string) {
 
 func (c *conn) closeWith(err error) {
 	code, why := closeFor(err)
+	if code != wire.CloseInternal { // else the peer is most likely gone and sees nothing
+		c.sentCode.CompareAndSwap(0, int32(code))
+	}
 	c.cork.closeHandshake(func() { _ = c.ws.Close(code, why) })
 }
 
