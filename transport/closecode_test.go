@@ -56,7 +56,7 @@ func TestCloseCodeIsTheOneTheClientSaw(t *testing.T) {
 	tok := mustUser(t, in.URL, "closer")
 	waitCodes := func(want []int) {
 		t.Helper()
-		checkFor(t, 5*time.Second, func() error {
+		storetest.CheckFor(t, 5*time.Second, func() error {
 			mu.Lock()
 			got := slices.Clone(observed)
 			mu.Unlock()
