@@ -44,24 +44,21 @@ func outboxModes(t *testing.T, f func(t *testing.T, rdb redis.UniversalClient)) 
 func waitPending(t *testing.T, s *store.Store, room string, want bool) int64 {
 	t.Helper()
 	var since int64
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	storetest.CheckFor(t, 5*time.Second, func() error {
 		rooms, times, err := s.WebhookPending(context.Background(), 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
 		i := slices.Index(rooms, room)
-		if (i >= 0) == want {
-			if i >= 0 {
-				since = times[i]
-			}
-			return since
+		if (i >= 0) != want {
+			return fmt.Errorf("pending rooms %v: want %s listed %v", rooms, room, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pending rooms %v: want %s listed %v", rooms, room, want)
+		if i >= 0 {
+			since = times[i]
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
+	return since
 }
 
 func mustTake(t *testing.T, s *store.Store, room, owner string) (engine.StreamPos, uint64) {
