@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -15,8 +15,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/redstream/chat/transport/wire"
 )
@@ -139,7 +137,7 @@ func (b *bench) countErr(code string) {
 
 func (b *bench) countClose(err error) {
 	key := "error"
-	if s := websocket.CloseStatus(err); s != -1 {
+	if s := closeStatus(err); s != -1 {
 		key = strconv.Itoa(int(s))
 	}
 	b.mu.Lock()
@@ -196,6 +194,7 @@ type client struct {
 
 	mu        sync.Mutex // guards the fields below
 	cs        *connState // the live connection, nil between connections
+	holdFrees bool       // the read loop has more frames at hand: wake the send loop after them
 	recv      []roomRecv // parallel to rooms
 	connected bool       // the first connection and all its joins succeeded
 	stable    bool       // connected and never disconnected since
@@ -243,8 +242,7 @@ func (t *eventTarget) toggle() bool {
 // connState belongs to one connection attempt: its socket, the channel
 // on which its read loop reports join replies and its write progress.
 type connState struct {
-	conn   *websocket.Conn
-	cork   *corkConn  // the TCP connection under conn; nil if the dial did not give it
+	conn   *wsConn
 	joined chan error // one value per join reply or join error
 
 	writesBegun, writesEnded atomic.Uint64 // counted by client.write
@@ -365,40 +363,21 @@ func (c *client) connect(ctx context.Context, rejoin bool) (*connState, <-chan e
 	defer cancel()
 	hdr := http.Header{}
 	hdr.Set("Authorization", "Bearer "+c.token)
-	// A transport of its own, so the connection it dials is this one's and
-	// the send loop can cork it; it serves this one request.
-	var tcp atomic.Pointer[corkConn]
 	d := &net.Dialer{Timeout: c.b.cfg.connectTimeout, KeepAlive: 30 * time.Second}
 	if c.local != nil {
 		d.LocalAddr = &net.TCPAddr{IP: c.local}
 		d.Control = bindNoPort
 	}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			nc, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			cc := &corkConn{Conn: nc}
-			tcp.Store(cc)
-			return cc, nil
-		},
-		TLSHandshakeTimeout: c.b.cfg.connectTimeout,
-	}
-	defer tr.CloseIdleConnections() // a refused upgrade leaves its connection idle
-	conn, resp, err := websocket.Dial(dctx, c.url, &websocket.DialOptions{
-		HTTPClient:      &http.Client{Transport: tr},
-		HTTPHeader:      hdr,
-		CompressionMode: websocket.CompressionDisabled,
-	})
+	conn, err := dialWS(dctx, d, c.url, hdr)
 	if err != nil {
-		if resp != nil {
-			return nil, nil, fmt.Errorf("dial %s as %s: HTTP %d", c.url, c.user, resp.StatusCode)
+		var de *dialError
+		if errors.As(err, &de) {
+			return nil, nil, fmt.Errorf("dial %s as %s: HTTP %d", c.url, c.user, de.Status)
 		}
 		return nil, nil, fmt.Errorf("dial %s: %w", c.url, err)
 	}
 	conn.SetReadLimit(readLimit)
-	cs := &connState{conn: conn, cork: tcp.Load(), joined: make(chan error, len(c.rooms))}
+	cs := &connState{conn: conn, joined: make(chan error, len(c.rooms))}
 	readDone := make(chan error, 1)
 	// Reads and writes pass no ctx, which would arm a timer per frame:
 	// the connection is closed once ctx ends instead, which ends both.
@@ -416,6 +395,7 @@ func (c *client) connect(ctx context.Context, rejoin bool) (*connState, <-chan e
 		<-readDone
 		return nil, nil, err
 	}
+	joins := make([][]byte, len(c.rooms))
 	for i, r := range c.rooms {
 		f := wire.ClientFrame{Type: wire.TypeJoin, Room: c.b.plan.rooms[r], Ref: json.RawMessage(strconv.Itoa(-1 - r))}
 		if rejoin {
@@ -423,10 +403,10 @@ func (c *client) connect(ctx context.Context, rejoin bool) (*connState, <-chan e
 			f.Since = c.recv[i].since()
 			c.mu.Unlock()
 		}
-		b, _ := json.Marshal(f)
-		if err := conn.Write(dctx, websocket.MessageText, b); err != nil {
-			return fail(fmt.Errorf("join %s: %w", f.Room, err))
-		}
+		joins[i], _ = json.Marshal(f)
+	}
+	if err := c.write(cs, joins...); err != nil {
+		return fail(fmt.Errorf("join: %w", err))
 	}
 	for range c.rooms {
 		select {
@@ -445,57 +425,66 @@ func (c *client) connect(ctx context.Context, rejoin bool) (*connState, <-chan e
 }
 
 // readLoop reads until the connection fails or is closed, as it is when
-// the run's ctx ends. It is the only reader of cs.conn, as coder/websocket
-// requires.
+// the run's ctx ends. It is the only reader of cs.conn.
+//
+// While the frames of one read from the socket are handled, answers that
+// free inflight places do not wake the send loop each: it is woken once
+// they are all handled, so the sends they free leave in one write.
 func (c *client) readLoop(cs *connState) error {
 	buf := c.readBuf[:0] // this client's buffer: one read loop at a time
-	defer func() { c.readBuf = buf[:0] }()
+	held := false
+	defer func() {
+		c.readBuf = buf[:0]
+		if held {
+			c.releaseFrees()
+		}
+	}()
 	for {
-		typ, r, err := cs.conn.Reader(context.Background())
+		op, msg, err := cs.conn.readMessage(buf)
+		buf = msg[:0]
 		if err != nil {
 			return err
 		}
-		if buf, err = readAll(r, buf[:0]); err != nil {
-			return err
-		}
 		now := time.Now().UnixNano()
-		if typ != websocket.MessageText {
+		if op != opText {
 			continue
 		}
-		data := buf
+		if !held && (cs.conn.buffered() > 0 || c.b.cfg.batch) {
+			c.mu.Lock()
+			c.holdFrees = true
+			c.mu.Unlock()
+			held = true
+		}
+		data := msg
 		if !c.b.cfg.batch {
 			c.handle(cs, data, now)
-			continue
+		} else {
+			for len(data) > 0 {
+				line := data
+				if i := bytes.IndexByte(data, wire.BatchSeparator); i >= 0 {
+					line, data = data[:i], data[i+1:]
+				} else {
+					data = nil
+				}
+				if len(bytes.TrimSpace(line)) > 0 {
+					c.handle(cs, line, now)
+				}
+			}
 		}
-		for len(data) > 0 {
-			line := data
-			if i := bytes.IndexByte(data, wire.BatchSeparator); i >= 0 {
-				line, data = data[:i], data[i+1:]
-			} else {
-				data = nil
-			}
-			if len(bytes.TrimSpace(line)) > 0 {
-				c.handle(cs, line, now)
-			}
+		if held && cs.conn.buffered() == 0 {
+			c.releaseFrees()
+			held = false
 		}
 	}
 }
 
-// readAll appends what r yields until io.EOF to buf, growing it as needed.
-func readAll(r io.Reader, buf []byte) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
+// releaseFrees ends the read loop's hold on waking the send loop and
+// wakes it if places were freed meanwhile.
+func (c *client) releaseFrees() {
+	c.mu.Lock()
+	c.holdFrees = false
+	c.freeLocked()
+	c.mu.Unlock()
 }
 
 // handle dispatches one server frame received at now (Unix nanoseconds).
@@ -686,9 +675,10 @@ func (c *client) onAck(clientID, ref, id []byte, now int64) {
 }
 
 // freeLocked wakes the send loop, with c.mu held, if it waits for a free
-// inflight place and pending now has one.
+// inflight place and pending now has one, unless the read loop holds the
+// wake-up until it has handled the frames at hand (see readLoop).
 func (c *client) freeLocked() {
-	if !c.waiting || len(c.pending) >= c.b.cfg.inflight {
+	if c.holdFrees || !c.waiting || len(c.pending) >= c.b.cfg.inflight {
 		return
 	}
 	c.waiting = false
@@ -920,28 +910,14 @@ func isEventSlot(n int64, f float64) bool {
 	return f > 0 && math.Floor(float64(n+1)*f) > math.Floor(float64(n)*f)
 }
 
-// write writes frames on cs in one system call. It passes no ctx, which
-// would arm a timer per frame: the connection is closed when the run's ctx
-// ends, and bench.watchWrites closes it when writes make no progress for
-// writeTimeout, either of which ends a blocked write.
+// write writes frames on cs in one system call. It has no deadline,
+// which would cost a timer per write: the connection is closed when the
+// run's ctx ends, and bench.watchWrites closes it when writes make no
+// progress for writeTimeout, either of which ends a blocked write.
 func (c *client) write(cs *connState, frames ...[]byte) error {
 	cs.writesBegun.Add(1)
 	defer cs.writesEnded.Add(1)
-	if cs.cork != nil {
-		cs.cork.cork()
-	}
-	var err error
-	for _, f := range frames {
-		if err = cs.conn.Write(context.Background(), websocket.MessageText, f); err != nil {
-			break
-		}
-	}
-	if cs.cork != nil {
-		if uerr := cs.cork.uncork(); err == nil {
-			err = uerr
-		}
-	}
-	return err
+	return cs.conn.writeText(frames...)
 }
 
 // expire gives up on sends written to a live connection and unanswered
@@ -1013,7 +989,7 @@ func (c *client) close() {
 	cs := c.cs
 	c.mu.Unlock()
 	if cs != nil {
-		_ = cs.conn.Close(websocket.StatusNormalClosure, "benchmark done")
+		_ = cs.conn.Close(1000, "benchmark done")
 	}
 }
 

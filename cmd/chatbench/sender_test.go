@@ -3,12 +3,11 @@ package main
 import (
 	"context"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // newSenderClient returns sender 0 of a one-sender bench whose slots are
@@ -116,7 +115,7 @@ func TestSendLoopEndsWithCtx(t *testing.T) {
 func TestSendLoopExpires(t *testing.T) {
 	t.Parallel()
 	srv := wsReader(t, nil)
-	conn, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	conn, err := dialWS(context.Background(), &net.Dialer{}, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
