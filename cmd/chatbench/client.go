@@ -188,13 +188,17 @@ type client struct {
 	// it has room for one signal. The send loop makes it, under mu.
 	freed chan struct{}
 
+	sendMu sync.Mutex // guards send; taken before mu
+	send   *sendState // a sender's schedule, set by the send loop
+
 	frames [][]byte // the send loop's list of frames to write, kept
 
 	readBuf []byte // the read loop's buffer, kept for the next connection
 
 	mu        sync.Mutex // guards the fields below
 	cs        *connState // the live connection, nil between connections
-	holdFrees bool       // the read loop has more frames at hand: wake the send loop after them
+	holdFrees bool       // the read loop sends what answers free once it has handled the frames at hand
+	freedHeld bool       // with holdFrees: an answer freed a place a waiting slot can take
 	recv      []roomRecv // parallel to rooms
 	connected bool       // the first connection and all its joins succeeded
 	stable    bool       // connected and never disconnected since
@@ -427,16 +431,26 @@ func (c *client) connect(ctx context.Context, rejoin bool) (*connState, <-chan e
 // readLoop reads until the connection fails or is closed, as it is when
 // the run's ctx ends. It is the only reader of cs.conn.
 //
-// While the frames of one read from the socket are handled, answers that
-// free inflight places do not wake the send loop each: it is woken once
-// they are all handled, so the sends they free leave in one write.
+// A sender's read loop holds the wake-ups of its send loop: answers that
+// free inflight places are noted, and once the frames one read from the
+// socket brought are all handled, the read loop sends the slots waiting
+// for those places itself (sendFreed), in one write, with no hand-over to
+// the send loop.
 func (c *client) readLoop(cs *connState) error {
 	buf := c.readBuf[:0] // this client's buffer: one read loop at a time
-	held := false
+	sender := c.sender >= 0
+	if sender {
+		c.mu.Lock()
+		c.holdFrees = true
+		c.mu.Unlock()
+	}
 	defer func() {
 		c.readBuf = buf[:0]
-		if held {
-			c.releaseFrees()
+		if sender {
+			c.mu.Lock()
+			c.holdFrees, c.freedHeld = false, false
+			c.freeLocked()
+			c.mu.Unlock()
 		}
 	}()
 	for {
@@ -448,12 +462,6 @@ func (c *client) readLoop(cs *connState) error {
 		now := time.Now().UnixNano()
 		if op != opText {
 			continue
-		}
-		if !held && (cs.conn.buffered() > 0 || c.b.cfg.batch) {
-			c.mu.Lock()
-			c.holdFrees = true
-			c.mu.Unlock()
-			held = true
 		}
 		data := msg
 		if !c.b.cfg.batch {
@@ -471,20 +479,16 @@ func (c *client) readLoop(cs *connState) error {
 				}
 			}
 		}
-		if held && cs.conn.buffered() == 0 {
-			c.releaseFrees()
-			held = false
+		if sender && cs.conn.buffered() == 0 {
+			c.mu.Lock()
+			freed := c.freedHeld
+			c.freedHeld = false
+			c.mu.Unlock()
+			if freed {
+				c.sendFreed()
+			}
 		}
 	}
-}
-
-// releaseFrees ends the read loop's hold on waking the send loop and
-// wakes it if places were freed meanwhile.
-func (c *client) releaseFrees() {
-	c.mu.Lock()
-	c.holdFrees = false
-	c.freeLocked()
-	c.mu.Unlock()
 }
 
 // handle dispatches one server frame received at now (Unix nanoseconds).
@@ -675,12 +679,22 @@ func (c *client) onAck(clientID, ref, id []byte, now int64) {
 }
 
 // freeLocked wakes the send loop, with c.mu held, if it waits for a free
-// inflight place and pending now has one, unless the read loop holds the
-// wake-up until it has handled the frames at hand (see readLoop).
+// inflight place and pending now has one; while the read loop holds
+// wake-ups it only notes that, and the read loop sends the freed slots
+// once it has handled the frames at hand (see readLoop).
 func (c *client) freeLocked() {
-	if c.holdFrees || !c.waiting || len(c.pending) >= c.b.cfg.inflight {
+	if !c.waiting || len(c.pending) >= c.b.cfg.inflight {
 		return
 	}
+	if c.holdFrees {
+		c.freedHeld = true
+		return
+	}
+	c.wakeSenderLocked()
+}
+
+// wakeSenderLocked, with c.mu held, wakes the send loop to step.
+func (c *client) wakeSenderLocked() {
 	c.waiting = false
 	select {
 	case c.freed <- struct{}{}:
@@ -759,25 +773,11 @@ type slot struct {
 // there are free places, in one write: a server slower than --rate is
 // kept at --inflight sends per sender, with no pause between an answer
 // and the next send, and the sends one read of answers frees leave
-// together, as a client with messages queued would send them.
+// together, as a client with messages queued would send them. The read
+// loop sends those itself (sendFreed), stepping the same schedule under
+// sendMu; the send loop wakes for slots coming due and for expiries.
 func (c *client) sendLoop(ctx context.Context) {
 	cfg := c.b.cfg
-	start, measureStart, sendEnd := c.b.start.Load(), c.b.measureStart.Load(), c.b.sendEnd.Load()
-	gen := newSlotGen(len(c.b.plan.rooms), c.b.plan.speaks[c.sender])
-	var (
-		next slot
-		seq  uint32
-	)
-	advance := func() {
-		g, room, n, ok := gen.next()
-		if !ok {
-			next = slot{due: sendEnd} // no room: nothing to send
-			return
-		}
-		next = slot{seq: seq, room: room, due: start + int64(float64(g)*1e9/cfg.rate), event: isEventSlot(n, cfg.events)}
-		seq++
-	}
-	advance()
 	c.mu.Lock()
 	if c.freed == nil {
 		c.freed = make(chan struct{}, 1)
@@ -786,42 +786,136 @@ func (c *client) sendLoop(ctx context.Context) {
 		c.targets = make(map[int]*eventTarget, len(c.b.plan.speaks[c.sender]))
 	}
 	c.mu.Unlock()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	backlog := make([]slot, 0, 2*cfg.inflight)
-	var expireAt int64 // no pending send can expire before this
+	ss := &sendState{
+		gen:          newSlotGen(len(c.b.plan.rooms), c.b.plan.speaks[c.sender]),
+		start:        c.b.start.Load(),
+		measureStart: c.b.measureStart.Load(),
+		sendEnd:      c.b.sendEnd.Load(),
+		backlog:      make([]slot, 0, 2*cfg.inflight),
+	}
+	ss.advance(cfg)
+	ss.timer = time.NewTimer(time.Hour)
+	c.sendMu.Lock()
+	c.send = ss
+	c.sendMu.Unlock()
+	defer func() {
+		c.sendMu.Lock()
+		ss.done = true
+		ss.timer.Stop()
+		c.sendMu.Unlock()
+	}()
 	for {
-		now := time.Now().UnixNano()
-		for next.due <= now && next.due < sendEnd {
-			backlog = append(backlog, next)
-			advance()
+		c.sendMu.Lock()
+		wake, done := c.stepLocked(time.Now().UnixNano())
+		if !done {
+			ss.arm(wake)
 		}
-		if over := len(backlog) - cfg.inflight; over > 0 {
-			c.skip(backlog[:over], measureStart)
-			backlog = append(backlog[:0], backlog[over:]...)
-		}
-		if now >= expireAt {
-			expireAt = c.expire(now)
-		}
-		if n := c.sendSlots(backlog, measureStart); n > 0 {
-			backlog = append(backlog[:0], backlog[n:]...)
-		}
-		if now >= sendEnd || next.due >= sendEnd && len(backlog) == 0 {
-			c.skip(backlog, measureStart) // due before the end and never sent
+		c.sendMu.Unlock()
+		if done {
 			return
 		}
-		wake := next.due
-		if len(backlog) > 0 || next.due >= sendEnd {
-			wake = min(expireAt, sendEnd) // or when an answer frees a place
-		}
-		timer.Reset(time.Until(time.Unix(0, wake)))
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.freed:
-		case <-timer.C:
+		case <-ss.timer.C:
 		}
 	}
+}
+
+// sendState is a sender's place in the schedule, guarded by
+// client.sendMu: the send loop steps it when a slot comes due or it is
+// woken, the read loop when answers it has handled freed places.
+type sendState struct {
+	gen                          *slotGen
+	start, measureStart, sendEnd int64
+	seq                          uint32
+	next                         slot        // the next slot to come due
+	backlog                      []slot      // due and waiting for a free place
+	expireAt                     int64       // no pending send can expire before this
+	timer                        *time.Timer // wakes the send loop at armed
+	armed                        int64       // when the send loop steps next unless woken
+	done                         bool        // the send loop has ended: nothing more is sent
+}
+
+// arm sets the send loop's timer to wake it at wake (Unix nanoseconds).
+// With the timer's channel unbuffered (Go 1.23), a Reset discards a firing
+// not yet received, so the loop never wakes for an old time.
+func (ss *sendState) arm(wake int64) {
+	ss.timer.Reset(time.Until(time.Unix(0, wake)))
+	ss.armed = wake
+}
+
+// advance makes next the following slot of the schedule.
+func (ss *sendState) advance(cfg *config) {
+	g, room, n, ok := ss.gen.next()
+	if !ok {
+		ss.next = slot{due: ss.sendEnd} // no room: nothing to send
+		return
+	}
+	ss.next = slot{seq: ss.seq, room: room, due: ss.start + int64(float64(g)*1e9/cfg.rate), event: isEventSlot(n, cfg.events)}
+	ss.seq++
+}
+
+// stepLocked, with c.sendMu held, takes the slots due by now into the
+// backlog (skipping the oldest beyond --inflight), expires sends when one
+// may have, and sends as many waiting slots as there are free places. It
+// returns when the send loop must step next unless an answer wakes it,
+// or done once sending has ended.
+func (c *client) stepLocked(now int64) (wake int64, done bool) {
+	ss, cfg := c.send, c.b.cfg
+	if ss.done {
+		return 0, true
+	}
+	for ss.next.due <= now && ss.next.due < ss.sendEnd {
+		ss.backlog = append(ss.backlog, ss.next)
+		ss.advance(cfg)
+	}
+	if over := len(ss.backlog) - cfg.inflight; over > 0 {
+		c.skip(ss.backlog[:over], ss.measureStart)
+		ss.backlog = append(ss.backlog[:0], ss.backlog[over:]...)
+	}
+	if now >= ss.expireAt {
+		ss.expireAt = c.expire(now)
+	}
+	if n := c.sendSlots(ss.backlog, ss.measureStart); n > 0 {
+		ss.backlog = append(ss.backlog[:0], ss.backlog[n:]...)
+	}
+	if now >= ss.sendEnd || ss.next.due >= ss.sendEnd && len(ss.backlog) == 0 {
+		c.skip(ss.backlog, ss.measureStart) // due before the end and never sent
+		ss.backlog, ss.done = nil, true
+		return 0, true
+	}
+	wake = ss.next.due
+	if len(ss.backlog) > 0 || ss.next.due >= ss.sendEnd {
+		wake = min(ss.expireAt, ss.sendEnd) // or when an answer frees a place
+	}
+	return wake, false
+}
+
+// sendFreed is called by the read loop once it has handled the frames at
+// hand and they freed inflight places: it steps the schedule itself and
+// re-arms the send loop's timer, sparing the send loop a wake-up, unless
+// the send loop is stepping at the time or sending has ended; then it
+// wakes the send loop.
+func (c *client) sendFreed() {
+	if c.sendMu.TryLock() {
+		ss := c.send
+		wakeLoop := ss == nil // not started: the loop steps first thing anyway
+		if ss != nil && !ss.done {
+			wake, done := c.stepLocked(time.Now().UnixNano())
+			if wakeLoop = done; !done && wake != ss.armed {
+				ss.arm(wake)
+			}
+		}
+		c.sendMu.Unlock()
+		if !wakeLoop {
+			return
+		}
+	}
+	c.mu.Lock()
+	c.wakeSenderLocked()
+	c.mu.Unlock()
 }
 
 // skip counts the measured slots among slots as skipped.
