@@ -453,13 +453,19 @@ func (c *client) readLoop(cs *connState) error {
 			c.mu.Unlock()
 		}
 	}()
+	var now int64
+	reads := ^uint64(0)
 	for {
 		op, msg, err := cs.conn.readMessage(buf)
 		buf = msg[:0]
 		if err != nil {
 			return err
 		}
-		now := time.Now().UnixNano()
+		// A message that came with the same read from the socket as the
+		// one before arrived when that one did.
+		if r := cs.conn.socketReads(); r != reads {
+			now, reads = time.Now().UnixNano(), r
+		}
 		if op != opText {
 			continue
 		}

@@ -32,8 +32,9 @@ import (
 // One goroutine reads (readMessage); any number may write. It sends no
 // extensions (no compression) and no subprotocol.
 type wsConn struct {
-	nc net.Conn
-	br *bufio.Reader
+	nc    net.Conn
+	br    *bufio.Reader
+	fills *countReader // under br: counts the reads from the socket
 
 	readLimit int64
 
@@ -169,7 +170,8 @@ func handshake(nc net.Conn, u *url.URL, hdr http.Header) (*wsConn, error) {
 	if err := bw.Flush(); err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(nc, wsReadBuf)
+	fills := &countReader{r: nc}
+	br := bufio.NewReaderSize(fills, wsReadBuf)
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
 		return nil, err
@@ -187,8 +189,24 @@ func handshake(nc net.Conn, u *url.URL, hdr http.Header) (*wsConn, error) {
 	case resp.Header.Get("Sec-WebSocket-Extensions") != "":
 		return nil, errors.New("websocket: server chose an extension chatbench did not offer")
 	}
-	return &wsConn{nc: nc, br: br, readLimit: 32 << 10, readEnd: make(chan struct{})}, nil
+	return &wsConn{nc: nc, br: br, fills: fills, readLimit: 32 << 10, readEnd: make(chan struct{})}, nil
 }
+
+// countReader counts the reads through it; only the reader uses n.
+type countReader struct {
+	r io.Reader
+	n uint64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	c.n++
+	return c.r.Read(p)
+}
+
+// socketReads returns how many reads from the socket the reader has made:
+// when it has not changed since the last message, the next one arrived
+// with the same read. Only the reading goroutine may call it.
+func (w *wsConn) socketReads() uint64 { return w.fills.n }
 
 // SetReadLimit bounds the size of one incoming message; a larger one
 // closes the connection with 1009.

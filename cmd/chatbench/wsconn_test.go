@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -283,4 +284,107 @@ func TestWSMask(t *testing.T) {
 			}
 		}
 	}
+}
+
+// discardConn is a net.Conn whose writes vanish, for a wsConn reading
+// from a buffer: pongs and close frames go nowhere.
+type discardConn struct {
+	net.Conn
+	mu     sync.Mutex
+	writes [][]byte
+}
+
+func (d *discardConn) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	d.writes = append(d.writes, bytes.Clone(p))
+	d.mu.Unlock()
+	return len(p), nil
+}
+func (d *discardConn) Close() error { return nil }
+
+// serverFrame appends an unmasked frame as a server writes it.
+func appendServerFrame(dst []byte, fin bool, op byte, p []byte) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	dst = append(dst, b0)
+	switch n := len(p); {
+	case n < 126:
+		dst = append(dst, byte(n))
+	case n < 1<<16:
+		dst = append(dst, 126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(dst, p...)
+}
+
+// FuzzWSReadMessage splits a message into fragments at the cuts given,
+// with a ping after the first, and checks that readMessage gives back the
+// message whole and answers the ping; and that arbitrary bytes never make
+// it panic or return more than the read limit.
+func FuzzWSReadMessage(f *testing.F) {
+	f.Add([]byte(`{"type":"message","room":"r","id":"1-1","text":"hi"}`), []byte{3, 10}, false)
+	f.Add(bytes.Repeat([]byte("a"), 300), []byte{200}, true)
+	f.Add([]byte{}, []byte{}, false)
+	f.Add([]byte{0x81, 0x7e, 0xff}, []byte{0}, true)
+	f.Fuzz(func(t *testing.T, payload, cuts []byte, raw bool) {
+		const limit = 1 << 12
+		var in []byte
+		if raw {
+			in = payload // arbitrary bytes from a server
+		} else {
+			rest, first := payload, true
+			for _, c := range cuts {
+				n := min(int(c), len(rest))
+				op := byte(opContinuation)
+				if first {
+					op = opText
+				}
+				in = appendServerFrame(in, false, op, rest[:n])
+				if first {
+					in = appendServerFrame(in, true, opPing, []byte("p"))
+				}
+				rest, first = rest[n:], false
+			}
+			op := byte(opContinuation)
+			if first {
+				op = opText
+			}
+			in = appendServerFrame(in, true, op, rest)
+		}
+		dc := &discardConn{}
+		fills := &countReader{r: bytes.NewReader(in)}
+		w := &wsConn{nc: dc, br: bufio.NewReaderSize(fills, 64), fills: fills, readLimit: limit, readEnd: make(chan struct{})}
+		if !raw {
+			op, msg, err := w.readMessage(nil)
+			switch {
+			case len(payload) > limit:
+				if err == nil {
+					t.Fatalf("a message of %d bytes read under a limit of %d", len(payload), limit)
+				}
+			case err != nil || op != opText || !bytes.Equal(msg, payload):
+				t.Fatalf("got opcode %d, %q, %v; want text %q", op, msg, err, payload)
+			case len(cuts) > 0 && len(dc.writes) != 1:
+				t.Fatalf("the ping between fragments got %d answers, want 1 pong", len(dc.writes))
+			}
+			if _, _, err := w.readMessage(nil); err == nil {
+				t.Fatal("a message read after the end of the input")
+			}
+			return
+		}
+		for i := 0; i < 100; i++ {
+			op, msg, err := w.readMessage(nil)
+			if err != nil {
+				break
+			}
+			if len(msg) > limit {
+				t.Fatalf("a message of %d bytes under a read limit of %d", len(msg), limit)
+			}
+			if op != opText && op != opBinary {
+				t.Fatalf("opcode %d returned as a message", op)
+			}
+		}
+	})
 }
