@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -15,8 +15,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/redstream/chat/transport/wire"
 )
@@ -139,7 +137,7 @@ func (b *bench) countErr(code string) {
 
 func (b *bench) countClose(err error) {
 	key := "error"
-	if s := websocket.CloseStatus(err); s != -1 {
+	if s := closeStatus(err); s != -1 {
 		key = strconv.Itoa(int(s))
 	}
 	b.mu.Lock()
@@ -190,12 +188,17 @@ type client struct {
 	// it has room for one signal. The send loop makes it, under mu.
 	freed chan struct{}
 
+	sendMu sync.Mutex // guards send; taken before mu
+	send   *sendState // a sender's schedule, set by the send loop
+
 	frames [][]byte // the send loop's list of frames to write, kept
 
 	readBuf []byte // the read loop's buffer, kept for the next connection
 
 	mu        sync.Mutex // guards the fields below
 	cs        *connState // the live connection, nil between connections
+	holdFrees bool       // the read loop sends what answers free once it has handled the frames at hand
+	freedHeld bool       // with holdFrees: an answer freed a place a waiting slot can take
 	recv      []roomRecv // parallel to rooms
 	connected bool       // the first connection and all its joins succeeded
 	stable    bool       // connected and never disconnected since
@@ -243,8 +246,7 @@ func (t *eventTarget) toggle() bool {
 // connState belongs to one connection attempt: its socket, the channel
 // on which its read loop reports join replies and its write progress.
 type connState struct {
-	conn   *websocket.Conn
-	cork   *corkConn  // the TCP connection under conn; nil if the dial did not give it
+	conn   *wsConn
 	joined chan error // one value per join reply or join error
 
 	writesBegun, writesEnded atomic.Uint64 // counted by client.write
@@ -365,40 +367,21 @@ func (c *client) connect(ctx context.Context, rejoin bool) (*connState, <-chan e
 	defer cancel()
 	hdr := http.Header{}
 	hdr.Set("Authorization", "Bearer "+c.token)
-	// A transport of its own, so the connection it dials is this one's and
-	// the send loop can cork it; it serves this one request.
-	var tcp atomic.Pointer[corkConn]
 	d := &net.Dialer{Timeout: c.b.cfg.connectTimeout, KeepAlive: 30 * time.Second}
 	if c.local != nil {
 		d.LocalAddr = &net.TCPAddr{IP: c.local}
 		d.Control = bindNoPort
 	}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			nc, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			cc := &corkConn{Conn: nc}
-			tcp.Store(cc)
-			return cc, nil
-		},
-		TLSHandshakeTimeout: c.b.cfg.connectTimeout,
-	}
-	defer tr.CloseIdleConnections() // a refused upgrade leaves its connection idle
-	conn, resp, err := websocket.Dial(dctx, c.url, &websocket.DialOptions{
-		HTTPClient:      &http.Client{Transport: tr},
-		HTTPHeader:      hdr,
-		CompressionMode: websocket.CompressionDisabled,
-	})
+	conn, err := dialWS(dctx, d, c.url, hdr)
 	if err != nil {
-		if resp != nil {
-			return nil, nil, fmt.Errorf("dial %s as %s: HTTP %d", c.url, c.user, resp.StatusCode)
+		var de *dialError
+		if errors.As(err, &de) {
+			return nil, nil, fmt.Errorf("dial %s as %s: HTTP %d", c.url, c.user, de.Status)
 		}
 		return nil, nil, fmt.Errorf("dial %s: %w", c.url, err)
 	}
 	conn.SetReadLimit(readLimit)
-	cs := &connState{conn: conn, cork: tcp.Load(), joined: make(chan error, len(c.rooms))}
+	cs := &connState{conn: conn, joined: make(chan error, len(c.rooms))}
 	readDone := make(chan error, 1)
 	// Reads and writes pass no ctx, which would arm a timer per frame:
 	// the connection is closed once ctx ends instead, which ends both.
@@ -416,6 +399,7 @@ func (c *client) connect(ctx context.Context, rejoin bool) (*connState, <-chan e
 		<-readDone
 		return nil, nil, err
 	}
+	joins := make([][]byte, len(c.rooms))
 	for i, r := range c.rooms {
 		f := wire.ClientFrame{Type: wire.TypeJoin, Room: c.b.plan.rooms[r], Ref: json.RawMessage(strconv.Itoa(-1 - r))}
 		if rejoin {
@@ -423,10 +407,10 @@ func (c *client) connect(ctx context.Context, rejoin bool) (*connState, <-chan e
 			f.Since = c.recv[i].since()
 			c.mu.Unlock()
 		}
-		b, _ := json.Marshal(f)
-		if err := conn.Write(dctx, websocket.MessageText, b); err != nil {
-			return fail(fmt.Errorf("join %s: %w", f.Room, err))
-		}
+		joins[i], _ = json.Marshal(f)
+	}
+	if err := c.write(cs, joins...); err != nil {
+		return fail(fmt.Errorf("join: %w", err))
 	}
 	for range c.rooms {
 		select {
@@ -445,55 +429,70 @@ func (c *client) connect(ctx context.Context, rejoin bool) (*connState, <-chan e
 }
 
 // readLoop reads until the connection fails or is closed, as it is when
-// the run's ctx ends. It is the only reader of cs.conn, as coder/websocket
-// requires.
+// the run's ctx ends. It is the only reader of cs.conn.
+//
+// A sender's read loop holds the wake-ups of its send loop: answers that
+// free inflight places are noted, and once the frames one read from the
+// socket brought are all handled, the read loop sends the slots waiting
+// for those places itself (sendFreed), in one write, with no hand-over to
+// the send loop.
 func (c *client) readLoop(cs *connState) error {
 	buf := c.readBuf[:0] // this client's buffer: one read loop at a time
-	defer func() { c.readBuf = buf[:0] }()
+	sender := c.sender >= 0
+	if sender {
+		c.mu.Lock()
+		c.holdFrees = true
+		c.mu.Unlock()
+	}
+	defer func() {
+		c.readBuf = buf[:0]
+		if sender {
+			c.mu.Lock()
+			c.holdFrees, c.freedHeld = false, false
+			c.freeLocked()
+			c.mu.Unlock()
+		}
+	}()
+	var now int64
+	reads := ^uint64(0)
 	for {
-		typ, r, err := cs.conn.Reader(context.Background())
+		op, msg, err := cs.conn.readMessage(buf)
+		buf = msg[:0]
 		if err != nil {
 			return err
 		}
-		if buf, err = readAll(r, buf[:0]); err != nil {
-			return err
+		// A message that came with the same read from the socket as the
+		// one before arrived when that one did.
+		if r := cs.conn.socketReads(); r != reads {
+			now, reads = time.Now().UnixNano(), r
 		}
-		now := time.Now().UnixNano()
-		if typ != websocket.MessageText {
+		if op != opText {
 			continue
 		}
-		data := buf
+		data := msg
 		if !c.b.cfg.batch {
 			c.handle(cs, data, now)
-			continue
-		}
-		for len(data) > 0 {
-			line := data
-			if i := bytes.IndexByte(data, wire.BatchSeparator); i >= 0 {
-				line, data = data[:i], data[i+1:]
-			} else {
-				data = nil
+		} else {
+			for len(data) > 0 {
+				line := data
+				if i := bytes.IndexByte(data, wire.BatchSeparator); i >= 0 {
+					line, data = data[:i], data[i+1:]
+				} else {
+					data = nil
+				}
+				if len(bytes.TrimSpace(line)) > 0 {
+					c.handle(cs, line, now)
+				}
 			}
-			if len(bytes.TrimSpace(line)) > 0 {
-				c.handle(cs, line, now)
+		}
+		if sender && cs.conn.buffered() == 0 {
+			c.mu.Lock()
+			freed := c.freedHeld
+			c.freedHeld = false
+			c.mu.Unlock()
+			if freed {
+				c.sendFreed()
 			}
-		}
-	}
-}
-
-// readAll appends what r yields until io.EOF to buf, growing it as needed.
-func readAll(r io.Reader, buf []byte) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
 		}
 	}
 }
@@ -686,11 +685,22 @@ func (c *client) onAck(clientID, ref, id []byte, now int64) {
 }
 
 // freeLocked wakes the send loop, with c.mu held, if it waits for a free
-// inflight place and pending now has one.
+// inflight place and pending now has one; while the read loop holds
+// wake-ups it only notes that, and the read loop sends the freed slots
+// once it has handled the frames at hand (see readLoop).
 func (c *client) freeLocked() {
 	if !c.waiting || len(c.pending) >= c.b.cfg.inflight {
 		return
 	}
+	if c.holdFrees {
+		c.freedHeld = true
+		return
+	}
+	c.wakeSenderLocked()
+}
+
+// wakeSenderLocked, with c.mu held, wakes the send loop to step.
+func (c *client) wakeSenderLocked() {
 	c.waiting = false
 	select {
 	case c.freed <- struct{}{}:
@@ -769,25 +779,11 @@ type slot struct {
 // there are free places, in one write: a server slower than --rate is
 // kept at --inflight sends per sender, with no pause between an answer
 // and the next send, and the sends one read of answers frees leave
-// together, as a client with messages queued would send them.
+// together, as a client with messages queued would send them. The read
+// loop sends those itself (sendFreed), stepping the same schedule under
+// sendMu; the send loop wakes for slots coming due and for expiries.
 func (c *client) sendLoop(ctx context.Context) {
 	cfg := c.b.cfg
-	start, measureStart, sendEnd := c.b.start.Load(), c.b.measureStart.Load(), c.b.sendEnd.Load()
-	gen := newSlotGen(len(c.b.plan.rooms), c.b.plan.speaks[c.sender])
-	var (
-		next slot
-		seq  uint32
-	)
-	advance := func() {
-		g, room, n, ok := gen.next()
-		if !ok {
-			next = slot{due: sendEnd} // no room: nothing to send
-			return
-		}
-		next = slot{seq: seq, room: room, due: start + int64(float64(g)*1e9/cfg.rate), event: isEventSlot(n, cfg.events)}
-		seq++
-	}
-	advance()
 	c.mu.Lock()
 	if c.freed == nil {
 		c.freed = make(chan struct{}, 1)
@@ -796,42 +792,136 @@ func (c *client) sendLoop(ctx context.Context) {
 		c.targets = make(map[int]*eventTarget, len(c.b.plan.speaks[c.sender]))
 	}
 	c.mu.Unlock()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	backlog := make([]slot, 0, 2*cfg.inflight)
-	var expireAt int64 // no pending send can expire before this
+	ss := &sendState{
+		gen:          newSlotGen(len(c.b.plan.rooms), c.b.plan.speaks[c.sender]),
+		start:        c.b.start.Load(),
+		measureStart: c.b.measureStart.Load(),
+		sendEnd:      c.b.sendEnd.Load(),
+		backlog:      make([]slot, 0, 2*cfg.inflight),
+	}
+	ss.advance(cfg)
+	ss.timer = time.NewTimer(time.Hour)
+	c.sendMu.Lock()
+	c.send = ss
+	c.sendMu.Unlock()
+	defer func() {
+		c.sendMu.Lock()
+		ss.done = true
+		ss.timer.Stop()
+		c.sendMu.Unlock()
+	}()
 	for {
-		now := time.Now().UnixNano()
-		for next.due <= now && next.due < sendEnd {
-			backlog = append(backlog, next)
-			advance()
+		c.sendMu.Lock()
+		wake, done := c.stepLocked(time.Now().UnixNano())
+		if !done {
+			ss.arm(wake)
 		}
-		if over := len(backlog) - cfg.inflight; over > 0 {
-			c.skip(backlog[:over], measureStart)
-			backlog = append(backlog[:0], backlog[over:]...)
-		}
-		if now >= expireAt {
-			expireAt = c.expire(now)
-		}
-		if n := c.sendSlots(backlog, measureStart); n > 0 {
-			backlog = append(backlog[:0], backlog[n:]...)
-		}
-		if now >= sendEnd || next.due >= sendEnd && len(backlog) == 0 {
-			c.skip(backlog, measureStart) // due before the end and never sent
+		c.sendMu.Unlock()
+		if done {
 			return
 		}
-		wake := next.due
-		if len(backlog) > 0 || next.due >= sendEnd {
-			wake = min(expireAt, sendEnd) // or when an answer frees a place
-		}
-		timer.Reset(time.Until(time.Unix(0, wake)))
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.freed:
-		case <-timer.C:
+		case <-ss.timer.C:
 		}
 	}
+}
+
+// sendState is a sender's place in the schedule, guarded by
+// client.sendMu: the send loop steps it when a slot comes due or it is
+// woken, the read loop when answers it has handled freed places.
+type sendState struct {
+	gen                          *slotGen
+	start, measureStart, sendEnd int64
+	seq                          uint32
+	next                         slot        // the next slot to come due
+	backlog                      []slot      // due and waiting for a free place
+	expireAt                     int64       // no pending send can expire before this
+	timer                        *time.Timer // wakes the send loop at armed
+	armed                        int64       // when the send loop steps next unless woken
+	done                         bool        // the send loop has ended: nothing more is sent
+}
+
+// arm sets the send loop's timer to wake it at wake (Unix nanoseconds).
+// With the timer's channel unbuffered (Go 1.23), a Reset discards a firing
+// not yet received, so the loop never wakes for an old time.
+func (ss *sendState) arm(wake int64) {
+	ss.timer.Reset(time.Until(time.Unix(0, wake)))
+	ss.armed = wake
+}
+
+// advance makes next the following slot of the schedule.
+func (ss *sendState) advance(cfg *config) {
+	g, room, n, ok := ss.gen.next()
+	if !ok {
+		ss.next = slot{due: ss.sendEnd} // no room: nothing to send
+		return
+	}
+	ss.next = slot{seq: ss.seq, room: room, due: ss.start + int64(float64(g)*1e9/cfg.rate), event: isEventSlot(n, cfg.events)}
+	ss.seq++
+}
+
+// stepLocked, with c.sendMu held, takes the slots due by now into the
+// backlog (skipping the oldest beyond --inflight), expires sends when one
+// may have, and sends as many waiting slots as there are free places. It
+// returns when the send loop must step next unless an answer wakes it,
+// or done once sending has ended.
+func (c *client) stepLocked(now int64) (wake int64, done bool) {
+	ss, cfg := c.send, c.b.cfg
+	if ss.done {
+		return 0, true
+	}
+	for ss.next.due <= now && ss.next.due < ss.sendEnd {
+		ss.backlog = append(ss.backlog, ss.next)
+		ss.advance(cfg)
+	}
+	if over := len(ss.backlog) - cfg.inflight; over > 0 {
+		c.skip(ss.backlog[:over], ss.measureStart)
+		ss.backlog = append(ss.backlog[:0], ss.backlog[over:]...)
+	}
+	if now >= ss.expireAt {
+		ss.expireAt = c.expire(now)
+	}
+	if n := c.sendSlots(ss.backlog, ss.measureStart); n > 0 {
+		ss.backlog = append(ss.backlog[:0], ss.backlog[n:]...)
+	}
+	if now >= ss.sendEnd || ss.next.due >= ss.sendEnd && len(ss.backlog) == 0 {
+		c.skip(ss.backlog, ss.measureStart) // due before the end and never sent
+		ss.backlog, ss.done = nil, true
+		return 0, true
+	}
+	wake = ss.next.due
+	if len(ss.backlog) > 0 || ss.next.due >= ss.sendEnd {
+		wake = min(ss.expireAt, ss.sendEnd) // or when an answer frees a place
+	}
+	return wake, false
+}
+
+// sendFreed is called by the read loop once it has handled the frames at
+// hand and they freed inflight places: it steps the schedule itself and
+// re-arms the send loop's timer, sparing the send loop a wake-up, unless
+// the send loop is stepping at the time or sending has ended; then it
+// wakes the send loop.
+func (c *client) sendFreed() {
+	if c.sendMu.TryLock() {
+		ss := c.send
+		wakeLoop := ss == nil // not started: the loop steps first thing anyway
+		if ss != nil && !ss.done {
+			wake, done := c.stepLocked(time.Now().UnixNano())
+			if wakeLoop = done; !done && wake != ss.armed {
+				ss.arm(wake)
+			}
+		}
+		c.sendMu.Unlock()
+		if !wakeLoop {
+			return
+		}
+	}
+	c.mu.Lock()
+	c.wakeSenderLocked()
+	c.mu.Unlock()
 }
 
 // skip counts the measured slots among slots as skipped.
@@ -920,28 +1010,14 @@ func isEventSlot(n int64, f float64) bool {
 	return f > 0 && math.Floor(float64(n+1)*f) > math.Floor(float64(n)*f)
 }
 
-// write writes frames on cs in one system call. It passes no ctx, which
-// would arm a timer per frame: the connection is closed when the run's ctx
-// ends, and bench.watchWrites closes it when writes make no progress for
-// writeTimeout, either of which ends a blocked write.
+// write writes frames on cs in one system call. It has no deadline,
+// which would cost a timer per write: the connection is closed when the
+// run's ctx ends, and bench.watchWrites closes it when writes make no
+// progress for writeTimeout, either of which ends a blocked write.
 func (c *client) write(cs *connState, frames ...[]byte) error {
 	cs.writesBegun.Add(1)
 	defer cs.writesEnded.Add(1)
-	if cs.cork != nil {
-		cs.cork.cork()
-	}
-	var err error
-	for _, f := range frames {
-		if err = cs.conn.Write(context.Background(), websocket.MessageText, f); err != nil {
-			break
-		}
-	}
-	if cs.cork != nil {
-		if uerr := cs.cork.uncork(); err == nil {
-			err = uerr
-		}
-	}
-	return err
+	return cs.conn.writeText(frames...)
 }
 
 // expire gives up on sends written to a live connection and unanswered
@@ -1013,7 +1089,7 @@ func (c *client) close() {
 	cs := c.cs
 	c.mu.Unlock()
 	if cs != nil {
-		_ = cs.conn.Close(websocket.StatusNormalClosure, "benchmark done")
+		_ = cs.conn.Close(1000, "benchmark done")
 	}
 }
 

@@ -96,8 +96,16 @@
 // and share, in total and per 1,000 measured deliveries; each server's,
 // from /proc/PID/stat with --server-pid or else process_cpu_seconds_total
 // on /metrics; and chatbench's own (getrusage, its worker processes
-// included), per 1,000 acked sends, so that a saturated generator shows.
-// For a Redis Cluster, list its primaries to get the share of each.
+// included), per 1,000 acked sends and as a share of all the CPU time
+// measured (chatbench's, the servers' and Redis's), so that a saturated
+// generator shows: on one machine, what chatbench takes the servers
+// cannot have. For a Redis Cluster, list its primaries to get the share
+// of each.
+//
+// To cost the servers' machine little, chatbench speaks WebSocket itself
+// (RFC 6455, no extensions): the frames a sender has ready leave in one
+// system call, and the answers one read from the socket brings are all
+// handled before the sends they free go out, together, in one write.
 //
 // With --events the table and the JSON line add the events sent, acked
 // (edits and reactions), unchanged, rejected and unacked; their

@@ -110,6 +110,10 @@ type Report struct {
 	GeneratorCPUS         float64    `json:"generator_cpu_s,omitempty"`
 	GeneratorCores        float64    `json:"generator_cores,omitempty"`
 	GeneratorCPUMsPer1000 float64    `json:"generator_cpu_ms_per_1000_acked,omitempty"`
+	// GeneratorShare is chatbench's share of the CPU time measured, its
+	// own, the servers' and Redis's together, when any of theirs was: on
+	// one machine, what the generator takes the servers cannot have.
+	GeneratorShare float64 `json:"generator_cpu_share,omitempty"`
 
 	RSSBase, RSSReady, RSSEnd rssSample `json:"-"`
 	Start                     time.Time `json:"-"`
@@ -304,7 +308,11 @@ func (r *Report) writeCPU(row func(name, format string, args ...any)) {
 			per(r.ServerCPUMsPer1000, "deliveries"), strings.Join(each, ", "), r.ServerCPUSource)
 	}
 	if r.GeneratorCPUS > 0 {
-		row("chatbench CPU", "%.3f s (%.2f cores)%s", r.GeneratorCPUS, r.GeneratorCores, per(r.GeneratorCPUMsPer1000, "acked sends"))
+		share := ""
+		if r.GeneratorShare > 0 {
+			share = fmt.Sprintf("; %.0f%% of the CPU measured (chatbench, servers, Redis)", 100*r.GeneratorShare)
+		}
+		row("chatbench CPU", "%.3f s (%.2f cores)%s%s", r.GeneratorCPUS, r.GeneratorCores, per(r.GeneratorCPUMsPer1000, "acked sends"), share)
 	}
 }
 

@@ -154,7 +154,7 @@ func TestReportOutputs(t *testing.T) {
 	}
 	for _, k := range []string{"deliveries", "deliveries_per_s", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms",
 		"ack_p50_ms", "ack_p99_ms", "sent", "acked", "skipped", "lost", "dups", "reorders", "disconnects", "server_rss_per_conn_bytes",
-		"rooms_per_client", "redis_cpu", "redis_cpu_ms_per_1000_deliveries", "server_cpu_s_each", "generator_cpu_ms_per_1000_acked"} {
+		"rooms_per_client", "redis_cpu", "redis_cpu_ms_per_1000_deliveries", "server_cpu_s_each", "generator_cpu_ms_per_1000_acked", "generator_cpu_share"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("JSON lacks %s", k)
 		}
@@ -166,7 +166,7 @@ func TestReportOutputs(t *testing.T) {
 	for _, s := range []string{"latency ms", "p99.9", "server RSS", "19.5 KiB per connection",
 		"redis CPU", "5.000 s in 10.0 s (0.50 cores), 10 ms per 1,000 deliveries: a:1 master 2.000 s (40%), b:2 master 3.000 s (60%)",
 		"server CPU", "5.000 s (0.50 cores), 10 ms per 1,000 deliveries; each 5.000 s (from proc)",
-		"chatbench CPU", "1.000 s (0.10 cores), 200 ms per 1,000 acked sends"} {
+		"chatbench CPU", "1.000 s (0.10 cores), 200 ms per 1,000 acked sends; 9% of the CPU measured (chatbench, servers, Redis)"} {
 		if !strings.Contains(buf.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, buf.String())
 		}

@@ -319,6 +319,9 @@ func (r *Report) fillCPU(cfg *config, begin, end *cpuSample, generator float64) 
 		r.GeneratorCPUS = round3(generator)
 		r.GeneratorCores = round3(generator / window)
 		r.GeneratorCPUMsPer1000 = per1000(generator, r.Acked+r.EventsAcked+r.EventsNoop)
+		if others := r.RedisCPUS + r.ServerCPUS; others > 0 && generator > 0 {
+			r.GeneratorShare = round3(generator / (generator + others))
+		}
 	}
 }
 

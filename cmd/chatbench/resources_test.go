@@ -213,8 +213,9 @@ func TestFillCPU(t *testing.T) {
 	if r.ServerCPUS != 5 || len(r.ServerCPU) != 2 || r.ServerCPU[1] != 3 || r.ServerCPUMsPer1000 != 25 || r.ServerCPUSource != "metrics" {
 		t.Fatalf("server CPU %v s %v, %v ms per 1,000, from %s", r.ServerCPUS, r.ServerCPU, r.ServerCPUMsPer1000, r.ServerCPUSource)
 	}
-	if r.GeneratorCPUS != 2 || r.GeneratorCores != 0.5 || r.GeneratorCPUMsPer1000 != 20 {
-		t.Fatalf("generator %v s, %v cores, %v ms per 1,000 acked", r.GeneratorCPUS, r.GeneratorCores, r.GeneratorCPUMsPer1000)
+	if r.GeneratorCPUS != 2 || r.GeneratorCores != 0.5 || r.GeneratorCPUMsPer1000 != 20 || r.GeneratorShare != 0.182 {
+		t.Fatalf("generator %v s, %v cores, %v ms per 1,000 acked, share %v (want 2 of 2+5+4 s)",
+			r.GeneratorCPUS, r.GeneratorCores, r.GeneratorCPUMsPer1000, r.GeneratorShare)
 	}
 	// A source that did not answer at one end is left out, not guessed.
 	r = &Report{Deliveries: 10}

@@ -3,12 +3,11 @@ package main
 import (
 	"context"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // newSenderClient returns sender 0 of a one-sender bench whose slots are
@@ -116,7 +115,7 @@ func TestSendLoopEndsWithCtx(t *testing.T) {
 func TestSendLoopExpires(t *testing.T) {
 	t.Parallel()
 	srv := wsReader(t, nil)
-	conn, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	conn, err := dialWS(context.Background(), &net.Dialer{}, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,4 +291,47 @@ func TestEventsGivenUpOnDisconnect(t *testing.T) {
 	if n := c.b.eventsUnacked.Load(); n != 1 {
 		t.Fatalf("%d events unacked, want the measured one", n)
 	}
+}
+
+// TestReadLoopSendsFreed runs a sender against a server that answers
+// every send: the places its acks free are taken by the slots waiting
+// for them (the read loop sends those itself), every send is acked, and
+// every slot of the schedule is sent or skipped, none lost in between.
+func TestReadLoopSendsFreed(t *testing.T) {
+	t.Parallel()
+	f, srv := newFakeServer(t)
+	f.mu.Lock()
+	f.users["u"] = true
+	f.rooms["r0"] = &fakeRoom{members: make(map[*fakeConn]bool), byID: make(map[string]int), reacts: make(map[string]bool)}
+	f.mu.Unlock()
+	const slots, inflight = 400, 4
+	c := newSenderClient(time.Millisecond, slots, inflight, time.Hour)
+	c.b.cfg.connectTimeout = 5 * time.Second
+	c.token, c.url = "tok-u", wsURL(srv.URL, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cs, readDone, err := c.connect(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.cs = cs
+	c.mu.Unlock()
+	c.sendLoop(ctx)
+	for deadline := time.Now().Add(5 * time.Second); c.pendingCount() > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	sent, acked, skipped := c.b.sent.Load(), c.b.acked.Load(), c.b.skipped.Load()
+	if sent+skipped != slots || acked != sent || sent <= inflight || c.b.unacked.Load() != 0 {
+		t.Fatalf("sent %d, acked %d, skipped %d, unacked %d of %d slots; want every slot sent or skipped, more than %d sent, all acked",
+			sent, acked, skipped, c.b.unacked.Load(), slots, inflight)
+	}
+	f.mu.Lock()
+	stored := len(f.rooms["r0"].msgs)
+	f.mu.Unlock()
+	if int64(stored) != sent {
+		t.Fatalf("the server stored %d messages, chatbench sent %d", stored, sent)
+	}
+	cancel()
+	<-readDone
 }
