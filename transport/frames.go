@@ -176,7 +176,6 @@ func (c *conn) auth(ctx context.Context, f wire.ClientFrame) {
 		return
 	}
 	c.sess.SetToken(cl.ID, cl.Issued)
-	c.expires.Store(cl.Expires.UnixNano())
-	c.expiry.Reset(time.Until(cl.Expires))
+	c.setExpiry(cl.Expires)
 	c.reply(wire.Authed{Type: wire.TypeAuthed, Ref: f.Ref, ExpiresAt: cl.Expires.UTC().Format(time.RFC3339)})
 }
