@@ -202,21 +202,6 @@ func (c *client) ofType(typ string) []frame {
 	return out
 }
 
-func checkFor(tb testing.TB, total time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func send(tb testing.TB, e *instance, user, room, text string) engine.Entry {
 	tb.Helper()
 	r, err := e.Post(context.Background(), user, engine.Write{Kind: engine.EntryMessage, Room: room, Text: text})
@@ -300,7 +285,7 @@ func TestFanOutOrderExactlyOnceAcrossInstances(t *testing.T) {
 		t.Fatalf("stored %d entries, want 150 messages and 15 reactions", len(want))
 	}
 	for _, c := range clients {
-		checkFor(t, 5*time.Second, func() error { return equalIDs(ids(c.entries("general")), want) })
+		storetest.CheckFor(t, 5*time.Second, func() error { return equalIDs(ids(c.entries("general")), want) })
 	}
 }
 
@@ -355,7 +340,7 @@ func TestGapRepair(t *testing.T) {
 		send(t, a, "alice", "general", fmt.Sprint("last ", i))
 	}
 	want := storedAfter(t, a.st, "general", engine.StreamPos{})
-	checkFor(t, 5*time.Second, func() error { return equalIDs(ids(c.entries("general")), want) })
+	storetest.CheckFor(t, 5*time.Second, func() error { return equalIDs(ids(c.entries("general")), want) })
 	if lossy.dropped.Load() < 50 {
 		t.Fatalf("only %d notices dropped", lossy.dropped.Load())
 	}
@@ -412,7 +397,7 @@ func TestJoinSinceUnderConcurrentSends(t *testing.T) {
 	wg.Wait()
 	for i, j := range joiners {
 		want := storedAfter(t, a.st, "tech", j.since)
-		checkFor(t, 5*time.Second, func() error {
+		storetest.CheckFor(t, 5*time.Second, func() error {
 			if err := equalIDs(ids(j.c.entries("tech")), want); err != nil {
 				return fmt.Errorf("joiner %d (since %s): %w", i, j.since, err)
 			}
@@ -438,7 +423,7 @@ func TestJoinWithoutSinceGetsOnlyNewEntries(t *testing.T) {
 		t.Fatalf("recovered set without since")
 	}
 	m := send(t, e, "alice", "general", "after")
-	checkFor(t, 2*time.Second, func() error { return equalIDs(ids(c.entries("general")), []string{m.ID.String()}) })
+	storetest.CheckFor(t, 2*time.Second, func() error { return equalIDs(ids(c.entries("general")), []string{m.ID.String()}) })
 }
 
 func TestSinceTrimmedIsNotRecovered(t *testing.T) {
@@ -461,7 +446,7 @@ func TestSinceTrimmedIsNotRecovered(t *testing.T) {
 		t.Fatalf("recovered = %v, want false", info.Recovered)
 	}
 	kept := storedAfter(t, st, "general", engine.StreamPos{})
-	checkFor(t, 2*time.Second, func() error { return equalIDs(ids(c.entries("general")), kept) })
+	storetest.CheckFor(t, 2*time.Second, func() error { return equalIDs(ids(c.entries("general")), kept) })
 }
 
 func TestSlowConsumerIsKickedOthersUnaffected(t *testing.T) {
@@ -489,7 +474,7 @@ func TestSlowConsumerIsKickedOthersUnaffected(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("slow session not kicked")
 	}
-	checkFor(t, 2*time.Second, func() error {
+	storetest.CheckFor(t, 2*time.Second, func() error {
 		if n := len(fast.entries("general")); n != 300 {
 			return fmt.Errorf("fast client got %d of 300", n)
 		}
@@ -532,7 +517,7 @@ func TestRemovalStopsDeliveryInStreamOrder(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	close(stop)
 	wg.Wait()
-	checkFor(t, 2*time.Second, func() error {
+	storetest.CheckFor(t, 2*time.Second, func() error {
 		if k := bob.ofType("kicked"); len(k) != 1 || k[0].Room != "club" || k[0].Reason != "removed" {
 			return fmt.Errorf("kicked frames %+v", k)
 		}

@@ -369,7 +369,7 @@ func TestWriteRechecks(t *testing.T) {
 	if err != nil || acc.Role != "" || acc.BannedUntil <= 0 {
 		t.Fatalf("banned access: %+v %v", acc, err)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	storetest.CheckFor(t, 5*time.Second, func() error {
 		bans, err := s.Bans(ctx, "team", false)
 		if err != nil || len(bans) != 0 {
 			return fmt.Errorf("bans %+v %v", bans, err)
@@ -381,21 +381,6 @@ func TestWriteRechecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustAppend(t, s, engine.AppendRequest{Room: "team", User: "bob", Text: "back"})
-}
-
-func waitFor(tb testing.TB, total time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func TestMembership(t *testing.T) {

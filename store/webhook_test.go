@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,24 +44,21 @@ func outboxModes(t *testing.T, f func(t *testing.T, rdb redis.UniversalClient)) 
 func waitPending(t *testing.T, s *store.Store, room string, want bool) int64 {
 	t.Helper()
 	var since int64
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	storetest.CheckFor(t, 5*time.Second, func() error {
 		rooms, times, err := s.WebhookPending(context.Background(), 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
 		i := slices.Index(rooms, room)
-		if (i >= 0) == want {
-			if i >= 0 {
-				since = times[i]
-			}
-			return since
+		if (i >= 0) != want {
+			return fmt.Errorf("pending rooms %v: want %s listed %v", rooms, room, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pending rooms %v: want %s listed %v", rooms, room, want)
+		if i >= 0 {
+			since = times[i]
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
+	return since
 }
 
 func mustTake(t *testing.T, s *store.Store, room, owner string) (engine.StreamPos, uint64) {
@@ -324,48 +320,12 @@ func BenchmarkAppendOutbox(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	evalUsec := func() float64 {
-		info, err := rdb.Info(ctx, "commandstats").Result()
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, line := range strings.Split(info, "\n") {
-			if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:"); ok {
-				for _, f := range strings.Split(strings.TrimSpace(rest), ",") {
-					if v, ok := strings.CutPrefix(f, "usec="); ok {
-						us, _ := strconv.ParseFloat(v, 64)
-						return us
-					}
-				}
-			}
-		}
-		return 0
-	}
-	const block = 200
-	var wall, redisUs [2][]float64
-	for b.Loop() {
-		for i, s := range stores {
-			room := fmt.Sprint("bench-", i)
-			u0, t0 := evalUsec(), time.Now()
-			for range block {
-				mustAppend(b, s, engine.AppendRequest{Room: room, User: "alice", Text: "a message of ordinary length, like this one"})
-			}
-			wall[i] = append(wall[i], float64(time.Since(t0).Microseconds())/block)
-			redisUs[i] = append(redisUs[i], (evalUsec()-u0)/block)
+	var ops [2]func()
+	for i, s := range stores {
+		room := fmt.Sprint("bench-", i)
+		ops[i] = func() {
+			mustAppend(b, s, engine.AppendRequest{Room: room, User: "alice", Text: "a message of ordinary length, like this one"})
 		}
 	}
-	med := func(xs []float64) float64 {
-		xs = slices.Clone(xs)
-		slices.Sort(xs)
-		return xs[len(xs)/2]
-	}
-	b.ReportMetric(med(wall[0]), "off-µs/append")
-	b.ReportMetric(med(wall[1]), "on-µs/append")
-	b.ReportMetric(med(redisUs[0]), "off-redis-µs/append")
-	b.ReportMetric(med(redisUs[1]), "on-redis-µs/append")
-	ratios := make([]float64, len(wall[0]))
-	for i := range ratios {
-		ratios[i] = redisUs[1][i] / redisUs[0][i]
-	}
-	b.ReportMetric(med(ratios), "redis-on/off")
+	compareAppends(b, rdb, [2]string{"off", "on"}, ops)
 }

@@ -91,8 +91,6 @@ func (s *Server) issue(user string, ttl time.Duration) (string, claims, error) {
 	return string(signed), c, nil
 }
 
-var errUnauthorized = newAPIError(http.StatusUnauthorized, wire.CodeUnauthorized, "missing, invalid, expired or revoked token")
-
 // verify checks a token: HS256 with our key only, not expired, carrying
 // sub and jti, not revoked. Errors: errUnauthorized, or ErrUnavailable when
 // the revocation list cannot be read.
@@ -221,9 +219,9 @@ type limit struct {
 
 // attempt counts one attempt against limits (see Limiter.Attempt). It
 // returns the keys counted, to release if the attempt turns out not to
-// count, or refused (429 with Retry-After, code and message given) when a
-// limit is reached.
-func (s *Server) attempt(ctx context.Context, kind, code, message string, limits ...limit) ([]string, error) {
+// count, or, when a limit is reached, limited (a row of the error table)
+// told with message and Retry-After.
+func (s *Server) attempt(ctx context.Context, kind string, limited error, message string, limits ...limit) ([]string, error) {
 	keys := make([]string, len(limits))
 	maxes := make([]int, len(limits))
 	windows := make([]time.Duration, len(limits))
@@ -238,7 +236,9 @@ func (s *Server) attempt(ctx context.Context, kind, code, message string, limits
 	}
 	if !ok {
 		s.opts.Observe.rateLimited(kind)
-		return nil, &apiError{Status: http.StatusTooManyRequests, Code: code, Message: message, Retry: retrySeconds(retry)}
+		a := errorf(limited, "%s", message)
+		a.Retry = retrySeconds(retry)
+		return nil, a
 	}
 	return keys, nil
 }
@@ -268,7 +268,7 @@ func (s *Server) register(c echo.Context) error {
 	ctx := c.Request().Context()
 	var counted []string
 	if s.opts.RegisterAddrLimit > 0 {
-		if counted, err = s.attempt(ctx, "register", wire.CodeRateLimited, "too many registrations from this address; retry later",
+		if counted, err = s.attempt(ctx, "register", engine.ErrRateLimited, "too many registrations from this address; retry later",
 			limit{"register:" + clientAddr(c), s.opts.RegisterAddrLimit, s.opts.RegisterAddrWindow}); err != nil {
 			return err
 		}
@@ -291,7 +291,7 @@ func (s *Server) register(c echo.Context) error {
 // stored). Errors: errNameTaken, errHashBusy, ErrUnavailable.
 func (s *Server) createUser(ctx context.Context, name, password string, busy func()) error {
 	if _, err := s.opts.Users.PasswordHash(ctx, name); err == nil {
-		return errNameTaken(name)
+		return errorf(errNameTaken, "username %s is taken", name)
 	} else if !errors.Is(err, engine.ErrNotFound) {
 		return err
 	}
@@ -308,7 +308,7 @@ func (s *Server) createUser(ctx context.Context, name, password string, busy fun
 	}
 	if err := s.opts.Users.CreateUser(ctx, name, hash); err != nil {
 		if errors.Is(err, engine.ErrExists) {
-			return errNameTaken(name)
+			return errorf(errNameTaken, "username %s is taken", name)
 		}
 		return err
 	}
@@ -316,10 +316,6 @@ func (s *Server) createUser(ctx context.Context, name, password string, busy fun
 	// (mentions, direct rooms).
 	s.opts.Engine.UserRegistered(name)
 	return nil
-}
-
-func errNameTaken(name string) error {
-	return newAPIError(http.StatusConflict, wire.CodeUsernameTaken, "username "+name+" is taken")
 }
 
 // hashPool runs password hashes of one kind (logins, or registrations)
@@ -338,9 +334,6 @@ type hashPool struct {
 func newHashPool(size, queue int, wait time.Duration) *hashPool {
 	return &hashPool{slots: make(chan struct{}, size), tickets: make(chan struct{}, size+queue), wait: wait}
 }
-
-var errHashBusy = &apiError{Status: http.StatusServiceUnavailable, Code: wire.CodeUnavailable,
-	Message: "too many password checks at once; retry shortly", Retry: 1}
 
 // run calls f in a slot. Errors: errHashBusy, or ErrUnavailable when ctx
 // ends first.
@@ -369,8 +362,6 @@ func (p *hashPool) run(ctx context.Context, f func()) error {
 	return nil
 }
 
-var errBadCredentials = newAPIError(http.StatusUnauthorized, wire.CodeInvalidCredentials, "wrong username or password")
-
 func retrySeconds(d time.Duration) int64 { return max(1, int64((d+time.Second-1)/time.Second)) }
 
 // login checks a password. Each attempt is counted before the password is
@@ -384,7 +375,7 @@ func retrySeconds(d time.Duration) int64 { return max(1, int64((d+time.Second-1)
 // limited.
 func (s *Server) login(c echo.Context) error {
 	if s.draining.Load() {
-		return newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "server is shutting down; retry")
+		return errorf(engine.ErrShutdown, "server is shutting down; retry")
 	}
 	var req credentials
 	if err := s.bind(c, &req); err != nil {
@@ -396,12 +387,12 @@ func (s *Server) login(c echo.Context) error {
 		name = name[:64]
 	}
 	addr := clientAddr(c)
-	counted, err := s.attempt(ctx, "login", wire.CodeTooManyAttempts, "too many failed logins; retry later",
+	counted, err := s.attempt(ctx, "login", errTooManyAttempts, errTooManyAttempts.Message,
 		limit{"login-user-addr:" + addr + "|" + name, s.opts.LoginUserAddrLimit, s.opts.LoginUserAddrWindow},
 		limit{"login-user:" + name, s.opts.LoginUserLimit, s.opts.LoginUserWindow},
 		limit{"login-addr:" + addr, s.opts.LoginAddrLimit, s.opts.LoginAddrWindow})
 	if err != nil {
-		if errors.As(err, new(*apiError)) {
+		if errors.Is(err, errTooManyAttempts) {
 			s.opts.Observe.authFailure("too_many_attempts")
 		}
 		return err
@@ -452,7 +443,7 @@ func (s *Server) login(c echo.Context) error {
 // logout stores a revocation for the token's lifetime, and each refresh
 // mints a token that a logout can revoke.
 func (s *Server) tokenLimit(c echo.Context, user string) error {
-	_, err := s.attempt(c.Request().Context(), "refresh", wire.CodeRateLimited, "too many refreshes and logouts; retry later",
+	_, err := s.attempt(c.Request().Context(), "refresh", engine.ErrRateLimited, "too many refreshes and logouts; retry later",
 		limit{"token-user:" + user, s.opts.RefreshLimit, s.opts.RefreshWindow})
 	return err
 }
@@ -636,10 +627,13 @@ func (l *addrListener) done(key string) {
 	l.mu.Unlock()
 }
 
-// refusal is the whole answer to a connection over the cap.
+// refusal is the whole answer to a connection over the cap: the error
+// table's rate_limited, written before any HTTP server sees the request.
 var refusal = func() []byte {
-	body := `{"error":{"code":"rate_limited","message":"too many open connections from this address"}}`
-	return []byte("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 10\r\n" +
+	a := errorf(engine.ErrRateLimited, "too many open connections from this address")
+	body := string(wire.Encode(map[string]any{"error": map[string]string{"code": a.Code, "message": a.Message}}))
+	return []byte("HTTP/1.1 " + strconv.Itoa(a.Status) + " " + http.StatusText(a.Status) +
+		"\r\nContent-Type: application/json\r\nRetry-After: 10\r\n" +
 		"Connection: close\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
 }()
 

@@ -31,7 +31,7 @@ import (
 //
 // end is the one way a connection ends: it records why (the first reason
 // wins) and wakes the writer, which closes the socket with the code
-// closeFor picks. The reader then fails, and finish waits for the writer
+// closeOf picks. The reader then fails, and finish waits for the writer
 // and the timers and releases everything.
 //
 // An idle connection holds one goroutine, the reader, waiting in
@@ -174,7 +174,7 @@ func (c *conn) finish(rerr error) {
 			code = websocket.StatusAbnormalClosure
 		}
 	default:
-		code, _ = closeFor(why)
+		code, _ = closeOf(why)
 	}
 	s := c.s
 	if s.opts.Observe.Closed != nil {
@@ -293,7 +293,7 @@ func (c *conn) hangUp(why error, buf *bytes.Buffer) {
 	if errors.Is(why, engine.ErrShutdown) {
 		c.flushOnShutdown(buf)
 	}
-	code, reason := closeFor(why)
+	code, reason := closeOf(why)
 	c.nc.idle.closing(func() { _ = c.ws.Close(code, reason) })
 }
 

@@ -257,7 +257,7 @@ func TestBatchCoalescesByQueueDepth(t *testing.T) {
 	for i := 1; i < n; i++ {
 		sender.send(map[string]any{"type": "send", "room": "general", "text": fmt.Sprint(i)})
 	}
-	checkFor(t, 10*time.Second, func() error {
+	storetest.CheckFor(t, 10*time.Second, func() error {
 		if d := in.Engine.Counters().Delivered; d < 2*n {
 			return fmt.Errorf("%d of %d messages queued", d, 2*n)
 		}
@@ -321,7 +321,7 @@ func TestSlowConsumerCloses1013(t *testing.T) {
 		sender.send(map[string]any{"type": "send", "room": "general", "text": fmt.Sprint(i)})
 		sender.nextType("ack")
 	}
-	checkFor(t, 10*time.Second, func() error {
+	storetest.CheckFor(t, 10*time.Second, func() error {
 		if k := in.Engine.Counters().SlowKicks; k != 1 {
 			return fmt.Errorf("%d slow kicks", k)
 		}
@@ -360,7 +360,7 @@ func TestShutdownWritesQueuedAcksBefore1001(t *testing.T) {
 		a.send(map[string]any{"type": "send", "room": "general", "text": fmt.Sprint(i), "client_id": fmt.Sprint("c", i)})
 	}
 	// Each live message is queued after its sender's ack.
-	checkFor(t, 10*time.Second, func() error {
+	storetest.CheckFor(t, 10*time.Second, func() error {
 		if d := in.Engine.Counters().Delivered; d < n {
 			return fmt.Errorf("%d of %d messages queued", d, n)
 		}
@@ -373,7 +373,7 @@ func TestShutdownWritesQueuedAcksBefore1001(t *testing.T) {
 		defer cancel()
 		in.Server.Drain(ctx, 0)
 	}()
-	checkFor(t, 5*time.Second, func() error {
+	storetest.CheckFor(t, 5*time.Second, func() error {
 		if st := api(t, in.URL, "GET", "/readyz", "", nil, nil); st != http.StatusServiceUnavailable {
 			return fmt.Errorf("readyz %d while draining", st)
 		}

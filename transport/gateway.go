@@ -10,13 +10,6 @@ import (
 	"github.com/redstream/chat/transport/wire"
 )
 
-// Why a connection ends, besides the engine's kicks (ErrSlowConsumer,
-// ErrRevoked, ErrShutdown) and the library's ErrMessageTooBig.
-var (
-	errExpired     = errors.New("token expired")
-	errInvalidUTF8 = errors.New("text frame is not valid UTF-8")
-)
-
 // goneError is why a connection ended when there is nothing left to say
 // to the peer: it closed, vanished or stopped answering pings, or a write
 // failed. The socket is dropped without a close handshake.
@@ -78,27 +71,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// its own (conn.go): net/http's buffers and the handler's deep stack,
 	// kept for the whole life of the socket otherwise, become garbage.
 	go c.serve()
-}
-
-// closeFor maps why a connection ends to the close code and reason the
-// server sends. It is the one table of close codes: the writer calls it
-// when it closes the socket, and finish when it counts the close.
-func closeFor(err error) (websocket.StatusCode, string) {
-	switch {
-	case errors.Is(err, engine.ErrSlowConsumer):
-		return wire.CloseSlowConsumer, "too slow to keep up; reconnect and join with since"
-	case errors.Is(err, engine.ErrRevoked):
-		return wire.ClosePolicy, "token revoked"
-	case errors.Is(err, errExpired):
-		return wire.ClosePolicy, "token expired"
-	case errors.Is(err, engine.ErrShutdown):
-		return wire.CloseGoingAway, "server going away; reconnect and join with since"
-	case errors.Is(err, errInvalidUTF8):
-		return wire.CloseInvalidData, "text frame is not valid UTF-8"
-	case errors.Is(err, websocket.ErrMessageTooBig):
-		return wire.CloseTooBig, "frame too large"
-	}
-	return wire.CloseInternal, "internal error"
 }
 
 func writeHTTPError(w http.ResponseWriter, a *apiError) {

@@ -26,9 +26,7 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
-		// go-redis keeps a process-wide pool reaper, and net/http keeps idle
-		// client connections for a while.
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		// go-redis keeps a process-wide pool reaper.
 		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"),
 	)
 }
@@ -366,21 +364,5 @@ func (w *wsClient) waitClosed(timeout time.Duration) websocket.StatusCode {
 		case <-deadline:
 			w.tb.Fatalf("connection not closed within %v", timeout)
 		}
-	}
-}
-
-// checkFor retries f until it succeeds or total passes.
-func checkFor(tb testing.TB, total time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

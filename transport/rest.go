@@ -50,7 +50,7 @@ func pathParam(c echo.Context, name string) (string, error) {
 	}
 	u, err := url.PathUnescape(v)
 	if err != nil {
-		return "", newAPIError(http.StatusBadRequest, wire.CodeInvalid, "bad "+name+" in path")
+		return "", errorf(engine.ErrInvalid, "bad %s in path", name)
 	}
 	return u, nil
 }
@@ -64,7 +64,7 @@ func idParam(c echo.Context) (engine.StreamPos, error) {
 	}
 	p, err := engine.ParsePos(v)
 	if err != nil || p.IsZero() {
-		return engine.StreamPos{}, newAPIError(http.StatusNotFound, wire.CodeNotFound, "no such message")
+		return engine.StreamPos{}, errorf(engine.ErrNotFound, "no such message")
 	}
 	return p, nil
 }
@@ -77,7 +77,7 @@ func limitParam(c echo.Context, def, max int) (int, error) {
 	}
 	n, err := strconv.Atoi(v[0])
 	if err != nil || n < 1 || n > max {
-		return 0, newAPIError(http.StatusBadRequest, wire.CodeInvalid, "limit must be a whole number from 1 to "+strconv.Itoa(max))
+		return 0, errorf(engine.ErrInvalid, "limit must be a whole number from 1 to %d", max)
 	}
 	return n, nil
 }
@@ -90,7 +90,7 @@ func posQuery(c echo.Context, name string) (*engine.StreamPos, error) {
 	}
 	p, err := engine.ParsePos(v[0])
 	if err != nil {
-		return nil, newAPIError(http.StatusBadRequest, wire.CodeInvalid, name+" must be a stream id such as 1700000000000-0")
+		return nil, errorf(engine.ErrInvalid, "%s must be a stream id such as 1700000000000-0", name)
 	}
 	return &p, nil
 }
@@ -143,7 +143,7 @@ func (s *Server) createRoom(c echo.Context) error {
 func (s *Server) doCreateRoom(c echo.Context, user string, spec engine.RoomSpec, byAPI bool) error {
 	if err := s.opts.Engine.CreateRoom(c.Request().Context(), user, spec, byAPI); err != nil {
 		if errors.Is(err, engine.ErrExists) {
-			return newAPIError(http.StatusConflict, wire.CodeRoomExists, "room "+spec.Name+" exists")
+			return errorf(engine.ErrExists, "room %s exists", spec.Name)
 		}
 		return err
 	}
@@ -170,7 +170,7 @@ func (s *Server) setTopic(c echo.Context) error {
 		return err
 	}
 	if req.Topic == nil {
-		return newAPIError(http.StatusBadRequest, wire.CodeInvalid, "topic is required")
+		return errorf(engine.ErrInvalid, "topic is required")
 	}
 	acc, err := s.opts.Engine.SetTopic(c.Request().Context(), claimsOf(c).User, room, *req.Topic)
 	if err != nil {
@@ -234,7 +234,7 @@ func (b postBody) write(room string) (engine.Write, error) {
 	if b.ReplyTo != "" {
 		p, err := engine.ParsePos(b.ReplyTo)
 		if err != nil || p.IsZero() {
-			return w, newAPIError(http.StatusBadRequest, wire.CodeInvalid, "reply_to must be a message id")
+			return w, errorf(engine.ErrInvalid, "reply_to must be a message id")
 		}
 		w.ReplyTo = p
 	}
@@ -316,7 +316,7 @@ func (s *Server) editMessage(c echo.Context) error {
 		return err
 	}
 	if req.Text == nil {
-		return newAPIError(http.StatusBadRequest, wire.CodeInvalid, "text is required")
+		return errorf(engine.ErrInvalid, "text is required")
 	}
 	return s.act(c, engine.Write{Kind: engine.EntryEdit, Text: *req.Text}, true)
 }
@@ -402,10 +402,7 @@ func (s *Server) addMember(c echo.Context) error {
 		return err
 	}
 	role, err := s.opts.Engine.AddMember(c.Request().Context(), claimsOf(c).User, room, req.User)
-	if err != nil && !errors.Is(err, engine.ErrExists) {
-		if errors.Is(err, engine.ErrBanned) {
-			return newAPIError(http.StatusConflict, wire.CodeBanned, err.Error())
-		}
+	if err != nil && !errors.Is(err, engine.ErrExists) { // already a member: done
 		return err
 	}
 	user, _ := engine.NormalizeUsername(req.User)
@@ -428,9 +425,6 @@ func (s *Server) setRole(c echo.Context) error {
 		return err
 	}
 	if err := s.opts.Engine.SetRole(c.Request().Context(), claimsOf(c).User, room, target, engine.Role(req.Role)); err != nil {
-		if errors.Is(err, engine.ErrLastOwner) {
-			return newAPIError(http.StatusForbidden, wire.CodeForbidden, err.Error())
-		}
 		return err
 	}
 	user, _ := engine.NormalizeUsername(target)
@@ -447,9 +441,6 @@ func (s *Server) removeMember(c echo.Context) error {
 		return err
 	}
 	if err := s.opts.Engine.RemoveMember(c.Request().Context(), claimsOf(c).User, room, target); err != nil {
-		if errors.Is(err, engine.ErrLastOwner) {
-			return newAPIError(http.StatusForbidden, wire.CodeForbidden, err.Error())
-		}
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -483,7 +474,7 @@ func (s *Server) restrict(mute bool) echo.HandlerFunc {
 		var d time.Duration
 		if req.Seconds != nil {
 			if *req.Seconds < 1 || *req.Seconds > int64(engine.MaxBanDuration/time.Second) {
-				return newAPIError(http.StatusBadRequest, wire.CodeInvalid, "seconds must be 1 to 31536000")
+				return errorf(engine.ErrInvalid, "seconds must be 1 to 31536000")
 			}
 			d = time.Duration(*req.Seconds) * time.Second
 		}

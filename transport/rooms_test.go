@@ -51,7 +51,7 @@ func mustRooms(tb testing.TB, base, token string) map[string]roomInfo {
 // and last_id (last_id "" means any).
 func checkRoom(tb testing.TB, base, token, room string, unread int64, lastID string) {
 	tb.Helper()
-	checkFor(tb, 5*time.Second, func() error {
+	storetest.CheckFor(tb, 5*time.Second, func() error {
 		r, ok := mustRooms(tb, base, token)[room]
 		switch {
 		case !ok:
@@ -370,7 +370,7 @@ func TestPresence(t *testing.T) {
 	// join: presence events of a room arrive in order, so anyone who sees
 	// dave come before any "bob offline" never got one.
 	b1.c.CloseNow()
-	checkFor(t, 5*time.Second, func() error {
+	storetest.CheckFor(t, 5*time.Second, func() error {
 		if n := in1.Engine.Stats().Sessions; n != 1 {
 			return fmt.Errorf("in1 has %d sessions after bob's socket closed, want 1", n)
 		}

@@ -371,7 +371,7 @@ func TestSecuritySendRateShared(t *testing.T) {
 		w    *wsClient
 	}{{"A", onA}, {"B", onB}} {
 		n := 0
-		checkFor(t, 10*time.Second, func() error {
+		storetest.CheckFor(t, 10*time.Second, func() error {
 			n++
 			f := s.w.reply(map[string]any{"type": "send", "room": "general", "text": "later"}, fmt.Sprint("later", n))
 			if f.Type != "ack" {
@@ -407,7 +407,7 @@ func TestSecurityConnectionLimits(t *testing.T) {
 		}
 		dial(t, in.URL, mustUser(t, in.URL, "bob"), "") // another user is not affected
 		socks[0].c.CloseNow()
-		checkFor(t, 5*time.Second, func() error {
+		storetest.CheckFor(t, 5*time.Second, func() error {
 			s, err := dialErr(t, in.URL, tok, "")
 			if err != nil {
 				return fmt.Errorf("after closing one of 3 sockets: %v", err)
@@ -427,7 +427,7 @@ func TestSecurityConnectionLimits(t *testing.T) {
 			t.Errorf("3rd socket of the instance: %s, want HTTP 503", statusOf(err))
 		}
 		first.c.CloseNow()
-		checkFor(t, 5*time.Second, func() error {
+		storetest.CheckFor(t, 5*time.Second, func() error {
 			s, err := dialErr(t, in.URL, carol, "")
 			if err != nil {
 				return fmt.Errorf("after closing one of 2 sockets: %v", err)

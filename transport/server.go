@@ -237,7 +237,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	api.Any("/*", func(c echo.Context) error {
-		return newAPIError(http.StatusNotFound, wire.CodeNotFound, "no such API route")
+		return errorf(echo.ErrNotFound, "no such API route")
 	})
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
@@ -278,40 +278,18 @@ func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
 	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
-// handleError writes every error as {"error":{"code","message"}}.
+// handleError writes every error as {"error":{"code","message"}}, as
+// the error table says (toAPI).
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	var he *echo.HTTPError
-	var a *apiError
-	switch {
-	case errors.As(err, &he):
-		a = &apiError{Status: he.Code, Code: httpCode(he.Code), Message: http.StatusText(he.Code)}
-	default:
-		a = toAPI(err)
-	}
+	a := toAPI(err)
 	if a.Status >= 500 && a.Code == wire.CodeInternal {
 		s.log.Error("request", "method", c.Request().Method, "path", c.Path(), "err", err)
 	}
 	retryAfter(c.Response().Header(), a)
 	_ = c.JSON(a.Status, map[string]any{"error": map[string]string{"code": a.Code, "message": a.Message}})
-}
-
-func httpCode(status int) string {
-	switch status {
-	case http.StatusNotFound:
-		return wire.CodeNotFound
-	case http.StatusMethodNotAllowed, http.StatusBadRequest:
-		return wire.CodeInvalid
-	case http.StatusUnauthorized:
-		return wire.CodeUnauthorized
-	case http.StatusRequestEntityTooLarge:
-		return wire.CodeTooLarge
-	case http.StatusServiceUnavailable:
-		return wire.CodeUnavailable
-	}
-	return wire.CodeInternal
 }
 
 // bind decodes a JSON body of at most MaxBody bytes into v. Unknown fields
@@ -323,15 +301,15 @@ func (s *Server) bind(c echo.Context, v any) error {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return newAPIError(http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "request body is too large")
+			return errBodyTooLarge
 		}
-		return newAPIError(http.StatusBadRequest, wire.CodeInvalid, "cannot read request body")
+		return errorf(engine.ErrInvalid, "cannot read request body")
 	}
 	if err := wire.CheckJSONObject(data); err != nil {
-		return newAPIError(http.StatusBadRequest, wire.CodeInvalid, "request body must be a JSON object")
+		return errorf(engine.ErrInvalid, "request body must be a JSON object")
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return newAPIError(http.StatusBadRequest, wire.CodeInvalid, "request body is not valid JSON of the expected shape")
+		return errorf(engine.ErrInvalid, "request body is not valid JSON of the expected shape")
 	}
 	return nil
 }

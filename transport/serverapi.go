@@ -13,7 +13,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/redstream/chat/engine"
-	"github.com/redstream/chat/transport/wire"
 )
 
 // The server API (PROTOCOL.md "Server API"): routes under /api/server
@@ -31,7 +30,7 @@ const (
 	maxTokenTTL   = 30 * 24 * time.Hour
 )
 
-var errAPIKey = newAPIError(http.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong API key")
+var errAPIKey = errorf(errUnauthorized, "missing or wrong API key")
 
 // serverRoutes mounts the server API on api (the /api group), or, with
 // no keys, answers 404 on all of it. Keys must be at least 32 bytes.
@@ -45,7 +44,7 @@ func (s *Server) serverRoutes(api *echo.Group) error {
 	}
 	if len(keys) == 0 {
 		off := func(c echo.Context) error {
-			return newAPIError(http.StatusNotFound, wire.CodeNotFound, "the server API is off (no API keys are configured)")
+			return errorf(echo.ErrNotFound, "the server API is off (no API keys are configured)")
 		}
 		api.Any("/server", off)
 		api.Any("/server/*", off)
@@ -59,7 +58,7 @@ func (s *Server) serverRoutes(api *echo.Group) error {
 	g.POST("/disconnect", s.apiDisconnect)
 	g.GET("/rooms/:room/presence", s.apiPresence)
 	g.Any("/*", func(c echo.Context) error {
-		return newAPIError(http.StatusNotFound, wire.CodeNotFound, "no such server API route")
+		return errorf(echo.ErrNotFound, "no such server API route")
 	})
 	return nil
 }
@@ -99,10 +98,6 @@ func (s *Server) requireAPIKey(keys [][sha256.Size]byte) echo.MiddlewareFunc {
 			status := c.Response().Status
 			if err != nil {
 				status = toAPI(err).Status
-				var he *echo.HTTPError
-				if errors.As(err, &he) {
-					status = he.Code
-				}
 			}
 			s.log.Info("server api", "key", idx, "method", r.Method, "route", c.Path(), "status", status,
 				"took", s.opts.Now().Sub(began).Round(time.Microsecond))
@@ -116,13 +111,13 @@ func (s *Server) requireAPIKey(keys [][sha256.Size]byte) echo.MiddlewareFunc {
 func (s *Server) apiUser(ctx context.Context, name string) (string, error) {
 	u, err := engine.NormalizeUsername(name)
 	if err != nil {
-		return "", newAPIError(http.StatusNotFound, wire.CodeNotFound, fmt.Sprintf("no such user %q", name))
+		return "", errorf(engine.ErrNotFound, "no such user %q", name)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	if _, err := s.opts.Users.PasswordHash(ctx, u); err != nil {
 		if errors.Is(err, engine.ErrNotFound) {
-			return "", newAPIError(http.StatusNotFound, wire.CodeNotFound, "no such user "+u)
+			return "", errorf(engine.ErrNotFound, "no such user %s", u)
 		}
 		return "", err
 	}
@@ -168,7 +163,7 @@ func (s *Server) apiToken(c echo.Context) error {
 	if req.TTL != "" {
 		d, err := time.ParseDuration(req.TTL)
 		if err != nil || d < minTokenTTL || d > maxTokenTTL {
-			return newAPIError(http.StatusBadRequest, wire.CodeInvalid, "ttl must be a duration from 1m to 720h (30 days), such as \"90m\"")
+			return errorf(engine.ErrInvalid, "ttl must be a duration from 1m to 720h (30 days), such as \"90m\"")
 		}
 		ttl = d
 	}
@@ -233,7 +228,7 @@ func (s *Server) apiPost(c echo.Context) error {
 		return err
 	}
 	if req.Room == "" {
-		return newAPIError(http.StatusBadRequest, wire.CodeInvalid, "room is required")
+		return errorf(engine.ErrInvalid, "room is required")
 	}
 	user, err := s.apiUser(c.Request().Context(), req.User)
 	if err != nil {
@@ -255,7 +250,7 @@ func (s *Server) apiCreateRoom(c echo.Context) error {
 		return err
 	}
 	if len(req.Members) > maxAPIMembers {
-		return newAPIError(http.StatusBadRequest, wire.CodeInvalid, fmt.Sprintf("at most %d members at creation; add more with the members route", maxAPIMembers))
+		return errorf(engine.ErrInvalid, "at most %d members at creation; add more with the members route", maxAPIMembers)
 	}
 	spec := engine.RoomSpec{Name: req.Name, Private: req.Private, Topic: req.Topic, Owner: req.Owner, Members: req.Members}
 	return s.doCreateRoom(c, "", spec, true)

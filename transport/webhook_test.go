@@ -349,7 +349,7 @@ func TestWebhookEveryEvent(t *testing.T) {
 	if want := []string{"alice added", "bob added", "bob removed", "bob added", "bob banned"}; !slices.Equal(changes, want) {
 		t.Errorf("member events %v, want %v", changes, want)
 	}
-	checkFor(t, 2*time.Second, func() error { // counted once the deliverer read the answer
+	storetest.CheckFor(t, 2*time.Second, func() error { // counted once the deliverer read the answer
 		out, retries, dropped := a.counts.get()
 		outB, _, _ := b.counts.get()
 		if out["delivered"]+outB["delivered"] != 11 || retries != 0 || len(dropped) != 0 {
@@ -475,7 +475,7 @@ func TestWebhookRetries(t *testing.T) {
 	}
 	// The deliverer counts an outcome once it has read the answer, a
 	// moment after the receiver recorded it.
-	checkFor(t, 2*time.Second, func() error {
+	storetest.CheckFor(t, 2*time.Second, func() error {
 		out, retries, _ := a.counts.get()
 		if out["failed"] != 1 || out["redirect"] != 1 || out["delivered"] != 3 || retries != 2 {
 			return fmt.Errorf("outcomes %v, %d retries; want failed 1, redirect 1, delivered 3, 2 retries", out, retries)
@@ -505,7 +505,7 @@ func TestWebhookMaxAge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, func() error {
+	storetest.CheckFor(t, 5*time.Second, func() error {
 		if _, _, d := a.counts.get(); d["max_age"] != 1 {
 			return fmt.Errorf("dropped %v, want max_age 1", d)
 		}
@@ -551,7 +551,7 @@ func TestWebhookTrimmed(t *testing.T) {
 	rc.waitAcked(5*time.Second, []string{send("before")})
 	// The cursor is recorded after the ack: wait until the room is done
 	// (off the pending set), so the cursor holds "before"'s counter.
-	checkFor(t, 5*time.Second, func() error {
+	storetest.CheckFor(t, 5*time.Second, func() error {
 		rooms, _, err := a.Store.WebhookPending(ctx, 10)
 		if err != nil || len(rooms) > 0 {
 			return fmt.Errorf("pending %v %v", rooms, err)
@@ -568,7 +568,7 @@ func TestWebhookTrimmed(t *testing.T) {
 		t.Fatalf("retention kept %d of 61 entries", len(kept))
 	}
 	rc.waitAcked(5*time.Second, kept)
-	checkFor(t, 2*time.Second, func() error {
+	storetest.CheckFor(t, 2*time.Second, func() error {
 		if _, _, d := counts.get(); d["trimmed"] != 60-len(kept) {
 			return fmt.Errorf("dropped %v, want trimmed %d (60 stored while off, %d kept)", d, 60-len(kept), len(kept))
 		}
@@ -599,7 +599,7 @@ func TestWebhookHandOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, func() error {
+	storetest.CheckFor(t, 5*time.Second, func() error {
 		if len(rc.all()) == 0 && wa.Delivering() != 1 {
 			return fmt.Errorf("a delivers %d rooms and posted nothing", wa.Delivering())
 		}
@@ -618,7 +618,7 @@ func TestWebhookHandOver(t *testing.T) {
 	<-closed // a gave up its request in flight and its lease
 	close(release)
 	rc.waitAcked(5*time.Second, []string{"general/" + r.Entry.ID.String()})
-	checkFor(t, 2*time.Second, func() error { // counted once b read the answer
+	storetest.CheckFor(t, 2*time.Second, func() error { // counted once b read the answer
 		if out, _, _ := countsB.get(); out["delivered"] != 1 {
 			return fmt.Errorf("b's outcomes %v, want the event delivered by b", out)
 		}

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redstream/chat/cmd/internal/chatdtest"
 	"github.com/redstream/chat/transport/wire"
 )
 
@@ -277,12 +277,7 @@ func TestNotLoggedIn(t *testing.T) {
 
 func TestServerUnreachable(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := chatdtest.FreeAddr(t)
 	server := "http://" + addr
 	dir := t.TempDir()
 	if err := saveLogin(dir, &savedLogin{Server: server, Username: "alice", Token: "t", ExpiresAt: time.Now().Add(time.Hour).Format(time.RFC3339)}); err != nil {

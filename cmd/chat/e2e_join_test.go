@@ -27,7 +27,7 @@ func TestEndToEndJoinLive(t *testing.T) {
 	t.Parallel()
 	bins, srv := sharedServer(t)
 	aliceName, bobName := uniq("alice"), uniq("bob")
-	alice, bob := newUser(t, bins, srv.url), newUser(t, bins, srv.url)
+	alice, bob := newUser(t, bins, srv.URL), newUser(t, bins, srv.URL)
 	alice.signup(t, aliceName)
 	bob.signup(t, bobName)
 	room, other, priv := uniq("live"), uniq("other"), uniq("priv")

@@ -8,72 +8,33 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/redstream/chat/cmd/internal/chatdtest"
+	"github.com/redstream/chat/store/storetest"
 	"github.com/redstream/chat/transport/wire"
 )
 
 // e2eBinaries are the built programs.
 type e2eBinaries struct{ chat, chatd string }
 
-// built is the one build of the programs for every test of the package:
-// linking both takes seconds on a busy machine.
-var built struct {
-	once sync.Once
-	dir  string
-	bins e2eBinaries
-	err  error
-}
-
-// mustBuild builds the client and the server, once per test binary, into
-// a temporary directory that TestMain removes.
+// mustBuild builds the client and the server, once per test binary.
 func mustBuild(tb testing.TB) e2eBinaries {
 	tb.Helper()
 	if testing.Short() {
 		tb.Skip("end-to-end test skipped in -short mode")
 	}
-	built.once.Do(func() {
-		built.dir, built.err = os.MkdirTemp("", "chat-e2e-")
-		if built.err != nil {
-			return
-		}
-		built.bins = e2eBinaries{chat: filepath.Join(built.dir, "chat"), chatd: filepath.Join(built.dir, "chatd")}
-		for pkg, out := range map[string]string{"./cmd/chat": built.bins.chat, "./cmd/chatd": built.bins.chatd} {
-			cmd := exec.Command("go", "build", "-o", out, pkg)
-			cmd.Dir = filepath.Join("..", "..") // the module root
-			if b, err := cmd.CombinedOutput(); err != nil {
-				built.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-				return
-			}
-		}
-	})
-	if built.err != nil {
-		tb.Fatal(built.err)
+	return e2eBinaries{
+		chat:  chatdtest.Build(tb, chatdtest.Chat, chatdtest.BuildOptions{}),
+		chatd: chatdtest.Build(tb, chatdtest.Chatd, chatdtest.BuildOptions{}),
 	}
-	return built.bins
-}
-
-// freeAddr returns a loopback address with a port nobody listens on.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // cleanEnv is the test's environment without anything that would point
@@ -89,92 +50,22 @@ func cleanEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// chatdProc is a running server.
-type chatdProc struct {
-	cmd  *exec.Cmd
-	log  *lineLog
-	done chan struct{} // closed when the process has exited
-	url  string
+// chatdOptions runs chatd self-contained on addr with its data in dataDir,
+// a short drain, and the extra environment env ("K=V").
+func chatdOptions(addr, dataDir string, env ...string) chatdtest.Options {
+	e := map[string]string{"CHAT_ADDR": addr, "CHAT_DATA_DIR": dataDir, "CHAT_SHUTDOWN_GRACE": "2s"}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		e[k] = v
+	}
+	return chatdtest.Options{Env: e}
 }
 
 // mustStartChatd starts chatd on addr with its data in dataDir and waits until
-// /healthz answers. t.Cleanup stops it.
-func mustStartChatd(tb testing.TB, bin, addr, dataDir string) *chatdProc {
+// it is ready. t.Cleanup stops it.
+func mustStartChatd(tb testing.TB, bin, addr, dataDir string) *chatdtest.Proc {
 	tb.Helper()
-	d, err := startChatd(bin, addr, dataDir)
-	if d != nil {
-		tb.Cleanup(func() {
-			d.stop(tb)
-			if tb.Failed() {
-				tb.Logf("chatd at %s logged:\n%s", addr, d.log)
-			}
-		})
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return d
-}
-
-// startChatd starts chatd on addr with its data in dataDir and the extra
-// environment env, and waits until /healthz answers. If it returns a
-// process, the caller stops it, whether or not there is an error.
-func startChatd(bin, addr, dataDir string, env ...string) (*chatdProc, error) {
-	d := &chatdProc{log: newLineLog(), done: make(chan struct{}), url: "http://" + addr}
-	d.cmd = exec.Command(bin)
-	d.cmd.Env = cleanEnv(append([]string{"CHAT_ADDR=" + addr, "CHAT_DATA_DIR=" + dataDir, "CHAT_SHUTDOWN_GRACE=2s"}, env...)...)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { _ = d.cmd.Wait(); close(d.done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-d.done:
-			return d, fmt.Errorf("chatd exited during startup:\n%s", d.log)
-		default:
-		}
-		resp, err := http.Get(d.url + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return d, nil
-			}
-			err = fmt.Errorf("/healthz: %s", resp.Status)
-		}
-		if time.Now().After(deadline) {
-			return d, fmt.Errorf("chatd did not come up within 30 s: %v\n%s", err, d.log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// stop asks chatd to drain (so it also stops its private redis-server)
-// and kills it if it takes too long. Calling it twice is fine.
-func (d *chatdProc) stop(tb testing.TB) {
-	tb.Helper()
-	if err := d.terminate(); err != nil {
-		tb.Error(err)
-	}
-}
-
-// terminate is stop without a test to report to.
-func (d *chatdProc) terminate() error {
-	select {
-	case <-d.done:
-		return nil
-	default:
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-		return nil
-	case <-time.After(15 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-		return errors.New("chatd did not exit within 15 s of SIGTERM")
-	}
+	return chatdtest.Start(tb, bin, chatdOptions(addr, dataDir))
 }
 
 // e2eUser runs the client binary for one user with its own config dir.
@@ -320,9 +211,9 @@ var streamID = regexp.MustCompile(`^\d+-\d+$`)
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
 	bins := mustBuild(t)
-	srv := mustStartChatd(t, bins.chatd, freeAddr(t), t.TempDir())
-	alice := newUser(t, bins, srv.url)
-	bob := newUser(t, bins, srv.url)
+	srv := mustStartChatd(t, bins.chatd, chatdtest.FreeAddr(t), t.TempDir())
+	alice := newUser(t, bins, srv.URL)
+	bob := newUser(t, bins, srv.URL)
 	alice.signup(t, "alice")
 	bob.signup(t, "bob")
 
@@ -330,7 +221,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("token.json: %v, mode %v; want 0600", err, st.Mode().Perm())
 	}
-	if out := alice.must(t, "", "whoami"); out != "alice on "+srv.url+"\n" {
+	if out := alice.must(t, "", "whoami"); out != "alice on "+srv.URL+"\n" {
 		t.Errorf("whoami printed %q", out)
 	}
 
@@ -394,7 +285,7 @@ func TestEndToEnd(t *testing.T) {
 	j.typeLine(t, "typed in join")
 	j.out.waitFor(t, "  alice: typed in join", waitLong)
 	bj.out.waitFor(t, "  alice: typed in join", waitLong)
-	checkFor(t, waitLong, 100*time.Millisecond, func() error {
+	storetest.CheckFor(t, waitLong, func() error {
 		if !hasText(bob.history(t, "general"), "typed in join") {
 			return errors.New("the line typed into join is not in history")
 		}
@@ -426,10 +317,10 @@ func TestEndToEndServerRestart(t *testing.T) {
 		t.Skip("needs redis-server on PATH: without it chatd keeps history in memory only")
 	}
 	bins := mustBuild(t)
-	addr, data := freeAddr(t), t.TempDir()
+	addr, data := chatdtest.FreeAddr(t), t.TempDir()
 	srv := mustStartChatd(t, bins.chatd, addr, data)
-	alice := newUser(t, bins, srv.url)
-	bob := newUser(t, bins, srv.url)
+	alice := newUser(t, bins, srv.URL)
+	bob := newUser(t, bins, srv.URL)
 	alice.signup(t, "alice")
 	bob.signup(t, "bob")
 
@@ -438,11 +329,11 @@ func TestEndToEndServerRestart(t *testing.T) {
 	bob.must(t, "", "send", "general", "before restart")
 	j.out.waitFor(t, "bob: before restart", waitLong)
 
-	srv.stop(t)
+	srv.Stop(t)
 	j.err.waitFor(t, "* reconnecting…", waitLong)
 	j.typeLine(t, "typed while down")
 
-	mustStartChatd(t, bins.chatd, addr, data)
+	srv.Start(t) // on the same address, with the same data
 	j.err.waitFor(t, "* reconnected", 20*time.Second)
 	j.out.waitFor(t, "alice: typed while down", waitLong)
 	bob.must(t, "", "send", "general", "after restart")

@@ -90,23 +90,6 @@ func (l *lineLog) waitFrom(tb testing.TB, n int, sub string, timeout time.Durati
 	}
 }
 
-// checkFor polls f every `every` until it returns nil, failing the test
-// with f's last error after total.
-func checkFor(tb testing.TB, total, every time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(every)
-	}
-}
-
 // cmdResult is what one in-process run of the client produced.
 type cmdResult struct {
 	code           int

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/redstream/chat/cmd/internal/chatdtest"
 )
 
 // TestMain stops the shared chatd and removes the shared build once every
@@ -16,7 +18,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared.srv != nil {
-		if err := shared.srv.terminate(); err != nil {
+		if _, err := shared.srv.Terminate(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			code = 1
 		}
@@ -24,9 +26,7 @@ func TestMain(m *testing.M) {
 	if shared.dir != "" {
 		os.RemoveAll(shared.dir)
 	}
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
+	chatdtest.RemoveBinaries()
 	os.Exit(code)
 }
 
@@ -41,12 +41,12 @@ const sharedAdmin = "e2e-admin"
 var shared struct {
 	once sync.Once
 	dir  string
-	srv  *chatdProc
+	srv  *chatdtest.Proc
 	err  error
 }
 
 // sharedServer returns the shared chatd, starting it on first use.
-func sharedServer(tb testing.TB) (e2eBinaries, *chatdProc) {
+func sharedServer(tb testing.TB) (e2eBinaries, *chatdtest.Proc) {
 	tb.Helper()
 	bins := mustBuild(tb)
 	shared.once.Do(func() {
@@ -54,14 +54,14 @@ func sharedServer(tb testing.TB) (e2eBinaries, *chatdProc) {
 		if shared.err != nil {
 			return
 		}
-		shared.srv, shared.err = startChatd(bins.chatd, freeAddr(tb), filepath.Join(shared.dir, "data"), "CHAT_ADMINS="+sharedAdmin)
+		shared.srv, shared.err = chatdtest.Launch(bins.chatd, chatdOptions(chatdtest.FreeAddr(tb), filepath.Join(shared.dir, "data"), "CHAT_ADMINS="+sharedAdmin))
 	})
 	if shared.err != nil {
 		tb.Fatal(shared.err)
 	}
 	tb.Cleanup(func() {
 		if tb.Failed() {
-			lines := shared.srv.log.Lines()
+			lines := strings.Split(strings.TrimSuffix(shared.srv.Log.String(), "\n"), "\n")
 			tb.Logf("the shared chatd's last log lines:\n%s", strings.Join(lines[max(0, len(lines)-40):], "\n"))
 		}
 	})

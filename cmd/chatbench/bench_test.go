@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redstream/chat/cmd/internal/chatdtest"
 	"github.com/redstream/chat/transport/wire"
 )
 
@@ -25,7 +26,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("CHATBENCH_TEST_MAIN") == "1" {
 		os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	chatdtest.RemoveBinaries()
+	os.Exit(code)
 }
 
 // testLogger routes logs to t.Log.

@@ -8,131 +8,31 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/redstream/chat/cmd/internal/chatdtest"
 	"github.com/redstream/chat/store/storetest"
 )
 
-// syncBuffer collects a child's output from its copying goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// mustBuild builds pkg into dir and returns the binary's path.
-func mustBuild(tb testing.TB, dir, pkg string) string {
+// mustStartChatd starts chatd on a free port with its own data directory,
+// a send rate that the load does not hit, and env on top, and returns its
+// base URL and PID. Cleanup stops it.
+func mustStartChatd(tb testing.TB, name, bin string, env map[string]string) (string, int) {
 	tb.Helper()
-	out := filepath.Join(dir, filepath.Base(pkg))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	b, err := exec.CommandContext(ctx, "go", "build", "-o", out, pkg).CombinedOutput()
-	if err != nil {
-		tb.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	e := map[string]string{
+		"CHAT_DATA_DIR":   filepath.Join(tb.TempDir(), "data"),
+		"CHAT_SEND_RATE":  "1000",
+		"CHAT_SEND_BURST": "1000",
 	}
-	return out
-}
-
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	for k, v := range env {
+		e[k] = v
 	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// checkFor calls f every interval until it succeeds or total has passed.
-func checkFor(tb testing.TB, total, every time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(every)
-	}
-}
-
-// mustStartChatd starts chatd on a free port with its own data directory
-// and the extra environment env, and returns its base URL and PID. Cleanup
-// stops it with SIGTERM, then kills its process group (chatd may have
-// started a redis-server) if it lingers.
-func mustStartChatd(tb testing.TB, bin string, env ...string) (string, int) {
-	tb.Helper()
-	addr := freeAddr(tb)
-	cmd := exec.Command(bin)
-	cmd.Env = append(append(os.Environ(),
-		"CHAT_ADDR="+addr,
-		"CHAT_DATA_DIR="+filepath.Join(tb.TempDir(), "data"),
-		"CHAT_SEND_RATE=1000",
-		"CHAT_SEND_BURST=1000",
-	), env...)
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	tb.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			tb.Log("chatd did not stop within 15s of SIGTERM; killing its process group")
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if tb.Failed() {
-			tb.Logf("chatd output:\n%s", logs.String())
-		}
-	})
-	base := "http://" + addr
-	hc := &http.Client{Timeout: time.Second}
-	checkFor(tb, 30*time.Second, 100*time.Millisecond, func() error {
-		select {
-		case err := <-exited:
-			exited <- err
-			return fmt.Errorf("chatd exited: %v\n%s", err, logs.String())
-		default:
-		}
-		resp, err := hc.Get(base + "/healthz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("healthz: %s", resp.Status)
-		}
-		return nil
-	})
-	return base, cmd.Process.Pid
+	p := chatdtest.Start(tb, bin, chatdtest.Options{Name: name, Env: e})
+	return p.URL, p.PID()
 }
 
 // TestEndToEnd runs the real chatbench binary against a real chatd.
@@ -140,10 +40,9 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts chatd")
 	}
-	dir := t.TempDir()
-	chatd := mustBuild(t, dir, "github.com/redstream/chat/cmd/chatd")
-	bench := mustBuild(t, dir, "github.com/redstream/chat/cmd/chatbench")
-	base, _ := mustStartChatd(t, chatd)
+	chatd := chatdtest.Build(t, chatdtest.Chatd, chatdtest.BuildOptions{})
+	bench := chatdtest.Build(t, chatdtest.Chatbench, chatdtest.BuildOptions{})
+	base, _ := mustStartChatd(t, "chatd", chatd, nil)
 
 	r := mustRunChatbench(t, bench, "--servers", base, "--clients", "20", "--rooms", "2", "--room-size", "10",
 		"--senders", "4", "--rate", "40", "--duration", "3s", "--json")
@@ -164,7 +63,7 @@ func mustRunChatbench(tb testing.TB, bench string, args ...string) *Report {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bench, args...)
 	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr syncBuffer
+	var stdout, stderr chatdtest.Log
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	tb.Logf("chatbench stderr:\n%s", stderr.String())
@@ -200,12 +99,11 @@ func mustStartChatdPair(t *testing.T) chatdPair {
 	t.Helper()
 	rs := storetest.Start(t, storetest.Options{AppendOnly: true})
 	rs.RequireReal(t)
-	dir := t.TempDir()
-	chatd := mustBuild(t, dir, "github.com/redstream/chat/cmd/chatd")
-	p := chatdPair{bench: mustBuild(t, dir, "github.com/redstream/chat/cmd/chatbench"), redis: rs.Addr}
-	env := []string{"REDIS_URL=redis://" + rs.Addr + "/0", "CHAT_JWT_SECRET=" + e2eSecret}
-	p.a, p.pidA = mustStartChatd(t, chatd, env...)
-	p.b, p.pidB = mustStartChatd(t, chatd, env...)
+	chatd := chatdtest.Build(t, chatdtest.Chatd, chatdtest.BuildOptions{})
+	p := chatdPair{bench: chatdtest.Build(t, chatdtest.Chatbench, chatdtest.BuildOptions{}), redis: rs.Addr}
+	env := map[string]string{"REDIS_URL": "redis://" + rs.Addr + "/0", "CHAT_JWT_SECRET": e2eSecret}
+	p.a, p.pidA = mustStartChatd(t, "chatd a", chatd, env)
+	p.b, p.pidB = mustStartChatd(t, "chatd b", chatd, env)
 	return p
 }
 

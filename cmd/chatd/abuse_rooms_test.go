@@ -16,6 +16,7 @@ import (
 
 	"github.com/redstream/chat/engine"
 	"github.com/redstream/chat/store"
+	"github.com/redstream/chat/store/storetest"
 )
 
 // Issue 14, the findings about rooms, presence, reads, typing,
@@ -103,7 +104,7 @@ func (r *rawSocket) write(tb testing.TB, v any) {
 func (r *rawSocket) sync(tb testing.TB, ref string) {
 	tb.Helper()
 	r.write(tb, map[string]any{"type": "ping", "ref": ref})
-	checkFor(tb, 10*time.Second, time.Millisecond, func() error {
+	storetest.CheckFor(tb, 10*time.Second, func() error {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		for i := len(r.got) - 1; i >= 0 && i >= len(r.got)-400; i-- {
@@ -129,7 +130,7 @@ func (r *rawSocket) count(f func(msg) bool) int {
 
 func (r *rawSocket) waitFor(tb testing.TB, what string, f func(msg) bool) {
 	tb.Helper()
-	checkFor(tb, 10*time.Second, 10*time.Millisecond, func() error {
+	storetest.CheckFor(tb, 10*time.Second, func() error {
 		if r.count(f) == 0 {
 			return fmt.Errorf("no %s", what)
 		}
@@ -388,7 +389,7 @@ func TestAbuseReplayBounded(t *testing.T) {
 	mustRegister(t, c, d.URL, "honest", "honest-password")
 	h := rawDial(t, d.URL, signToken(t, abuseSecret, "honest", time.Now()))
 	h.write(t, map[string]any{"type": "join", "room": "general", "since": "0"})
-	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	storetest.CheckFor(t, 30*time.Second, func() error {
 		if n := h.count(func(m msg) bool { return m.Type == "message" }); n != total {
 			return fmt.Errorf("honest replay: %d of %d", n, total)
 		}

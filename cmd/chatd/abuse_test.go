@@ -38,6 +38,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
+	"github.com/redstream/chat/cmd/internal/chatdtest"
 	"github.com/redstream/chat/config"
 	"github.com/redstream/chat/store/redisproc"
 	"github.com/redstream/chat/store/storetest"
@@ -468,7 +469,7 @@ func TestAbuseSlowBodiesAndConnsPerAddr(t *testing.T) {
 		}
 		proxied = append(proxied, r)
 	}
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	storetest.CheckFor(t, 5*time.Second, func() error {
 		for i, r := range proxied {
 			if !strings.HasPrefix(r.received(), "HTTP/1.1 200") {
 				return fmt.Errorf("proxied connection %d: %q", i, r.received())
@@ -518,7 +519,7 @@ func TestAbuseSlowBodiesAndConnsPerAddr(t *testing.T) {
 func redisChild(tb testing.TB, dir string) int {
 	tb.Helper()
 	var pid int
-	checkFor(tb, 10*time.Second, 50*time.Millisecond, func() error {
+	storetest.CheckFor(tb, 10*time.Second, func() error {
 		cwds, _ := filepath.Glob("/proc/[0-9]*/cwd")
 		for _, p := range cwds {
 			if cwd, err := os.Readlink(p); err != nil || cwd != dir {
@@ -995,50 +996,24 @@ func TestLogoutEverywhere(t *testing.T) {
 // reason; once Redis comes, chatd serves. Every line chatd writes is its
 // own (slog), none of go-redis's.
 func TestStartupWithoutRedis(t *testing.T) {
+	redisPort := chatdtest.FreePort(t)
 	bin := mustBuildChatd(t)
-	redisPort := freePort(t)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "REDIS_URL=redis://127.0.0.1:"+strconv.Itoa(redisPort), "CHAT_ADDR="+addr,
-		"CHAT_JWT_SECRET="+abuseSecret, "CHAT_REDIS_TIMEOUT=200ms", "CHAT_INSTANCE=startup")
-	logs := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = childAttr(syscall.SIGKILL)
 	started := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("chatd output:\n%s", logs.tail(1<<20))
-		}
-	})
+	// Started once it listens: /healthz 200, while /readyz is 503.
+	d := chatdtest.Start(t, bin, chatdtest.Options{Name: "startup", Ready: "/healthz", Env: map[string]string{
+		"REDIS_URL": "redis://127.0.0.1:" + strconv.Itoa(redisPort), "CHAT_JWT_SECRET": abuseSecret,
+		"CHAT_REDIS_TIMEOUT": "200ms", "CHAT_INSTANCE": "startup"}})
+	addr := d.Addr
 	c := abuseClient(t, "127.0.0.1", 2)
-	var health abuseAnswer
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		select {
-		case err := <-exited:
-			stopped = true
-			t.Fatalf("chatd exited: %v", err)
-		default:
-		}
-		if health = abuseDo(c, "GET", "http://"+addr+"/healthz", "", nil); health.Status != http.StatusOK {
-			return fmt.Errorf("/healthz: %d %v", health.Status, health.Err)
-		}
-		return nil
-	})
+	health := abuseDo(c, "GET", "http://"+addr+"/healthz", "", nil)
 	listening := time.Since(started)
 	ready := abuseDo(c, "GET", "http://"+addr+"/readyz", "", nil)
 	login := abuseDo(c, "POST", "http://"+addr+"/api/login", "", creds("alice", "password-alice"))
 	t.Logf("Redis unreachable: /healthz %d after %v; /readyz %d %s; login %d %s in %v",
 		health.Status, listening.Round(time.Millisecond), ready.Status, strings.TrimSpace(ready.Body), login.Status, login.Code, login.Took.Round(time.Millisecond))
+	if health.Status != http.StatusOK {
+		t.Errorf("/healthz without Redis: %d %v, want 200", health.Status, health.Err)
+	}
 	if ready.Status != http.StatusServiceUnavailable || !strings.Contains(strings.ToLower(ready.Body), "redis") {
 		t.Errorf("/readyz without Redis: %d %s, want 503 naming Redis", ready.Status, ready.Body)
 	}
@@ -1057,20 +1032,16 @@ func TestStartupWithoutRedis(t *testing.T) {
 		t.Fatalf("redis-server on port %d: %v", redisPort, err)
 	}
 	defer p.Kill()
-	checkFor(t, 15*time.Second, 50*time.Millisecond, func() error {
+	storetest.CheckFor(t, 15*time.Second, func() error {
 		if a := abuseDo(c, "GET", "http://"+addr+"/readyz", "", nil); a.Status != http.StatusOK {
 			return fmt.Errorf("/readyz after Redis came: %d %s", a.Status, a.Body)
 		}
 		return nil
 	})
 	user(t, "http://"+addr, "alice")
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-exited; err != nil {
-		t.Errorf("chatd: %v", err)
-	}
-	stopped = true
+	d.Stop(t) // fails the test unless chatd drains and exits 0
 	slogLine := regexp.MustCompile(`^time=\S+ level=(DEBUG|INFO|WARN|ERROR) `)
-	out := logs.tail(1 << 20)
+	out := d.Log.String()
 	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
 		if !slogLine.MatchString(line) {
 			t.Errorf("a line not in chatd's log format: %q", line)

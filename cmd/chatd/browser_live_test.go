@@ -441,7 +441,7 @@ func TestBrowserManyRooms(t *testing.T) {
 	alice.openRoomNamed("general")
 	// The client keeps to the server's limit by itself: 100 joins, and no
 	// join refused.
-	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+	storetest.CheckFor(t, 5*time.Second, func() error {
 		if got := btMetric(t, d.URL, "chat_room_joins"); got != "100" {
 			return fmt.Errorf("chat_room_joins = %q, want 100", got)
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/redstream/chat/cmd/internal/chatdtest"
 	"github.com/redstream/chat/store/storetest"
 )
 
@@ -49,7 +49,7 @@ func TestBrowserTwoUsers(t *testing.T) {
 	d := mustRunChatd(t, map[string]string{
 		"REDIS_URL": "redis://" + srv.Addr,
 		// A fixed address, so the browsers' reconnects reach the restarted chatd.
-		"CHAT_ADDR": btFreeAddr(t),
+		"CHAT_ADDR": chatdtest.FreeAddr(t),
 		// The seeding below sends 120 messages at once.
 		"CHAT_SEND_RATE":      "1000",
 		"CHAT_SEND_BURST":     "1000",
@@ -257,18 +257,6 @@ func btShotsDir(t *testing.T) string {
 func btSeedText(i int) string { return fmt.Sprintf("seed %03d", i) }
 
 const btScrollBottomJS = `(() => { const m = document.querySelector('[data-testid="messages"]'); m.scrollTop = m.scrollHeight; })()`
-
-// btFreeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
-func btFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
 
 // btTestID selects the element with a data-testid.
 func btTestID(id string) chromedp.CSS {

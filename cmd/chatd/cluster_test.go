@@ -63,7 +63,7 @@ func TestClusterFaultPrimaryKilled(t *testing.T) {
 	// that slot: sends there fail with unavailable and are retried.
 	c.RestartNode(t, old)
 	l.waitFlowing(60, 60*time.Second)
-	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	storetest.CheckFor(t, 30*time.Second, func() error {
 		for _, w := range []*readyWatch{wa, wb} {
 			if _, ok := w.first(200, time.Now().Add(-time.Second)); !ok {
 				return errNotReady
@@ -101,9 +101,9 @@ func TestClusterInstancesAndRestart(t *testing.T) {
 	_, fc := startClusterFaults(t)
 	l := fc.traffic(t)
 	l.waitFlowing(60, 30*time.Second)
-	fc.a.Stop()
+	fc.a.Stop(t)
 	l.waitFlowing(60, 30*time.Second)
-	fc.a.Start()
+	fc.a.Start(t)
 	l.waitFlowing(60, 30*time.Second)
 	fig := l.finish(fc.a.URL, l.receivers[1].Token)
 	t.Logf("figures: %v", fig)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/redstream/chat/cmd/internal/chatdtest"
 	"github.com/redstream/chat/store/storetest"
 )
 
@@ -224,7 +225,7 @@ func startLoad(tb testing.TB, room string, every time.Duration, senders, receive
 		l.receivers = append(l.receivers, r)
 		l.rwg.Go(func() { l.receive(r) })
 	}
-	checkFor(tb, 30*time.Second, 20*time.Millisecond, func() error {
+	storetest.CheckFor(tb, 30*time.Second, func() error {
 		for _, r := range l.receivers {
 			r.mu.Lock()
 			ok := r.started
@@ -254,22 +255,6 @@ func waitGroupFor(wg *sync.WaitGroup, d time.Duration) bool {
 		return true
 	case <-time.After(d):
 		return false
-	}
-}
-
-// checkFor retries f every every until it succeeds or total passes.
-func checkFor(tb testing.TB, total, every time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(every)
 	}
 }
 
@@ -470,7 +455,7 @@ func (l *load) received() []int {
 func (l *load) waitFlowing(n int, timeout time.Duration) {
 	l.tb.Helper()
 	base := l.received()
-	checkFor(l.tb, timeout, 20*time.Millisecond, func() error {
+	storetest.CheckFor(l.tb, timeout, func() error {
 		for i, c := range l.received() {
 			if c < base[i]+n {
 				return fmt.Errorf("receiver %s got %d messages, waiting for %d", l.receivers[i].Name, c, base[i]+n)
@@ -757,7 +742,7 @@ func (w *readyWatch) first(status int, from time.Time) (time.Time, bool) {
 // chatd processes on it, with users for traffic.
 type faultCluster struct {
 	srv  *storetest.Server
-	a, b *chatdProc
+	a, b *chatdtest.Proc
 	env  map[string]string
 }
 
@@ -874,7 +859,7 @@ func TestFaultRedisStopped(t *testing.T) {
 	if err := c.srv.Proc.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	storetest.CheckFor(t, 10*time.Second, func() error {
 		if l.errCount("unavailable") == unavailBefore {
 			return fmt.Errorf("no send got an unavailable error frame since Redis stopped")
 		}
@@ -898,7 +883,7 @@ func TestFaultRedisStopped(t *testing.T) {
 			t.Logf("instance %s: /readyz 503 %v after Redis stopped", w.name, at.Sub(down).Round(time.Millisecond))
 		}
 	}
-	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	storetest.CheckFor(t, 30*time.Second, func() error {
 		for _, w := range []*readyWatch{wa, wb} {
 			if _, ok := w.first(200, time.Now().Add(-time.Second)); !ok {
 				return fmt.Errorf("/readyz not 200 again after Redis came back")
@@ -963,10 +948,10 @@ func TestFaultInstanceKilled(t *testing.T) {
 	l.waitFlowing(60, 30*time.Second)
 
 	killed := time.Now()
-	c.a.Kill()
+	c.a.Kill(t)
 	// Receivers 1 and 3 are on b, which stays up: they see ghost go.
 	var offline time.Duration
-	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+	storetest.CheckFor(t, 20*time.Second, func() error {
 		for _, r := range []*loadReceiver{l.receivers[1], l.receivers[3]} {
 			r.mu.Lock()
 			for _, p := range r.presence {
@@ -1032,7 +1017,7 @@ func TestFaultRedisPaused(t *testing.T) {
 			t.Errorf("instance %s: /readyz did not answer 503 while Redis was paused", w.name)
 		}
 	}
-	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	storetest.CheckFor(t, 30*time.Second, func() error {
 		for _, w := range []*readyWatch{wa, wb} {
 			if _, ok := w.first(200, time.Now().Add(-time.Second)); !ok {
 				return fmt.Errorf("/readyz not 200 again after Redis resumed")

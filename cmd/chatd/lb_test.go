@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redstream/chat/cmd/internal/chatdtest"
 	"github.com/redstream/chat/store/storetest"
 )
 
@@ -130,20 +131,20 @@ func mustStartNginx(tb testing.TB, bin string, upstreams []string) *nginxProc {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(tb)))
+	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(chatdtest.FreePort(tb)))
 	confPath := filepath.Join(dir, "nginx.conf")
 	newConf, opts := lbConfig(tb, string(conf), upstreams, listen)
 	if err := os.WriteFile(confPath, []byte(newConf), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	log := &lockedBuffer{}
+	log := &chatdtest.Log{}
 	cmd := exec.Command(bin, "-c", confPath, "-p", dir+"/",
 		"-g", "daemon off; pid "+filepath.Join(dir, "nginx.pid")+"; error_log stderr;")
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.WaitDelay = 5 * time.Second
 	// SIGTERM if the test binary dies first: the master then stops its
 	// workers, which a SIGKILL would leave running.
-	cmd.SysProcAttr = childAttr(syscall.SIGTERM)
+	cmd.SysProcAttr = chatdtest.ChildAttr(syscall.SIGTERM)
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
@@ -160,23 +161,23 @@ func mustStartNginx(tb testing.TB, bin string, upstreams []string) *nginxProc {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 		if tb.Failed() {
-			tb.Logf("nginx stderr:\n%s", log.tail(16<<10))
+			tb.Logf("nginx stderr:\n%s", log.Tail(16<<10))
 		}
 	})
 	n := &nginxProc{URL: "http://" + listen, Rejoin: rejoinAfter(tb, opts)}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		st, err := httpStatus(n.URL + "/healthz")
+		st, err := chatdtest.Status(n.URL + "/healthz")
 		if err == nil && st == 200 {
 			return n
 		}
 		select {
 		case <-done:
-			tb.Fatalf("nginx exited at start:\n%s", log.tail(8<<10))
+			tb.Fatalf("nginx exited at start:\n%s", log.Tail(8<<10))
 		default:
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("nginx: /healthz through it: %d %v\n%s", st, err, log.tail(8<<10))
+			tb.Fatalf("nginx: /healthz through it: %d %v\n%s", st, err, log.Tail(8<<10))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -244,7 +245,7 @@ func TestLoadBalancerRollingRestart(t *testing.T) {
 		"CHAT_SEND_RATE":       "1000",
 		"CHAT_SEND_BURST":      "1000",
 	}
-	var procs []*chatdProc
+	var procs []*chatdtest.Proc
 	var addrs []string
 	for i := range 3 {
 		p := mustStartChatdProc(t, fmt.Sprintf("chatd%d", i+1), env)
@@ -295,14 +296,14 @@ func TestLoadBalancerRollingRestart(t *testing.T) {
 			connsBefore[i] = c.connects
 			c.mu.Unlock()
 		}
-		took := p.Stop()
+		took := p.Stop(t)
 		// Every client whose socket the stop closed is back. Two ready
 		// instances in nginx's rotation are left, so 10s is a generous
 		// bound; the wait goes on to 30s so that the figures are still
 		// reported.
 		stopped := time.Now()
 		n := 0
-		checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		storetest.CheckFor(t, 30*time.Second, func() error {
 			n = 0
 			for i, c := range clients {
 				closed := c.closeCount() - before[i]
@@ -329,7 +330,7 @@ func TestLoadBalancerRollingRestart(t *testing.T) {
 		if backIn > 10*time.Second {
 			t.Errorf("after stopping %s, its clients needed %v to get back in through nginx; want within 10s", p.Name, backIn.Round(time.Millisecond))
 		}
-		p.Start()
+		p.Start(t)
 		l.waitFlowing(10, 30*time.Second)
 		if k < len(procs)-1 {
 			// Back in rotation. /readyz is 200 at once, but nginx skips a

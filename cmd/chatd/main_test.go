@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/redstream/chat/cmd/internal/chatdtest"
 	"github.com/redstream/chat/store/storetest"
 )
 
@@ -33,8 +34,7 @@ type chatd struct {
 	URL    string
 	cancel context.CancelFunc
 	done   chan error
-	log    *bytes.Buffer
-	mu     sync.Mutex
+	log    *chatdtest.Log
 }
 
 // mustRunChatd starts chatd with env (CHAT_ADDR defaults to a free port),
@@ -56,10 +56,10 @@ func mustRunChatd(tb testing.TB, env map[string]string) *chatd {
 func (d *chatd) start() {
 	d.tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel, d.done, d.log = cancel, make(chan error, 1), &bytes.Buffer{}
+	d.cancel, d.done, d.log = cancel, make(chan error, 1), &chatdtest.Log{}
 	ready := make(chan string, 1)
 	go func() {
-		d.done <- Run(ctx, nil, func(k string) string { return d.env[k] }, io.Discard, lockedWriter{&d.mu, d.log}, func(addr string) { ready <- addr })
+		d.done <- Run(ctx, nil, func(k string) string { return d.env[k] }, io.Discard, d.log, func(addr string) { ready <- addr })
 	}()
 	select {
 	case addr := <-ready:
@@ -71,22 +71,7 @@ func (d *chatd) start() {
 	}
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (d *chatd) logText() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.log.String()
-}
+func (d *chatd) logText() string { return d.log.String() }
 
 // Stop sends the equivalent of SIGTERM and waits for Run to return.
 func (d *chatd) Stop() {

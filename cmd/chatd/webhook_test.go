@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redstream/chat/cmd/internal/chatdtest"
 	"github.com/redstream/chat/store/storetest"
 )
 
@@ -143,7 +144,7 @@ func checkDeliveries(tb testing.TB, h *hookLog, want map[string][]string) int {
 // waitDelivered waits until every one of want was delivered.
 func waitDelivered(tb testing.TB, h *hookLog, want map[string][]string, within time.Duration) {
 	tb.Helper()
-	checkFor(tb, within, 50*time.Millisecond, func() error {
+	storetest.CheckFor(tb, within, func() error {
 		got := map[string]bool{}
 		for _, d := range h.delivered() {
 			got[d] = true
@@ -250,9 +251,9 @@ func TestWebhookSurvivesKillAndRestarts(t *testing.T) {
 	}
 	send(120, bases)
 	// Kill whichever instance is delivering, while it delivers.
-	var victim, survivor *chatdProc
-	checkFor(t, 20*time.Second, 10*time.Millisecond, func() error {
-		for _, p := range []*chatdProc{a, b} {
+	var victim, survivor *chatdtest.Proc
+	storetest.CheckFor(t, 20*time.Second, func() error {
+		for _, p := range []*chatdtest.Proc{a, b} {
 			if metric(t, p.URL, "chat_webhook_rooms_delivering") > 0 {
 				victim = p
 				return nil
@@ -266,34 +267,34 @@ func TestWebhookSurvivesKillAndRestarts(t *testing.T) {
 		survivor = a
 	}
 	before := len(hooks.delivered())
-	victim.Kill()
+	victim.Kill(t)
 	t.Logf("killed %s while delivering, after %d of %d deliveries", victim.Name, before, n)
 	send(60, []string{survivor.URL})
 	waitDelivered(t, hooks, want, 60*time.Second)
 	dupsAfterKill := checkDeliveries(t, hooks, want)
-	victim.Start()
+	victim.Start(t)
 
 	// Every instance and Redis restarted, with events stored meanwhile
 	// delivered when they are back.
 	send(30, bases)
-	a.Stop()
-	b.Stop()
+	a.Stop(t)
+	b.Stop(t)
 	if err := srv.Proc.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Proc.StartAgain(); err != nil {
 		t.Fatal(err)
 	}
-	a.Start()
+	a.Start(t)
 	send(30, []string{a.URL})
-	b.Start()
+	b.Start(t)
 	send(30, bases)
 	waitDelivered(t, hooks, want, 60*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	dups := checkDeliveries(t, hooks, want)
 	t.Logf("%d events in %d rooms delivered; %d delivered again after the kill, %d in all after the restarts",
 		n, len(rooms), dupsAfterKill, dups)
-	for _, p := range []*chatdProc{a, b} {
+	for _, p := range []*chatdtest.Proc{a, b} {
 		if d := metric(t, p.URL, `chat_webhook_dropped_total{reason="max_age"}`) + metric(t, p.URL, `chat_webhook_dropped_total{reason="trimmed"}`); d != 0 {
 			t.Errorf("instance %s dropped %v events", p.Name, d)
 		}
@@ -341,7 +342,7 @@ func TestWebhookHangingReceiver(t *testing.T) {
 		}
 	}
 	// The rooms are held (one request each, hanging), none twice.
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	storetest.CheckFor(t, 5*time.Second, func() error {
 		held := metric(t, d1.URL, "chat_webhook_rooms_delivering") + metric(t, d2.URL, "chat_webhook_rooms_delivering")
 		hooks.mu.Lock()
 		reqs := hooks.requests

@@ -62,7 +62,6 @@ const (
 
 // WebSocket close codes used by the server (RFC 6455 numbers).
 const (
-	CloseNormal        = 1000
 	CloseGoingAway     = 1001 // server shutting down: reconnect and join with since
 	CloseInvalidData   = 1007 // a text frame that is not valid UTF-8
 	ClosePolicy        = 1008 // token expired or revoked

@@ -1,9 +1,0 @@
-package main
-
-import "syscall"
-
-// childAttr starts a child in its own process group that gets sig when
-// the test binary's thread dies first.
-func childAttr(sig syscall.Signal) *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: sig}
-}
