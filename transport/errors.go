@@ -154,20 +154,6 @@ func errorf(sentinel error, format string, args ...any) *apiError {
 	return &a
 }
 
-// newAPIError is the error of the first row with this status and code,
-// told with msg, for callers that name the pair instead of its sentinel.
-// A pair of no row is a 500.
-func newAPIError(status int, code, msg string) *apiError {
-	for _, r := range errorTable {
-		if r.status == status && r.code == code {
-			return errorf(r.err, "%s", msg)
-		}
-	}
-	a := internalError()
-	a.cause = fmt.Errorf("no row of the error table has status %d and code %s (%s)", status, code, msg)
-	return a
-}
-
 func internalError() *apiError {
 	return &apiError{Status: http.StatusInternalServerError, Code: wire.CodeInternal, Message: "internal error", Temporary: true}
 }

@@ -20,7 +20,7 @@ func (e goneError) Unwrap() error { return e.err }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
-		writeHTTPError(w, newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "server is shutting down; reconnect"))
+		writeHTTPError(w, errorf(engine.ErrShutdown, "server is shutting down; reconnect"))
 		return
 	}
 	tok := bearer(r)
@@ -36,7 +36,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.nconns.Add(1) > int64(s.opts.MaxConns) {
 		s.nconns.Add(-1)
 		s.opts.Observe.rateLimited("conns_per_instance")
-		writeHTTPError(w, newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "instance is at its connection limit"))
+		writeHTTPError(w, errorf(engine.ErrUnavailable, "instance is at its connection limit"))
 		return
 	}
 	// Registered first so it is released last: Drain returns only after
