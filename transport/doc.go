@@ -49,12 +49,27 @@
 //
 // # The connection loop
 //
-// Each socket has a reader that reads and handles client frames for the
-// socket's whole life (coder/websocket delivers pongs and close frames
-// only to a reader), a writer of what the session queues, and pings of
-// idle sockets; the Server tracks every socket, and Drain closes them all
-// with 1001 and returns once they are gone. Its structure is described in
-// gateway.go.
+// After the upgrade (gateway.go) each WebSocket is a conn (conn.go). Its
+// reader goroutine reads and handles client frames for the socket's whole
+// life, because coder/websocket delivers pongs and close frames only to a
+// reader. Between frames it waits in idleWait (conn_idle.go), a peek at
+// the socket outside the library, so an idle socket's stack stays a few
+// KiB; a test fails if the library stops reading through the buffered
+// reader this relies on. The writer is the only goroutine that writes
+// frames: the session's OnReady hook starts it, it writes everything
+// queued in one system call (corkConn, wsconn.go) with no timer between
+// the queue and the socket, and it exits after a second with nothing to
+// write. The ping timer's goroutine exists only while a ping is out; the
+// expiry timer closes the socket with 1008 when the token expires. Both
+// run on Options.Now and Options.AfterFunc. A connection ends one way:
+// end(err) records the first reason, and the writer closes the socket
+// with the code closeOf reads from the error table, after writing the
+// acks of in-flight sends if the server is going away. finish then waits
+// for the writer and every timer callback before it releases the
+// session, so no goroutine or timer of a connection outlives Drain.
+// Frames other than send, edit, delete and react count against a
+// per-socket token bucket (Options.FrameRate, FrameBurst); past it they
+// get rate_limited and are dropped.
 //
 // # Server API
 //

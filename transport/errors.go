@@ -31,6 +31,11 @@ var (
 	errBodyTooLarge = &apiError{Message: "request body is too large"}
 	// errHashBusy: every password-hash slot and waiting place is taken.
 	errHashBusy = &apiError{Message: "too many password checks at once; retry shortly", Retry: 1}
+
+	// Why the gateway ends a socket, besides the engine's kicks and the
+	// library's ErrMessageTooBig.
+	errExpired     = errors.New("token expired")
+	errInvalidUTF8 = errors.New("text frame is not valid UTF-8")
 )
 
 // errorRow is what a client is told of one sentinel error.
@@ -85,6 +90,10 @@ var errorTable = withSentinels([]errorRow{
 	{err: errNameTaken, status: http.StatusConflict, code: wire.CodeUsernameTaken},
 	{err: errBodyTooLarge, status: http.StatusRequestEntityTooLarge, code: wire.CodeTooLarge},
 	{err: errHashBusy, status: http.StatusServiceUnavailable, code: wire.CodeUnavailable, retry: true},
+	{err: errExpired, status: http.StatusUnauthorized, code: wire.CodeUnauthorized,
+		close: wire.ClosePolicy, reason: "token expired"},
+	{err: errInvalidUTF8, status: http.StatusBadRequest, code: wire.CodeInvalid,
+		close: wire.CloseInvalidData, reason: "text frame is not valid UTF-8"},
 
 	// The libraries'. Echo's router answers a path of no route with
 	// ErrNotFound and a method of none with ErrMethodNotAllowed; other
@@ -143,20 +152,6 @@ func errorf(sentinel error, format string, args ...any) *apiError {
 	a := *toAPI(sentinel)
 	a.Message, a.cause = fmt.Sprintf(format, args...), sentinel
 	return &a
-}
-
-// newAPIError is the error of the first row with this status and code,
-// told with msg, for callers that name the pair instead of its sentinel.
-// A pair of no row is a 500.
-func newAPIError(status int, code, msg string) *apiError {
-	for _, r := range errorTable {
-		if r.status == status && r.code == code {
-			return errorf(r.err, "%s", msg)
-		}
-	}
-	a := internalError()
-	a.cause = fmt.Errorf("no row of the error table has status %d and code %s (%s)", status, code, msg)
-	return a
 }
 
 func internalError() *apiError {

@@ -182,6 +182,8 @@ var rowCases = []rowCase{
 	{errNameTaken, 409, "username_taken", false, 0},
 	{errBodyTooLarge, 413, "too_large", false, 0},
 	{errHashBusy, 503, "unavailable", true, 0},
+	{errExpired, 401, "unauthorized", false, 1008},
+	{errInvalidUTF8, 400, "invalid", false, 1007},
 	{echo.ErrNotFound, 404, "not_found", false, 0},
 	{echo.ErrMethodNotAllowed, 405, "invalid", false, 0},
 	{websocket.ErrMessageTooBig, 413, "too_large", false, 1009},
@@ -299,8 +301,8 @@ func TestErrorTableRows(t *testing.T) {
 }
 
 // TestErrorAnswers checks what the error handler makes of errors that are
-// not a bare row: a retry time, Redis detail, an error of no row, an
-// occurrence's own words, and the pairs callers name with newAPIError.
+// not a bare row: a retry time, Redis detail, an error of no row and an
+// occurrence's own words.
 func TestErrorAnswers(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -325,8 +327,6 @@ func TestErrorAnswers(t *testing.T) {
 		{"errorf of echo", errorf(echo.ErrNotFound, "no such API route"), 404, "not_found", "no such API route", ""},
 		{"another echo error", echo.NewHTTPError(http.StatusRequestEntityTooLarge), 413, "too_large", "Request Entity Too Large", ""},
 		{"an echo error of no row", echo.NewHTTPError(http.StatusTeapot), 418, "internal", "I'm a teapot", ""},
-		{"a pair", newAPIError(http.StatusForbidden, wire.CodeForbidden, "token is for another user"), 403, "forbidden", "token is for another user", ""},
-		{"a pair of no row", newAPIError(http.StatusForbidden, wire.CodeBanned, "x"), 500, "internal", "internal error", ""},
 	}
 	hs := errorEcho(t, func(i int) error { return cases[i].err })
 	for i, tc := range cases {
@@ -343,9 +343,6 @@ func TestErrorAnswers(t *testing.T) {
 	// What the sentinels of errorf answers are still is.
 	if err := errorf(engine.ErrInvalid, "x"); !errors.Is(err, engine.ErrInvalid) {
 		t.Errorf("errorf(ErrInvalid) is not ErrInvalid")
-	}
-	if err := newAPIError(http.StatusForbidden, wire.CodeForbidden, "x"); !errors.Is(err, engine.ErrForbidden) {
-		t.Errorf("newAPIError(403, forbidden) is not ErrForbidden")
 	}
 }
 

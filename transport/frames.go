@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"errors"
-	"net/http"
 	"time"
 
 	"github.com/redstream/chat/engine"
@@ -38,7 +37,7 @@ func (c *conn) fail(f wire.ClientFrame, err error) {
 	c.replyError(wire.Error{Type: wire.TypeError, Code: a.Code, Message: a.Message, Ref: f.Ref})
 }
 
-func invalid(msg string) error { return newAPIError(http.StatusBadRequest, wire.CodeInvalid, msg) }
+func invalid(msg string) error { return errorf(engine.ErrInvalid, "%s", msg) }
 
 func (c *conn) handle(ctx context.Context, f wire.ClientFrame) {
 	if f.Type == wire.TypePing {
@@ -166,17 +165,16 @@ func (c *conn) auth(ctx context.Context, f wire.ClientFrame) {
 	cl, err := c.s.verify(ctx, f.Token)
 	if err != nil {
 		if errors.Is(err, errUnauthorized) {
-			err = newAPIError(http.StatusForbidden, wire.CodeForbidden, "token is invalid, expired or revoked")
+			err = errorf(engine.ErrForbidden, "token is invalid, expired or revoked")
 		}
 		c.fail(f, err)
 		return
 	}
 	if cl.User != c.user {
-		c.fail(f, newAPIError(http.StatusForbidden, wire.CodeForbidden, "token is for another user"))
+		c.fail(f, errorf(engine.ErrForbidden, "token is for another user"))
 		return
 	}
 	c.sess.SetToken(cl.ID, cl.Issued)
-	c.expires.Store(cl.Expires.UnixNano())
-	c.expiry.Reset(time.Until(cl.Expires))
+	c.setExpiry(cl.Expires)
 	c.reply(wire.Authed{Type: wire.TypeAuthed, Ref: f.Ref, ExpiresAt: cl.Expires.UTC().Format(time.RFC3339)})
 }

@@ -231,35 +231,6 @@ func TestAuthFailures(t *testing.T) {
 	}
 }
 
-func TestTokenExpiryAndInBandAuth(t *testing.T) {
-	t.Parallel()
-	srv := storetest.Start(t, storetest.Options{})
-	short := func(o *transport.Options) { o.TokenTTL = 4 * time.Second }
-	in := startInstance(t, srv, instanceOpts{Transport: short})
-	tok := mustUser(t, in.URL, "alice")
-	expiring := dial(t, in.URL, tok, "")
-	refreshed := dial(t, in.URL, tok, "")
-	var rt struct {
-		Token     string `json:"token"`
-		ExpiresAt string `json:"expires_at"`
-	}
-	api(t, in.URL, "POST", "/api/refresh", tok, nil, &rt)
-	// A token that expires in 4 s, replaced halfway by one that expires
-	// 4 s from then (token times are whole seconds): after the first
-	// expires, the refreshed socket has about 2 s left.
-	time.Sleep(2100 * time.Millisecond)
-	api(t, in.URL, "POST", "/api/refresh", rt.Token, nil, &rt)
-	refreshed.send(map[string]any{"type": "auth", "token": rt.Token, "ref": 1})
-	if f := refreshed.nextType("authed"); f.ExpiresAt != rt.ExpiresAt {
-		t.Fatalf("authed = %+v, want expires_at %s", f, rt.ExpiresAt)
-	}
-	if code := expiring.waitClosed(5 * time.Second); code != websocket.StatusPolicyViolation {
-		t.Fatalf("expired socket closed with %d, want 1008", code)
-	}
-	refreshed.send(map[string]any{"type": "ping"})
-	refreshed.nextType("pong")
-}
-
 func TestHistoryPaging(t *testing.T) {
 	t.Parallel()
 	srv := storetest.Start(t, storetest.Options{})
@@ -646,54 +617,6 @@ func TestAckBeforeOwnMessage(t *testing.T) {
 			others++
 		}
 	}
-}
-
-// TestBatchCoalescesWrites: a ?batch=1 client under load gets several
-// frames per WebSocket message, newline-separated, none lost or reordered;
-// a plain client gets one frame per message.
-func TestBatchCoalescesWrites(t *testing.T) {
-	t.Parallel()
-	srv := storetest.Start(t, storetest.Options{})
-	in := startInstance(t, srv, instanceOpts{})
-	sender := dial(t, in.URL, mustUser(t, in.URL, "sender"), "")
-	tok := mustUser(t, in.URL, "reader")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	raw, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(in.URL, "http")+"/ws?batch=1&token="+tok, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.CloseNow()
-	_ = raw.Write(ctx, websocket.MessageText, []byte(`{"type":"join","room":"general"}`))
-	if _, data, err := raw.Read(ctx); err != nil || !strings.Contains(string(data), `"joined"`) {
-		t.Fatalf("joined: %s %v", data, err)
-	}
-	const n = 200
-	for i := range n {
-		sender.send(map[string]any{"type": "send", "room": "general", "text": fmt.Sprint(i)})
-		time.Sleep(time.Millisecond)
-	}
-	got, messages := 0, 0
-	for got < n {
-		_, data, err := raw.Read(ctx)
-		if err != nil {
-			t.Fatalf("after %d frames: %v", got, err)
-		}
-		messages++
-		for _, line := range strings.Split(string(data), "\n") {
-			if !strings.Contains(line, `"type":"message"`) {
-				continue
-			}
-			if want := fmt.Sprintf(`"text":"%d"`, got); !strings.Contains(line, want) {
-				t.Fatalf("frame %d: %s", got, line)
-			}
-			got++
-		}
-	}
-	if messages >= n/2 {
-		t.Fatalf("%d frames came in %d WebSocket messages: writes were not coalesced", n, messages)
-	}
-	t.Logf("%d frames in %d WebSocket messages", n, messages)
 }
 
 // TestPingDropsSilentPeers: the server pings every PingInterval; a peer

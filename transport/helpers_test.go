@@ -26,9 +26,7 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
-		// go-redis keeps a process-wide pool reaper, and net/http keeps idle
-		// client connections for a while.
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		// go-redis keeps a process-wide pool reaper.
 		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"),
 	)
 }

@@ -7,4 +7,4 @@ package transport
 // is correct and only keeps idle stacks larger.
 const canPeek = false
 
-func (c *corkConn) readable(uintptr) bool { return true }
+func (w *idleWait) readable(uintptr) bool { return true }

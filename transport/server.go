@@ -61,14 +61,14 @@ type Options struct {
 	RefreshWindow time.Duration
 	// WriteTimeout bounds one socket write. Zero means 10s.
 	WriteTimeout time.Duration
-	// BatchWindow is, for ?batch=1 clients, the least time between two
-	// writes under load: a writer that wrote less than this ago waits out
-	// the window and sends all that queued meanwhile in one frame, one
-	// system call instead of one per message. An idle socket is written at
-	// once. Zero means 25ms; negative turns coalescing off.
-	BatchWindow time.Duration
 	// PingInterval is how often idle sockets are pinged. Zero means 30s.
 	PingInterval time.Duration
+	// FrameRate and FrameBurst bound, per socket, the client frames other
+	// than send, edit, delete and react (PROTOCOL.md): a token bucket of
+	// FrameBurst frames refilled at FrameRate a second. A frame past it
+	// gets rate_limited and is dropped. Zero means 50 a second and 200.
+	FrameRate  float64
+	FrameBurst int
 	// Timeout bounds Redis calls of one request. Zero means 2s.
 	Timeout time.Duration
 	// TrustedProxies are the networks whose X-Forwarded-For is believed
@@ -103,6 +103,17 @@ type Options struct {
 	HashWait  time.Duration
 	Logger    *slog.Logger     // nil: discard
 	Now       func() time.Time // nil: time.Now
+	// AfterFunc is the timer source of each socket's ping and token
+	// expiry timers, so that a test can drive them with Now. Nil means
+	// time.AfterFunc.
+	AfterFunc func(d time.Duration, f func()) Timer
+}
+
+// Timer is what Options.AfterFunc returns; *time.Timer is one. Stop and
+// Reset report whether the timer had been active, as time.Timer's do.
+type Timer interface {
+	Stop() bool
+	Reset(d time.Duration) bool
 }
 
 // Observer receives what metrics count. Every field may be nil. The
@@ -123,7 +134,8 @@ type Observer struct {
 	// RateLimited counts limit hits: "send", "login", "register",
 	// "refresh" (refreshes and logouts), "conns_per_user",
 	// "conns_per_instance", "conns_per_addr" (LimitListener, when the
-	// caller passes it on), "rooms_per_conn".
+	// caller passes it on), "rooms_per_conn", "frames" (the per-socket
+	// frame rate).
 	RateLimited func(kind string)
 	// Closed counts closed sockets by close code.
 	Closed func(code int)
@@ -179,9 +191,10 @@ func New(opts Options) (*Server, error) {
 	setDur(&opts.TokenTTL, 24*time.Hour)
 	setDur(&opts.WriteTimeout, 10*time.Second)
 	setDur(&opts.PingInterval, 30*time.Second)
-	if opts.BatchWindow == 0 {
-		opts.BatchWindow = 25 * time.Millisecond
+	if opts.FrameRate <= 0 {
+		opts.FrameRate = 50
 	}
+	setInt(&opts.FrameBurst, 200)
 	setDur(&opts.Timeout, 2*time.Second)
 	setInt(&opts.MaxConns, 100000)
 	if opts.MaxFrame <= 0 {
@@ -195,6 +208,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.AfterFunc == nil {
+		opts.AfterFunc = func(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 	}
 	s := &Server{
 		opts: opts,

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -29,14 +28,8 @@ const (
 type corkConn struct {
 	net.Conn
 	timeout time.Duration
-	pre     []byte // bytes the HTTP server read past the upgrade request
-
-	// For waitReadable, used by the reader goroutine, and closeHandshake.
-	readMu sync.Mutex
-	br     *bufio.Reader      // the WebSocket's buffered reader over this conn
-	raw    syscall.RawConn    // nil if the connection has no file descriptor
-	wait   func(uintptr) bool // c.readable, made once
-	peek   [1]byte
+	pre     []byte    // bytes the HTTP server read past the upgrade request
+	idle    *idleWait // for the reader goroutine and close handshakes
 
 	mu     sync.Mutex
 	corked bool
@@ -59,34 +52,6 @@ func (c *corkConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
-}
-
-// waitReadable returns once the connection has bytes to read or has
-// failed, without reading them. The reader goroutine calls it before each
-// WebSocket read: a socket that stays idle then waits here, a few frames
-// deep, rather than deep in the WebSocket library, so the garbage
-// collector can shrink its stack to a few KiB. Errors are left for the
-// read that follows to report.
-func (c *corkConn) waitReadable() {
-	if c.raw == nil {
-		return
-	}
-	c.readMu.Lock()
-	buffered := len(c.pre) > 0 || c.br.Buffered() > 0
-	c.readMu.Unlock()
-	if !buffered {
-		_ = c.raw.Read(c.wait)
-	}
-}
-
-// closeHandshake runs close, which closes the WebSocket with a handshake.
-// The handshake reads the peer's reply through the buffered reader from
-// whatever goroutine closes; readMu keeps waitReadable from looking at
-// the reader meanwhile.
-func (c *corkConn) closeHandshake(close func()) {
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
-	close()
 }
 
 func (c *corkConn) Write(p []byte) (int, error) {
@@ -166,18 +131,13 @@ func (w *corkWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	c := newCorkConn(raw, w.timeout, pre)
 	w.conn = c
-	return c, bufio.NewReadWriter(c.br, bufio.NewWriterSize(c, wsWriteBuffer)), nil
+	return c, bufio.NewReadWriter(c.idle.br, bufio.NewWriterSize(c, wsWriteBuffer)), nil
 }
 
 // newCorkConn wraps raw, whose first bytes to read are pre.
 func newCorkConn(raw net.Conn, timeout time.Duration, pre []byte) *corkConn {
 	c := &corkConn{Conn: raw, timeout: timeout, pre: pre}
-	c.br = bufio.NewReaderSize(c, wsReadBuffer)
-	if sc, ok := raw.(syscall.Conn); ok && canPeek {
-		if rc, err := sc.SyscallConn(); err == nil {
-			c.raw, c.wait = rc, c.readable
-		}
-	}
+	c.idle = newIdleWait(bufio.NewReaderSize(c, wsReadBuffer), func() bool { return len(c.pre) > 0 }, raw)
 	return c
 }
 

@@ -113,10 +113,10 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 	return client, server
 }
 
-// waitReturns runs waitReadable and reports whether it returned within d.
+// waitReturns runs idleWait.wait and reports whether it returned within d.
 func waitReturns(c *corkConn, d time.Duration) bool {
 	done := make(chan struct{})
-	go func() { c.waitReadable(); close(done) }()
+	go func() { c.idle.wait(); close(done) }()
 	select {
 	case <-done:
 		return true
@@ -125,9 +125,9 @@ func waitReturns(c *corkConn, d time.Duration) bool {
 	}
 }
 
-func TestWaitReadable(t *testing.T) {
+func TestIdleWait(t *testing.T) {
 	if !canPeek {
-		t.Skip("waitReadable returns at once on this platform")
+		t.Skip("wait returns at once on this platform")
 	}
 	client, server := tcpPair(t)
 	c := newCorkConn(server, time.Second, nil)
@@ -140,20 +140,20 @@ func TestWaitReadable(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond)
 	if !waitReturns(c, 2*time.Second) {
-		t.Fatal("waitReadable did not return with a byte waiting")
+		t.Fatal("wait did not return with a byte waiting")
 	}
 	// It does not consume: the byte is still there to read.
-	b, err := c.br.ReadByte()
+	b, err := c.idle.br.ReadByte()
 	if err != nil || b != 'x' {
 		t.Fatalf("ReadByte = %q, %v; want x", b, err)
 	}
 
 	// Nothing to read: it waits until something arrives.
 	if waitReturns(c, 100*time.Millisecond) {
-		t.Fatal("waitReadable returned with nothing to read")
+		t.Fatal("wait returned with nothing to read")
 	}
 	done := make(chan struct{})
-	go func() { c.waitReadable(); close(done) }()
+	go func() { c.idle.wait(); close(done) }()
 	time.Sleep(20 * time.Millisecond)
 	if _, err := client.Write([]byte("y")); err != nil {
 		t.Fatal(err)
@@ -161,9 +161,9 @@ func TestWaitReadable(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(2 * time.Second):
-		t.Fatal("waitReadable did not return when a byte arrived")
+		t.Fatal("wait did not return when a byte arrived")
 	}
-	if b, _ := c.br.ReadByte(); b != 'y' {
+	if b, _ := c.idle.br.ReadByte(); b != 'y' {
 		t.Fatalf("ReadByte = %q, want y", b)
 	}
 
@@ -171,23 +171,23 @@ func TestWaitReadable(t *testing.T) {
 	if _, err := client.Write([]byte("ab")); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := c.br.ReadByte(); b != 'a' {
+	if b, _ := c.idle.br.ReadByte(); b != 'a' {
 		t.Fatalf("ReadByte = %q, want a", b)
 	}
 	if !waitReturns(c, time.Second) {
-		t.Fatal("waitReadable waited with a byte buffered")
+		t.Fatal("wait waited with a byte buffered")
 	}
 
 	// The peer going away ends the wait, as does closing the socket.
-	c.br.ReadByte()
+	c.idle.br.ReadByte()
 	go func() { time.Sleep(20 * time.Millisecond); client.Close() }()
 	if !waitReturns(c, 2*time.Second) {
-		t.Fatal("waitReadable did not return when the peer closed")
+		t.Fatal("wait did not return when the peer closed")
 	}
 	_, server2 := tcpPair(t)
 	c2 := newCorkConn(server2, time.Second, nil)
 	go func() { time.Sleep(20 * time.Millisecond); server2.Close() }()
 	if !waitReturns(c2, 2*time.Second) {
-		t.Fatal("waitReadable did not return when the socket was closed")
+		t.Fatal("wait did not return when the socket was closed")
 	}
 }

@@ -79,9 +79,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if sub == "migrate" {
 		return migrate(ctx, cfg, stdout, log)
 	}
-	if names := unwired(cfg); len(names) > 0 {
-		log.Warn("settings checked but not yet in effect in this build", "settings", strings.Join(names, ","))
-	}
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
 		if pfx, err := netip.ParsePrefix(p); err == nil {
@@ -177,6 +174,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		RefreshLimit: cfg.RefreshLimit, RefreshWindow: cfg.RefreshWindow,
 		LoginHashes: cfg.LoginHashes, RegisterHashes: cfg.RegisterHashes, HashQueue: cfg.HashQueue, HashWait: cfg.HashWait,
 		WriteTimeout: cfg.WriteTimeout, PingInterval: cfg.PingInterval, Timeout: cfg.RedisTimeout,
+		FrameRate: cfg.FrameRate, FrameBurst: cfg.FrameBurst,
 		TrustedProxies: proxies, Ready: readiness(st, eng), Web: web.Handler(), Metrics: met.handler(), Observe: obs,
 		APIKeys: cfg.APIKeys, Pprof: cfg.Pprof, Logger: log.WithGroup("http"),
 	})
@@ -343,25 +341,6 @@ func prepare(ctx context.Context, cfg config.Config, st *store.Store) ([]byte, e
 		return []byte(cfg.JWTSecret), nil
 	}
 	return st.Secret(ctx)
-}
-
-// unwired lists the settings set away from their defaults that this build
-// checks but does not act on yet, so that nobody believes them in force.
-func unwired(cfg config.Config) []string {
-	d := config.Default()
-	var names []string
-	for _, s := range []struct {
-		name string
-		set  bool
-	}{
-		{"CHAT_FRAME_RATE", cfg.FrameRate != d.FrameRate},
-		{"CHAT_FRAME_BURST", cfg.FrameBurst != d.FrameBurst},
-	} {
-		if s.set {
-			names = append(names, s.name)
-		}
-	}
-	return names
 }
 
 // redisLogger receives go-redis's own log lines: redis.SetLogger is
