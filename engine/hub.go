@@ -34,7 +34,7 @@ type room struct {
 	repairing  bool      // queued for, or being read by, the repair loop
 	resync     bool      // a resync came before the room started
 	pending    []*Entry  // notices that came while not started or repairing
-	lastNotice time.Time
+	lastNotice time.Time // the last notice, or the last sweep read
 	subs       map[*Session]*sub
 	users      map[string]int // joined local sessions per user
 	pres       presenceDebounce
@@ -428,13 +428,23 @@ func (e *Engine) repairLoop() {
 	}
 }
 
-// sweepLoop reads, every SweepEvery, each started room that had no
-// notice for that long: a safety net for a lost notice of a room's last
-// entry, which no later notice would reveal. It costs one read per quiet
-// room per SweepEvery, in pipelines of repairBatch rooms.
+// sweepSlices is how many ticks one SweepEvery has: the sweep looks
+// for quiet rooms every SweepEvery/sweepSlices and queues at most a
+// sweepSlices-th of the rooms a tick, so that reading thousands of quiet
+// rooms is spread over the period instead of arriving as one burst of
+// reads in front of every send (measured at 50,000 rooms: p99 14.6 ms
+// and p99.9 150 ms with one burst every SweepEvery).
+const sweepSlices = 30
+
+// sweepLoop reads each started room that has had no notice for
+// SweepEvery: a safety net for a lost notice of a room's last entry,
+// which no later notice would reveal. It costs one read per quiet room
+// per SweepEvery, in pipelines of repairBatch rooms, spread evenly over
+// the period.
 func (e *Engine) sweepLoop() {
-	t := time.NewTicker(e.opts.SweepEvery)
+	t := time.NewTicker(e.opts.SweepEvery / sweepSlices)
 	defer t.Stop()
+	var rooms []*room
 	for {
 		select {
 		case <-e.ctx.Done():
@@ -442,18 +452,26 @@ func (e *Engine) sweepLoop() {
 		case <-t.C:
 		}
 		e.mu.Lock()
-		rooms := make([]*room, 0, len(e.rooms))
+		rooms = rooms[:0]
 		for _, r := range e.rooms {
 			rooms = append(rooms, r)
 		}
 		e.mu.Unlock()
-		quiet := time.Now().Add(-e.opts.SweepEvery)
+		budget := len(rooms)/sweepSlices + 1
+		now := time.Now()
+		quiet := now.Add(-e.opts.SweepEvery)
 		for _, r := range rooms {
+			if budget == 0 {
+				break
+			}
 			r.mu.Lock()
 			if r.started && r.lastNotice.Before(quiet) {
+				r.lastNotice = now // swept: quiet again only a period from now
 				e.queueRepair(r)
+				budget--
 			}
 			r.mu.Unlock()
 		}
+		clear(rooms)
 	}
 }
