@@ -187,6 +187,9 @@ func TestBrowserMessages(t *testing.T) {
 	oops := "Wrong window, ignore this"
 	alice.do("alice sends a mistake", chromedp.SendKeys(btTestID("composer"), oops+"\n"))
 	bob.waitJS("bob sees it", btHasMessage(oops, true))
+	// Its id is on alice's side once her ack came, which may be after bob
+	// sees the message.
+	alice.waitJS("alice's copy is stored", btHasMessage(oops, true))
 	oopsID := strings.Trim(alice.eval(btListMsgJS(oops)+`.getAttribute('data-id')`), `"`)
 	oopsMsg := btMsgByID(oopsID)
 	alice.hover(oopsMsg)
