@@ -266,6 +266,36 @@ func TestAbusePresenceFlood(t *testing.T) {
 	t.Logf("%d joins and leaves in 3 s reached the victim as %d presence frames; a send came back in %v", joins, n, echo.Round(time.Millisecond))
 }
 
+// TestAbuseFrameFlood, finding 4 with the default limits: a socket that
+// floods frames other than sends (typing here) gets rate_limited past
+// the per-socket bucket (CHAT_FRAME_RATE 50/s, bursts of 200), those
+// frames are dropped, the socket stays open, its sends still go through,
+// and once the bucket refills its frames pass again.
+func TestAbuseFrameFlood(t *testing.T) {
+	d, _ := abuseChatd(t, nil)
+	c := abuseClient(t, "127.0.0.1", 8)
+	mustRegister(t, c, d.URL, "mallory", "mallory-password")
+	mal := rawDial(t, d.URL, signToken(t, abuseSecret, "mallory", time.Now()))
+	const flood = 1000
+	start := time.Now()
+	for i := range flood {
+		mal.write(t, map[string]any{"type": "typing", "room": "general", "ref": fmt.Sprint("t", i)})
+	}
+	took := time.Since(start)
+	mal.write(t, map[string]any{"type": "send", "room": "general", "text": "sends are not frames", "client_id": "m1", "ref": "send"})
+	mal.waitFor(t, "the send's ack", func(m msg) bool { return m.Type == "ack" && m.Ref == "send" })
+	limited := mal.count(func(m msg) bool { return m.Type == "error" && m.Code == "rate_limited" })
+	// At most the burst and what refilled while the flood was written.
+	passed := flood - limited
+	if most := 200 + int(50*took.Seconds()) + 5; passed > most || passed < 150 {
+		t.Errorf("%d of %d typing frames passed in %v, want the burst of 200 and 50/s (at most %d)", passed, flood, took, most)
+	}
+	time.Sleep(1100 * time.Millisecond) // about 50 tokens back
+	mal.write(t, map[string]any{"type": "ping", "ref": "after"})
+	mal.waitFor(t, "pong after the refill", func(m msg) bool { return m.Type == "pong" && m.Ref == "after" })
+	t.Logf("%d typing frames in %v: %d rate_limited, %d passed; a send meanwhile acked; a ping 1.1 s later answered", flood, took.Round(time.Millisecond), limited, passed)
+}
+
 // TestAbuseReadsAndTypingCheap, finding 4: read frames cost at most one
 // write a second per user and room, and typing to a room that does not
 // exist costs one lookup per couple of seconds, however many frames come.
