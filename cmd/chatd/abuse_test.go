@@ -996,6 +996,8 @@ func TestLogoutEverywhere(t *testing.T) {
 // reason; once Redis comes, chatd serves. Every line chatd writes is its
 // own (slog), none of go-redis's.
 func TestStartupWithoutRedis(t *testing.T) {
+	// The second half starts a redis-server where chatd was told to look.
+	requireTool(t, "redis-server", "CHAT_REQUIRE_REDIS")
 	redisPort := chatdtest.FreePort(t)
 	bin := mustBuildChatd(t)
 	started := time.Now()
